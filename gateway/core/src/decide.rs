@@ -1,0 +1,381 @@
+//! The one entry point: a scanned code, a venue and the time in; a decision out.
+//!
+//! The checks run in the order of `token.md` and the first failure decides. Each stage
+//! hands the next a value it could not have got otherwise: [`Token`] (decoded),
+//! [`SignatureValid`] (verified), [`Authentic`] (steps 2 to 8 passed); the status and
+//! policy steps take `&Authentic`. This module holds the state those steps read, and
+//! the feed writes into it through [`Verifier::apply`].
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+
+use crate::feed_event::Event;
+use crate::policy::{Judgement, Policy, PolicyError, VenueId, Verdict};
+use crate::pseudonym::{CardKind, PseudonymKey};
+use crate::reason::Reason;
+use crate::sigcache::SigCache;
+use crate::signature::{self, SignatureValid};
+use crate::status::{Color, RevokedTokens, StatusApplied, StatusSet, Sub};
+use crate::token::{self, Claims, Token, MAX_COMPANIONS};
+use crate::trust::{TrustList, TrustedKey};
+
+/// Time limits of `token.md` step 7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Clock skew tolerated both ways, seconds. Default 30.
+    pub skew: u64,
+    /// Longest `exp - iat`, seconds. Default 86,400.
+    pub max_validity: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            skew: 30,
+            max_validity: 86_400,
+        }
+    }
+}
+
+/// How to build a [`Verifier`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub limits: Limits,
+    /// Tokens the signature cache holds; 0 turns it off. Default 1,000,000 (about
+    /// 100 MB, see `benches/README.md`).
+    pub sig_cache_capacity: usize,
+    /// Subjects to pre-size the status set for.
+    pub expected_subjects: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            limits: Limits::default(),
+            sig_cache_capacity: 1_000_000,
+            expected_subjects: 0,
+        }
+    }
+}
+
+/// A request the core cannot decide: the caller's mistake or a setup gap, never the
+/// code's content (a bad code is a deny, not an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The policy in force has no such venue category (HTTP 400 `unknown_venue`).
+    #[error("unknown venue category")]
+    UnknownVenue,
+    /// No policy is loaded yet.
+    #[error("no policy loaded")]
+    NoPolicy,
+    /// Card checks need the pseudonym key, which this gateway was not given.
+    #[error("card checks are not configured (no pseudonym key)")]
+    NoPseudonymKey,
+}
+
+/// Decisions for a token's companions, inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompanionJudgements {
+    items: [Judgement; MAX_COMPANIONS],
+    len: u8,
+}
+
+impl CompanionJudgements {
+    pub fn as_slice(&self) -> &[Judgement] {
+        &self.items[..usize::from(self.len)]
+    }
+}
+
+/// The answer to one scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub holder: Judgement,
+    /// Present only when the token passed steps 1 to 8 and carries `with`.
+    pub companions: Option<CompanionJudgements>,
+    pub policy_version: u64,
+}
+
+impl Decision {
+    fn failed(reason: Reason, policy_version: u64) -> Self {
+        Decision {
+            holder: Judgement::failed(reason),
+            companions: None,
+            policy_version,
+        }
+    }
+}
+
+/// Proof that a token passed steps 2 to 8: only [`Verifier::authenticate`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub struct Authentic<'t> {
+    sig: SignatureValid<'t>,
+}
+
+impl<'t> Authentic<'t> {
+    pub fn claims(&self) -> &'t Claims<'t> {
+        &self.sig.token().claims
+    }
+
+    pub fn key(&self) -> &'t TrustedKey {
+        self.sig.key()
+    }
+}
+
+/// What applying a feed event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Status(StatusApplied),
+    TokenRevoked,
+    KeyAdded,
+    KeyRevoked,
+    Policy { version: u64 },
+    Heartbeat,
+}
+
+/// The verification state: trust list, policy, status set, revocations and the
+/// signature cache. Shared by every request; written only by the feed.
+pub struct Verifier {
+    limits: Limits,
+    trust: ArcSwap<TrustList>,
+    policy: ArcSwapOption<Policy>,
+    status: StatusSet,
+    revoked: RevokedTokens,
+    cache: Option<SigCache>,
+    pseudonyms: Option<PseudonymKey>,
+}
+
+impl Verifier {
+    pub fn new(
+        settings: Settings,
+        trust: TrustList,
+        policy: Option<Policy>,
+        pseudonyms: Option<PseudonymKey>,
+    ) -> Self {
+        Verifier {
+            limits: settings.limits,
+            trust: ArcSwap::from_pointee(trust),
+            policy: ArcSwapOption::new(policy.map(Arc::new)),
+            status: StatusSet::with_capacity(settings.expected_subjects),
+            revoked: RevokedTokens::default(),
+            cache: (settings.sig_cache_capacity > 0)
+                .then(|| SigCache::new(settings.sig_cache_capacity)),
+            pseudonyms,
+        }
+    }
+
+    /// Decides a scanned code at `venue` at `now` (seconds since the epoch).
+    pub fn decide(&self, code: &str, venue: &str, now: u64) -> Result<Decision, RequestError> {
+        let policy = self.policy.load();
+        let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
+        let venue = policy.venue(venue).ok_or(RequestError::UnknownVenue)?;
+        let mut bytes = Vec::new();
+        let token = match token::decode_text_into(code, &mut bytes).and_then(|()| Token::parse(&bytes)) {
+            Ok(t) => t,
+            Err(_) => return Ok(Decision::failed(Reason::Malformed, policy.version())),
+        };
+        let trust = self.trust.load();
+        match self.authenticate(&token, &trust, &bytes, now) {
+            Ok(auth) => Ok(self.judge(&auth, policy, venue)),
+            Err(reason) => Ok(Decision::failed(reason, policy.version())),
+        }
+    }
+
+    /// Steps 2 to 8 of `token.md`.
+    pub fn authenticate<'t>(
+        &self,
+        token: &'t Token<'t>,
+        trust: &'t TrustList,
+        cose_bytes: &[u8],
+        now: u64,
+    ) -> Result<Authentic<'t>, Reason> {
+        let key = trust.get(token.cose.kid).ok_or(Reason::UnknownKey)?;
+        if trust.is_revoked(&key.kid) {
+            return Err(Reason::KeyRevoked);
+        }
+        if key.alg != token.cose.alg {
+            return Err(Reason::AlgMismatch);
+        }
+        let sig = self.check_signature(token, key, cose_bytes)?;
+        let c = &token.claims;
+        if c.iss != key.issuer {
+            return Err(Reason::IssuerMismatch);
+        }
+        let iat = i128::from(c.iat);
+        if iat < i128::from(key.not_before) || iat > i128::from(key.not_after) {
+            return Err(Reason::KeyNotValidAtIssue);
+        }
+        let Limits { skew, max_validity } = self.limits;
+        if c.iat > now.saturating_add(skew) {
+            return Err(Reason::NotYetValid);
+        }
+        if now >= c.exp.saturating_add(skew) {
+            return Err(Reason::Expired);
+        }
+        if c.exp - c.iat > max_validity {
+            return Err(Reason::ValidityTooLong);
+        }
+        if self.revoked.is_revoked(c.cti) {
+            return Err(Reason::TokenRevoked);
+        }
+        Ok(Authentic { sig })
+    }
+
+    /// Step 4, through the cache when there is one.
+    fn check_signature<'t>(
+        &self,
+        token: &'t Token<'t>,
+        key: &'t TrustedKey,
+        cose_bytes: &[u8],
+    ) -> Result<SignatureValid<'t>, Reason> {
+        let mut scratch = Vec::new();
+        let Some(cache) = &self.cache else {
+            return signature::verify(token, key, &mut scratch).map_err(|_| Reason::BadSignature);
+        };
+        let digest = SigCache::digest(cose_bytes);
+        if cache.hit(&digest, key.serial) {
+            return Ok(SignatureValid::new(token, key));
+        }
+        let valid = signature::verify(token, key, &mut scratch).map_err(|_| Reason::BadSignature)?;
+        cache.record(digest, key.serial);
+        Ok(valid)
+    }
+
+    /// Steps 9 and 10 for the holder and each companion.
+    pub fn judge(&self, auth: &Authentic<'_>, policy: &Policy, venue: VenueId) -> Decision {
+        let c = auth.claims();
+        let holder = self.judge_subject(policy, venue, &c.sub, c.color, c.ver);
+        let companions = c.with.map(|with| {
+            let mut out = CompanionJudgements::default();
+            for m in with.as_slice() {
+                out.items[usize::from(out.len)] = self.judge_subject(policy, venue, &m.sub, m.color, m.ver);
+                out.len += 1;
+            }
+            out
+        });
+        Decision {
+            holder,
+            companions,
+            policy_version: policy.version(),
+        }
+    }
+
+    /// Step 9 (status) and 10 (policy) for one subject whose token says `color` at `ver`.
+    fn judge_subject(&self, policy: &Policy, venue: VenueId, sub: &Sub, color: Color, ver: u64) -> Judgement {
+        let effective = match self.status.get(sub) {
+            Some(s) if s.ver > ver => s.color,
+            _ => color,
+        };
+        let mut j = policy.judge(venue, effective);
+        if effective != color && policy.judge(venue, color).verdict != j.verdict {
+            j.reason = Reason::StatusChanged;
+        }
+        j
+    }
+
+    /// A card check (`policy.md`): the document's pseudonym looked up in the status set,
+    /// green when absent.
+    pub fn decide_card(&self, kind: CardKind, number: &str, venue: &str) -> Result<Decision, RequestError> {
+        let policy = self.policy.load();
+        let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
+        let venue = policy.venue(venue).ok_or(RequestError::UnknownVenue)?;
+        let keys = self.pseudonyms.as_ref().ok_or(RequestError::NoPseudonymKey)?;
+        let sub = keys.pseudonym(kind, number);
+        let color = self.status.get(&sub).map_or(Color::Green, |s| s.color);
+        Ok(Decision {
+            holder: policy.judge_card(venue, color),
+            companions: None,
+            policy_version: policy.version(),
+        })
+    }
+
+    /// Applies one feed event. Only a policy that is not newer is refused.
+    pub fn apply(&self, event: Event) -> Result<Applied, PolicyError> {
+        Ok(match event {
+            Event::Status { sub, status, .. } => Applied::Status(self.status.apply(sub, status)),
+            Event::RevokeToken { cti, exp } => {
+                self.revoked.revoke(cti, exp);
+                Applied::TokenRevoked
+            }
+            Event::KeyAdd(key) => {
+                self.trust.rcu(|t| t.with_key(key.clone()));
+                Applied::KeyAdded
+            }
+            Event::KeyRevoke(kid) => {
+                self.trust.rcu(|t| t.with_revoked(kid));
+                Applied::KeyRevoked
+            }
+            Event::Policy(p) => {
+                let version = p.version();
+                self.install_policy(*p)?;
+                Applied::Policy { version }
+            }
+            Event::Heartbeat { .. } => Applied::Heartbeat,
+        })
+    }
+
+    /// Replaces the policy if `p` is newer than the one in force (or none is).
+    pub fn install_policy(&self, p: Policy) -> Result<(), PolicyError> {
+        let p = Arc::new(p);
+        let mut refused = None;
+        self.policy.rcu(|cur| match cur {
+            Some(c) if c.version() >= p.version() => {
+                refused = Some(c.version());
+                cur.clone()
+            }
+            _ => {
+                refused = None;
+                Some(p.clone())
+            }
+        });
+        match refused {
+            Some(current) => Err(PolicyError::NotNewer {
+                got: p.version(),
+                current,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the forgetting rules of `feed.md`; returns (statuses, revoked tokens) dropped.
+    pub fn forget(&self, now: u64) -> (usize, usize) {
+        (
+            self.status.forget(now, self.limits.max_validity),
+            self.revoked.forget(now),
+        )
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn status(&self) -> &StatusSet {
+        &self.status
+    }
+
+    pub fn revoked_tokens(&self) -> &RevokedTokens {
+        &self.revoked
+    }
+
+    pub fn trust(&self) -> Arc<TrustList> {
+        self.trust.load_full()
+    }
+
+    pub fn policy(&self) -> Option<Arc<Policy>> {
+        self.policy.load_full()
+    }
+
+    pub fn sig_cache(&self) -> Option<&SigCache> {
+        self.cache.as_ref()
+    }
+
+    /// Whether card checks are possible.
+    pub fn has_pseudonym_key(&self) -> bool {
+        self.pseudonyms.is_some()
+    }
+}
+
+/// Whether a decision allows (the holder).
+pub fn allowed(d: &Decision) -> bool {
+    d.holder.verdict == Verdict::Allow
+}

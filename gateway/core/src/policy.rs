@@ -1,0 +1,354 @@
+//! The province-wide policy (`policy.md`): which venue categories admit which colors, and
+//! the card-check conditions. A policy comes only from a document signed by the root key
+//! (or, in development mode, an unsigned file that the server announces loudly), and is
+//! replaced as a whole: readers never see half of one.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use crate::reason::Reason;
+use crate::status::Color;
+
+/// The categories every policy must hold (`policy.md`, "Decisions at gates").
+pub const REQUIRED_VENUES: [&str; 19] = [
+    "school",
+    "elder_care",
+    "welfare_home",
+    "mental_health",
+    "prison",
+    "wholesale_market",
+    "farmers_market",
+    "supermarket",
+    "library",
+    "museum",
+    "art_gallery",
+    "exhibition_hall",
+    "cinema",
+    "theater",
+    "arcade",
+    "bus",
+    "taxi",
+    "metro",
+    "public",
+];
+
+/// What the table says for one color at one venue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allow,
+    AllowMask,
+    Deny,
+}
+
+impl Outcome {
+    fn from_name(s: &str) -> Option<Outcome> {
+        match s {
+            "allow" => Some(Outcome::Allow),
+            "allow_mask" => Some(Outcome::AllowMask),
+            "deny" => Some(Outcome::Deny),
+            _ => None,
+        }
+    }
+}
+
+/// Conditions attached to an allow, as a set; listed `mask` before `short_stay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Conditions(u8);
+
+impl Conditions {
+    pub const NONE: Conditions = Conditions(0);
+    pub const MASK: Conditions = Conditions(1);
+    pub const SHORT_STAY: Conditions = Conditions(2);
+
+    pub fn union(self, other: Conditions) -> Conditions {
+        Conditions(self.0 | other.0)
+    }
+
+    pub fn contains(self, other: Conditions) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The names in the order the API lists them.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        [(Conditions::MASK, "mask"), (Conditions::SHORT_STAY, "short_stay")]
+            .into_iter()
+            .filter(move |(c, _)| self.contains(*c))
+            .map(|(_, n)| n)
+    }
+
+    fn from_name(s: &str) -> Option<Conditions> {
+        match s {
+            "mask" => Some(Conditions::MASK),
+            "short_stay" => Some(Conditions::SHORT_STAY),
+            _ => None,
+        }
+    }
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verdict {
+    Allow,
+    #[default]
+    Deny,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// The decision for one person (holder, companion or card).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    /// The effective color; `None` where the token itself failed (steps 1 to 8).
+    pub color: Option<Color>,
+    pub reason: Reason,
+    /// Empty on a deny.
+    pub conditions: Conditions,
+}
+
+impl Judgement {
+    /// A token that failed steps 1 to 8.
+    pub fn failed(reason: Reason) -> Self {
+        Judgement {
+            verdict: Verdict::Deny,
+            color: None,
+            reason,
+            conditions: Conditions::NONE,
+        }
+    }
+}
+
+/// Index of a venue category in the policy in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VenueId(u16);
+
+#[derive(Deserialize)]
+struct VenueRule {
+    green: String,
+    yellow: String,
+    red: String,
+}
+
+#[derive(Deserialize)]
+struct CardRule {
+    conditions: Vec<String>,
+    short_stay_except: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct PolicyDoc {
+    version: u64,
+    venues: BTreeMap<String, VenueRule>,
+    card: CardRule,
+}
+
+/// Why a policy document is refused (the policy in force stays).
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy is not valid JSON of the policy shape: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("policy lacks the venue category {0:?}")]
+    MissingVenue(&'static str),
+    #[error("policy outcome {0:?} is not allow, allow_mask or deny")]
+    Outcome(String),
+    #[error("policy card condition {0:?} is unknown")]
+    Condition(String),
+    #[error("policy card short_stay_except names {0:?}, which is not a venue")]
+    ShortStayVenue(String),
+    #[error("policy has too many venue categories")]
+    TooManyVenues,
+    #[error("root signature: {0}")]
+    Signature(#[from] crate::trust::RootDocError),
+    #[error("policy version {got} is not above the one in force ({current})")]
+    NotNewer { got: u64, current: u64 },
+}
+
+/// A validated policy, compiled for lookups.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    version: u64,
+    venues: HashMap<Box<str>, VenueId>,
+    /// Per venue: outcome for green, yellow, red.
+    table: Vec<[Outcome; 3]>,
+    card_conditions: Conditions,
+    /// Per venue: whether a card allow there gets `short_stay`.
+    card_short_stay: Vec<bool>,
+}
+
+impl Policy {
+    /// Parses and validates a policy document (the JSON payload).
+    pub fn from_json(bytes: &[u8]) -> Result<Policy, PolicyError> {
+        let doc: PolicyDoc = serde_json::from_slice(bytes)?;
+        for v in REQUIRED_VENUES {
+            if !doc.venues.contains_key(v) {
+                return Err(PolicyError::MissingVenue(v));
+            }
+        }
+        if doc.venues.len() > usize::from(u16::MAX) {
+            return Err(PolicyError::TooManyVenues);
+        }
+        let outcome = |s: &str| Outcome::from_name(s).ok_or_else(|| PolicyError::Outcome(s.into()));
+        let mut venues = HashMap::with_capacity(doc.venues.len());
+        let mut table = Vec::with_capacity(doc.venues.len());
+        for (i, (name, rule)) in doc.venues.iter().enumerate() {
+            venues.insert(name.as_str().into(), VenueId(i as u16));
+            table.push([outcome(&rule.green)?, outcome(&rule.yellow)?, outcome(&rule.red)?]);
+        }
+        let mut card_conditions = Conditions::NONE;
+        for c in &doc.card.conditions {
+            let c2 = Conditions::from_name(c).ok_or_else(|| PolicyError::Condition(c.clone()))?;
+            card_conditions = card_conditions.union(c2);
+        }
+        let mut card_short_stay = vec![true; table.len()];
+        for v in &doc.card.short_stay_except {
+            let VenueId(i) = *venues
+                .get(v.as_str())
+                .ok_or_else(|| PolicyError::ShortStayVenue(v.clone()))?;
+            card_short_stay[usize::from(i)] = false;
+        }
+        Ok(Policy {
+            version: doc.version,
+            venues,
+            table,
+            card_conditions,
+            card_short_stay,
+        })
+    }
+
+    /// Opens a root-signed policy (file form: COSE_Sign1, base64url, one line).
+    pub fn from_signed(signed_b64: &str, root: &crate::trust::RootKey) -> Result<Policy, PolicyError> {
+        let payload = root.open(signed_b64)?;
+        Policy::from_json(&payload)
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The venue category, if the policy has it.
+    #[inline]
+    pub fn venue(&self, name: &str) -> Option<VenueId> {
+        self.venues.get(name).copied()
+    }
+
+    /// Every category name.
+    pub fn venue_names(&self) -> impl Iterator<Item = &str> {
+        self.venues.keys().map(|k| &**k)
+    }
+
+    /// The table's decision for `color` at `venue`.
+    pub fn judge(&self, venue: VenueId, color: Color) -> Judgement {
+        let outcome = self.table[usize::from(venue.0)][color as usize];
+        let (verdict, reason, conditions) = match outcome {
+            Outcome::Allow => (Verdict::Allow, Reason::Ok, Conditions::NONE),
+            Outcome::AllowMask => (Verdict::Allow, Reason::Ok, Conditions::MASK),
+            Outcome::Deny if color == Color::Red => (Verdict::Deny, Reason::RedCode, Conditions::NONE),
+            Outcome::Deny => (Verdict::Deny, Reason::VenueRestricted, Conditions::NONE),
+        };
+        Judgement {
+            verdict,
+            color: Some(color),
+            reason,
+            conditions,
+        }
+    }
+
+    /// A card check's decision: the table's, with the card conditions added to an allow,
+    /// and `short_stay` too at venues outside `short_stay_except`.
+    pub fn judge_card(&self, venue: VenueId, color: Color) -> Judgement {
+        let mut j = self.judge(venue, color);
+        if j.verdict == Verdict::Allow {
+            j.conditions = j.conditions.union(self.card_conditions);
+            if self.card_short_stay[usize::from(venue.0)] {
+                j.conditions = j.conditions.union(Conditions::SHORT_STAY);
+            }
+        }
+        j
+    }
+}
+
+/// The policy table of `policy.md` as a JSON document, version `version`: the default a
+/// development setup signs, and a reference for tests.
+pub fn reference_policy_json(version: u64) -> String {
+    let mut venues = serde_json::Map::new();
+    for v in REQUIRED_VENUES {
+        let (g, y, r) = match v {
+            "bus" | "taxi" | "metro" => ("allow", "allow_mask", "deny"),
+            "public" => ("allow", "allow", "deny"),
+            _ => ("allow", "deny", "deny"),
+        };
+        venues.insert(
+            v.to_owned(),
+            serde_json::json!({"green": g, "yellow": y, "red": r}),
+        );
+    }
+    serde_json::json!({
+        "version": version,
+        "venues": venues,
+        "card": {"conditions": ["mask"], "short_stay_except": ["bus", "taxi", "metro"]},
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> Policy {
+        Policy::from_json(reference_policy_json(7).as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn table_of_policy_md() {
+        let p = reference();
+        let school = p.venue("school").unwrap();
+        assert_eq!(p.judge(school, Color::Green).verdict, Verdict::Allow);
+        assert_eq!(p.judge(school, Color::Yellow).reason, Reason::VenueRestricted);
+        assert_eq!(p.judge(school, Color::Red).reason, Reason::RedCode);
+        let bus = p.venue("bus").unwrap();
+        assert_eq!(p.judge(bus, Color::Yellow).conditions, Conditions::MASK);
+        assert!(p.venue("airport").is_none());
+    }
+
+    #[test]
+    fn card_conditions() {
+        let p = reference();
+        let bus = p.venue("bus").unwrap();
+        let museum = p.venue("museum").unwrap();
+        let j = p.judge_card(bus, Color::Green);
+        assert_eq!(j.conditions.names().collect::<Vec<_>>(), ["mask"]);
+        let j = p.judge_card(museum, Color::Green);
+        assert_eq!(j.conditions.names().collect::<Vec<_>>(), ["mask", "short_stay"]);
+        let j = p.judge_card(museum, Color::Yellow);
+        assert_eq!(j.verdict, Verdict::Deny);
+        assert!(j.conditions.is_empty());
+    }
+
+    #[test]
+    fn refuses_incomplete_documents() {
+        let mut doc: serde_json::Value = serde_json::from_str(&reference_policy_json(1)).unwrap();
+        doc["venues"].as_object_mut().unwrap().remove("prison");
+        assert!(matches!(
+            Policy::from_json(doc.to_string().as_bytes()),
+            Err(PolicyError::MissingVenue("prison"))
+        ));
+        let mut doc: serde_json::Value = serde_json::from_str(&reference_policy_json(1)).unwrap();
+        doc["venues"]["bus"]["red"] = "maybe".into();
+        assert!(matches!(Policy::from_json(doc.to_string().as_bytes()), Err(PolicyError::Outcome(_))));
+        let mut doc: serde_json::Value = serde_json::from_str(&reference_policy_json(1)).unwrap();
+        doc.as_object_mut().unwrap().remove("card");
+        assert!(Policy::from_json(doc.to_string().as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,394 @@
+//! The JKM1 code token (`token.md`): text form → bytes → COSE_Sign1 → claims.
+//!
+//! Everything here is step 1 of the checks (`malformed`); nothing is verified yet. The
+//! result borrows from the decoded bytes, so a decision allocates one buffer at most.
+
+use crate::base45;
+use crate::cbor::{self, CborError, KeySet, Reader};
+use crate::cose::{CoseError, Sign1};
+use crate::status::{Color, Sub};
+
+/// The text prefix, case-sensitive.
+pub const PREFIX: &str = "JKM1:";
+/// Longest accepted text, checked before any decoding.
+pub const MAX_TEXT_LEN: usize = 1200;
+/// Most companions a token may carry.
+pub const MAX_COMPANIONS: usize = 8;
+
+/// Claim labels (`token.md`, "Claims").
+mod label {
+    pub const ISS: i128 = 1;
+    pub const SUB: i128 = 2;
+    pub const EXP: i128 = 4;
+    pub const IAT: i128 = 6;
+    pub const CTI: i128 = 7;
+    pub const COLOR: i128 = -65537;
+    pub const VER: i128 = -65538;
+    pub const WHY: i128 = -65539;
+    pub const KIND: i128 = -65540;
+    pub const WITH: i128 = -65541;
+}
+
+/// Why a code is `malformed`; kept apart for tests and debugging, never shown to callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedError {
+    #[error("text longer than {MAX_TEXT_LEN} characters")]
+    TooLong,
+    #[error("missing JKM1: prefix")]
+    Prefix,
+    #[error("bad Base45: {0}")]
+    Base45(#[from] base45::Base45Error),
+    #[error("bad COSE_Sign1: {0}")]
+    Cose(#[from] CoseError),
+    #[error("bad claims CBOR: {0}")]
+    Cbor(#[from] CborError),
+    #[error("claims payload is not a map")]
+    NotAMap,
+    #[error("required claim missing")]
+    MissingClaim,
+    #[error("claim of the wrong type or out of range")]
+    BadClaim,
+    #[error("iat is not before exp")]
+    IatNotBeforeExp,
+}
+
+/// Document kind of the holder (`kind` claim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    #[default]
+    ResidentId,
+    Passport,
+    Permit,
+}
+
+/// One companion bound to the holder's phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Companion {
+    pub sub: Sub,
+    pub color: Color,
+    pub ver: u64,
+}
+
+/// The companions of a token, held inline (at most eight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Companions {
+    items: [Companion; MAX_COMPANIONS],
+    len: u8,
+}
+
+impl Companions {
+    pub fn as_slice(&self) -> &[Companion] {
+        &self.items[..usize::from(self.len)]
+    }
+
+    /// Adds one; the caller checks the bound first.
+    fn push(&mut self, c: Companion) {
+        self.items[usize::from(self.len)] = c;
+        self.len += 1;
+    }
+}
+
+/// The claims of a token, as decoded (not yet trusted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claims<'a> {
+    pub iss: &'a str,
+    pub sub: Sub,
+    pub exp: u64,
+    pub iat: u64,
+    pub cti: &'a [u8],
+    pub color: Color,
+    pub ver: u64,
+    /// Reason code; a value outside the table counts as 9 (`why()`).
+    pub why: Option<u64>,
+    pub kind: Kind,
+    /// `None` when the claim is absent, so an empty `with` stays distinguishable.
+    pub with: Option<Companions>,
+}
+
+impl Claims<'_> {
+    /// The reason code, with values outside 1..=9 read as 9 ("other").
+    pub fn why(&self) -> Option<u8> {
+        self.why.map(|w| if (1..=9).contains(&w) { w as u8 } else { 9 })
+    }
+}
+
+/// A decoded token: the COSE structure and its claims. Not verified.
+#[derive(Debug, Clone, Copy)]
+pub struct Token<'a> {
+    pub cose: Sign1<'a>,
+    pub claims: Claims<'a>,
+}
+
+/// Decodes the text form into the COSE bytes, into a reusable buffer.
+pub fn decode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), MalformedError> {
+    if text.len() > MAX_TEXT_LEN {
+        return Err(MalformedError::TooLong);
+    }
+    let b45 = text.strip_prefix(PREFIX).ok_or(MalformedError::Prefix)?;
+    base45::decode_into(b45.as_bytes(), out)?;
+    Ok(())
+}
+
+/// Decodes the text form into new COSE bytes.
+pub fn decode_text(text: &str) -> Result<Vec<u8>, MalformedError> {
+    let mut out = Vec::new();
+    decode_text_into(text, &mut out)?;
+    Ok(out)
+}
+
+impl<'a> Token<'a> {
+    /// Parses COSE bytes (from [`decode_text`]) into a token.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, MalformedError> {
+        let cose = Sign1::parse(bytes)?;
+        let claims = parse_claims(cose.payload)?;
+        Ok(Token { cose, claims })
+    }
+}
+
+fn bad<T>(_: T) -> MalformedError {
+    MalformedError::BadClaim
+}
+
+fn color(v: u64) -> Result<Color, MalformedError> {
+    Color::from_code(v).ok_or(MalformedError::BadClaim)
+}
+
+fn sub(b: &[u8]) -> Result<Sub, MalformedError> {
+    <[u8; 16]>::try_from(b).map(Sub).map_err(bad)
+}
+
+/// Maps a CBOR error inside a claim value: a wrong type is a bad claim, anything else
+/// (truncation, tags, depth) keeps its own cause.
+fn typed(e: CborError) -> MalformedError {
+    match e {
+        CborError::Unexpected => MalformedError::BadClaim,
+        e => MalformedError::Cbor(e),
+    }
+}
+
+/// Parses the claims map, which is decoded as an item of its own from level 1.
+pub fn parse_claims(payload: &[u8]) -> Result<Claims<'_>, MalformedError> {
+    let mut r = Reader::new(payload);
+    if r.peek_major()? != cbor::MAP {
+        return Err(MalformedError::NotAMap);
+    }
+    let n = r.map_len()?;
+    let mut keys = KeySet::with_capacity(n.min(32));
+    let (mut iss, mut sub_, mut exp, mut iat, mut cti) = (None, None, None, None, None);
+    let (mut col, mut ver, mut why, mut kind, mut with) = (None, None, None, None, None);
+    for _ in 0..n {
+        let key = r.key(2)?;
+        keys.insert(key)?;
+        match key.label() {
+            Some(label::ISS) => {
+                let s = r.text().map_err(typed)?;
+                if s.is_empty() || s.len() > 32 {
+                    return Err(MalformedError::BadClaim);
+                }
+                iss = Some(s);
+            }
+            Some(label::SUB) => sub_ = Some(sub(r.bytes().map_err(typed)?)?),
+            Some(label::EXP) => exp = Some(r.uint().map_err(typed)?),
+            Some(label::IAT) => iat = Some(r.uint().map_err(typed)?),
+            Some(label::CTI) => {
+                let b = r.bytes().map_err(typed)?;
+                if !(8..=16).contains(&b.len()) {
+                    return Err(MalformedError::BadClaim);
+                }
+                cti = Some(b);
+            }
+            Some(label::COLOR) => col = Some(color(r.uint().map_err(typed)?)?),
+            Some(label::VER) => ver = Some(r.uint().map_err(typed)?),
+            Some(label::WHY) => why = Some(r.uint().map_err(typed)?),
+            Some(label::KIND) => {
+                kind = Some(match r.uint().map_err(typed)? {
+                    0 => Kind::ResidentId,
+                    1 => Kind::Passport,
+                    2 => Kind::Permit,
+                    _ => return Err(MalformedError::BadClaim),
+                })
+            }
+            Some(label::WITH) => with = Some(parse_with(&mut r)?),
+            _ => r.skip(2)?,
+        }
+    }
+    r.finish()?;
+    keys.finish()?;
+    let missing = MalformedError::MissingClaim;
+    let (exp, iat) = (exp.ok_or(missing)?, iat.ok_or(missing)?);
+    let claims = Claims {
+        iss: iss.ok_or(missing)?,
+        sub: sub_.ok_or(missing)?,
+        exp,
+        iat,
+        cti: cti.ok_or(missing)?,
+        color: col.ok_or(missing)?,
+        ver: ver.ok_or(missing)?,
+        why,
+        kind: kind.unwrap_or_default(),
+        with,
+    };
+    if iat >= exp {
+        return Err(MalformedError::IatNotBeforeExp);
+    }
+    Ok(claims)
+}
+
+/// `with`: an array (level 2) of at most eight `[sub, color, ver]` arrays (level 3).
+fn parse_with(r: &mut Reader<'_>) -> Result<Companions, MalformedError> {
+    let n = r.array_len().map_err(typed)?;
+    if n > MAX_COMPANIONS {
+        return Err(MalformedError::BadClaim);
+    }
+    let mut out = Companions::default();
+    for _ in 0..n {
+        if r.array_len().map_err(typed)? != 3 {
+            return Err(MalformedError::BadClaim);
+        }
+        let s = sub(r.bytes().map_err(typed)?)?;
+        let c = color(r.uint().map_err(typed)?)?;
+        let v = r.uint().map_err(typed)?;
+        out.push(Companion {
+            sub: s,
+            color: c,
+            ver: v,
+        });
+    }
+    Ok(out)
+}
+
+/// Claims to encode, for the issuing side and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewClaims {
+    pub iss: String,
+    pub sub: Sub,
+    pub exp: u64,
+    pub iat: u64,
+    pub cti: Vec<u8>,
+    pub color: Color,
+    pub ver: u64,
+    pub why: Option<u64>,
+    pub kind: Option<Kind>,
+    pub with: Option<Vec<Companion>>,
+}
+
+impl NewClaims {
+    /// Encodes the claims map.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        let n = 7
+            + usize::from(self.why.is_some())
+            + usize::from(self.kind.is_some())
+            + usize::from(self.with.is_some());
+        cbor::write_head(&mut out, cbor::MAP, n as u64);
+        cbor::write_int(&mut out, 1);
+        cbor::write_text(&mut out, &self.iss);
+        cbor::write_int(&mut out, 2);
+        cbor::write_bytes(&mut out, &self.sub.0);
+        cbor::write_int(&mut out, 4);
+        cbor::write_head(&mut out, cbor::UINT, self.exp);
+        cbor::write_int(&mut out, 6);
+        cbor::write_head(&mut out, cbor::UINT, self.iat);
+        cbor::write_int(&mut out, 7);
+        cbor::write_bytes(&mut out, &self.cti);
+        cbor::write_int(&mut out, -65537);
+        cbor::write_head(&mut out, cbor::UINT, self.color.code());
+        cbor::write_int(&mut out, -65538);
+        cbor::write_head(&mut out, cbor::UINT, self.ver);
+        if let Some(w) = self.why {
+            cbor::write_int(&mut out, -65539);
+            cbor::write_head(&mut out, cbor::UINT, w);
+        }
+        if let Some(k) = self.kind {
+            cbor::write_int(&mut out, -65540);
+            cbor::write_head(&mut out, cbor::UINT, k as u64);
+        }
+        if let Some(with) = &self.with {
+            cbor::write_int(&mut out, -65541);
+            cbor::write_head(&mut out, cbor::ARRAY, with.len() as u64);
+            for c in with {
+                out.push(0x83);
+                cbor::write_bytes(&mut out, &c.sub.0);
+                cbor::write_head(&mut out, cbor::UINT, c.color.code());
+                cbor::write_head(&mut out, cbor::UINT, c.ver);
+            }
+        }
+        out
+    }
+}
+
+/// Formats COSE bytes as a code's text form.
+pub fn encode_text(cose: &[u8]) -> String {
+    let mut s = String::with_capacity(PREFIX.len() + cose.len() * 3 / 2 + 2);
+    s.push_str(PREFIX);
+    s.push_str(&base45::encode(cose));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NewClaims {
+        NewClaims {
+            iss: "CN-33".into(),
+            sub: Sub([1; 16]),
+            exp: 2000,
+            iat: 1000,
+            cti: vec![9; 8],
+            color: Color::Yellow,
+            ver: 3,
+            why: Some(42),
+            kind: Some(Kind::Permit),
+            with: Some(vec![Companion {
+                sub: Sub([2; 16]),
+                color: Color::Red,
+                ver: 1,
+            }]),
+        }
+    }
+
+    #[test]
+    fn claims_round_trip() {
+        let enc = sample().encode();
+        let c = parse_claims(&enc).unwrap();
+        assert_eq!(c.iss, "CN-33");
+        assert_eq!(c.color, Color::Yellow);
+        assert_eq!(c.why(), Some(9));
+        assert_eq!(c.kind, Kind::Permit);
+        assert_eq!(c.with.unwrap().as_slice().len(), 1);
+    }
+
+    #[test]
+    fn claim_bounds() {
+        let mut c = sample();
+        c.iat = c.exp;
+        assert_eq!(parse_claims(&c.encode()), Err(MalformedError::IatNotBeforeExp));
+        let mut c = sample();
+        c.cti = vec![0; 7];
+        assert_eq!(parse_claims(&c.encode()), Err(MalformedError::BadClaim));
+        c.cti = vec![0; 17];
+        assert_eq!(parse_claims(&c.encode()), Err(MalformedError::BadClaim));
+        c.cti = vec![0; 16];
+        assert!(parse_claims(&c.encode()).is_ok());
+        let mut c = sample();
+        c.iss = "x".repeat(33);
+        assert_eq!(parse_claims(&c.encode()), Err(MalformedError::BadClaim));
+        c.iss = "x".repeat(32);
+        assert!(parse_claims(&c.encode()).is_ok());
+        let mut c = sample();
+        c.with = Some(vec![Companion::default(); 9]);
+        assert_eq!(parse_claims(&c.encode()), Err(MalformedError::BadClaim));
+        c.with = Some(vec![Companion::default(); 8]);
+        assert!(parse_claims(&c.encode()).is_ok());
+    }
+
+    #[test]
+    fn text_form() {
+        assert_eq!(decode_text("JKM1:"), Ok(vec![]));
+        assert_eq!(decode_text("jkm1:BB8"), Err(MalformedError::Prefix));
+        let long = format!("JKM1:{}", "0".repeat(MAX_TEXT_LEN));
+        assert_eq!(decode_text(&long), Err(MalformedError::TooLong));
+        assert_eq!(decode_text("JKM1:BB8").unwrap(), b"AB");
+    }
+}
