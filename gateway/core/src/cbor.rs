@@ -109,7 +109,8 @@ impl<'a> KeySet<'a> {
         if self.keys.len() <= 32 {
             return Ok(());
         }
-        self.keys.sort_unstable_by(|a, b| key_order(a).cmp(&key_order(b)));
+        self.keys
+            .sort_unstable_by(|a, b| key_order(a).cmp(&key_order(b)));
         if self.keys.windows(2).any(|w| w[0] == w[1]) {
             return Err(CborError::DuplicateKey);
         }
@@ -385,7 +386,10 @@ mod tests {
     #[test]
     fn refuses_indefinite_tags_and_reserved() {
         assert_eq!(skip_all(&[0x9f, 0xff]), Err(CborError::Indefinite));
-        assert_eq!(skip_all(&[0x5f, 0x41, 0x00, 0xff]), Err(CborError::Indefinite));
+        assert_eq!(
+            skip_all(&[0x5f, 0x41, 0x00, 0xff]),
+            Err(CborError::Indefinite)
+        );
         assert_eq!(skip_all(&[0xc1, 0x01]), Err(CborError::Tag));
         assert_eq!(skip_all(&[0x1c]), Err(CborError::NotWellFormed));
         assert_eq!(skip_all(&[0xf8, 0x10]), Err(CborError::NotWellFormed));
@@ -396,7 +400,10 @@ mod tests {
     #[test]
     fn refuses_duplicates_by_value() {
         // {1: 0, 1: 0} and {1: 0, 0x18 0x01: 0} (same key, longer encoding).
-        assert_eq!(skip_all(&[0xa2, 0x01, 0x00, 0x01, 0x00]), Err(CborError::DuplicateKey));
+        assert_eq!(
+            skip_all(&[0xa2, 0x01, 0x00, 0x01, 0x00]),
+            Err(CborError::DuplicateKey)
+        );
         assert_eq!(
             skip_all(&[0xa2, 0x01, 0x00, 0x18, 0x01, 0x00]),
             Err(CborError::DuplicateKey)
@@ -406,7 +413,10 @@ mod tests {
             skip_all(&[0xa2, 0x61, b'a', 0x00, 0x61, b'a', 0x00]),
             Err(CborError::DuplicateKey)
         );
-        assert_eq!(skip_all(&[0xa2, 0x61, b'a', 0x00, 0x41, b'a', 0x00]), Ok(()));
+        assert_eq!(
+            skip_all(&[0xa2, 0x61, b'a', 0x00, 0x41, b'a', 0x00]),
+            Ok(())
+        );
     }
 
     #[test]
@@ -421,8 +431,14 @@ mod tests {
 
     #[test]
     fn lengths_bounded_by_input() {
-        assert_eq!(skip_all(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Err(CborError::Truncated));
-        assert_eq!(skip_all(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Err(CborError::Truncated));
+        assert_eq!(
+            skip_all(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(CborError::Truncated)
+        );
+        assert_eq!(
+            skip_all(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(CborError::Truncated)
+        );
         assert_eq!(skip_all(&[0x62, 0xff, 0xfe]), Err(CborError::BadUtf8));
         assert_eq!(skip_all(&[0x01, 0x01]), Err(CborError::Trailing));
     }

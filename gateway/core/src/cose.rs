@@ -239,13 +239,28 @@ mod tests {
     #[test]
     fn protected_header_rules() {
         let parse = |p: &[u8]| parse_protected(p).map(|(a, k)| (a, k.to_vec()));
-        assert_eq!(parse(&[0xa2, 0x01, 0x27, 0x04, 0x41, 0x01]), Ok((Alg::EdDsa, vec![1])));
-        assert_eq!(parse(&[0xa2, 0x04, 0x41, 0x01, 0x01, 0x26]), Ok((Alg::Es256, vec![1])));
-        assert_eq!(parse(&[0xa2, 0x01, 0x26, 0x01, 0x26]), Err(CoseError::ProtectedHeader));
-        assert_eq!(parse(&[0xa2, 0x01, 0x38, 0x22, 0x04, 0x41, 0x01]), Err(CoseError::UnsupportedAlg));
+        assert_eq!(
+            parse(&[0xa2, 0x01, 0x27, 0x04, 0x41, 0x01]),
+            Ok((Alg::EdDsa, vec![1]))
+        );
+        assert_eq!(
+            parse(&[0xa2, 0x04, 0x41, 0x01, 0x01, 0x26]),
+            Ok((Alg::Es256, vec![1]))
+        );
+        assert_eq!(
+            parse(&[0xa2, 0x01, 0x26, 0x01, 0x26]),
+            Err(CoseError::ProtectedHeader)
+        );
+        assert_eq!(
+            parse(&[0xa2, 0x01, 0x38, 0x22, 0x04, 0x41, 0x01]),
+            Err(CoseError::UnsupportedAlg)
+        );
         assert_eq!(parse(&[0xa2, 0x01, 0x27, 0x04, 0x40]), Err(CoseError::Kid));
         assert_eq!(parse(&[0xa1, 0x01, 0x27]), Err(CoseError::ProtectedHeader));
         assert_eq!(parse(&[]), Err(CoseError::ProtectedHeader));
-        assert_eq!(parse(&[0xa2, 0x01, 0x27, 0x04, 0x41, 0x01, 0x00]), Err(CborError::Trailing.into()));
+        assert_eq!(
+            parse(&[0xa2, 0x01, 0x27, 0x04, 0x41, 0x01, 0x00]),
+            Err(CborError::Trailing.into())
+        );
     }
 }

@@ -170,10 +170,11 @@ impl Verifier {
         let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
         let venue = policy.venue(venue).ok_or(RequestError::UnknownVenue)?;
         let mut bytes = Vec::new();
-        let token = match token::decode_text_into(code, &mut bytes).and_then(|()| Token::parse(&bytes)) {
-            Ok(t) => t,
-            Err(_) => return Ok(Decision::failed(Reason::Malformed, policy.version())),
-        };
+        let token =
+            match token::decode_text_into(code, &mut bytes).and_then(|()| Token::parse(&bytes)) {
+                Ok(t) => t,
+                Err(_) => return Ok(Decision::failed(Reason::Malformed, policy.version())),
+            };
         let trust = self.trust.load();
         match self.authenticate(&token, &trust, &bytes, now) {
             Ok(auth) => Ok(self.judge(&auth, policy, venue)),
@@ -236,7 +237,8 @@ impl Verifier {
         if cache.hit(&digest, key.serial) {
             return Ok(SignatureValid::new(token, key));
         }
-        let valid = signature::verify(token, key, &mut scratch).map_err(|_| Reason::BadSignature)?;
+        let valid =
+            signature::verify(token, key, &mut scratch).map_err(|_| Reason::BadSignature)?;
         cache.record(digest, key.serial);
         Ok(valid)
     }
@@ -248,7 +250,8 @@ impl Verifier {
         let companions = c.with.map(|with| {
             let mut out = CompanionJudgements::default();
             for m in with.as_slice() {
-                out.items[usize::from(out.len)] = self.judge_subject(policy, venue, &m.sub, m.color, m.ver);
+                out.items[usize::from(out.len)] =
+                    self.judge_subject(policy, venue, &m.sub, m.color, m.ver);
                 out.len += 1;
             }
             out
@@ -261,7 +264,14 @@ impl Verifier {
     }
 
     /// Step 9 (status) and 10 (policy) for one subject whose token says `color` at `ver`.
-    fn judge_subject(&self, policy: &Policy, venue: VenueId, sub: &Sub, color: Color, ver: u64) -> Judgement {
+    fn judge_subject(
+        &self,
+        policy: &Policy,
+        venue: VenueId,
+        sub: &Sub,
+        color: Color,
+        ver: u64,
+    ) -> Judgement {
         let effective = match self.status.get(sub) {
             Some(s) if s.ver > ver => s.color,
             _ => color,
@@ -275,11 +285,19 @@ impl Verifier {
 
     /// A card check (`policy.md`): the document's pseudonym looked up in the status set,
     /// green when absent.
-    pub fn decide_card(&self, kind: CardKind, number: &str, venue: &str) -> Result<Decision, RequestError> {
+    pub fn decide_card(
+        &self,
+        kind: CardKind,
+        number: &str,
+        venue: &str,
+    ) -> Result<Decision, RequestError> {
         let policy = self.policy.load();
         let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
         let venue = policy.venue(venue).ok_or(RequestError::UnknownVenue)?;
-        let keys = self.pseudonyms.as_ref().ok_or(RequestError::NoPseudonymKey)?;
+        let keys = self
+            .pseudonyms
+            .as_ref()
+            .ok_or(RequestError::NoPseudonymKey)?;
         let sub = keys.pseudonym(kind, number);
         let color = self.status.get(&sub).map_or(Color::Green, |s| s.color);
         Ok(Decision {

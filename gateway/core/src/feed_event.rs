@@ -134,8 +134,10 @@ pub fn parse(msg: &[u8], root: Option<&RootKey>) -> Result<Event, FeedError> {
     let raw: RawEvent<'_> = serde_json::from_slice(msg)?;
     match &*raw.ty {
         "status" => {
-            let sub = b64::decode_array::<16>(&field(raw.sub, "sub")?).ok_or(FeedError::Field("sub"))?;
-            let color = Color::from_name(&field(raw.color, "color")?).ok_or(FeedError::Field("color"))?;
+            let sub =
+                b64::decode_array::<16>(&field(raw.sub, "sub")?).ok_or(FeedError::Field("sub"))?;
+            let color =
+                Color::from_name(&field(raw.color, "color")?).ok_or(FeedError::Field("color"))?;
             let ver = field(raw.ver, "ver")?;
             let at = trust::parse_time(&field(raw.at, "at")?)
                 .and_then(|t| u64::try_from(t).ok())
@@ -230,9 +232,17 @@ mod tests {
             }
             e => panic!("unexpected {e:?}"),
         }
-        let e = parse(br#"{"type":"revoke_token","cti":"AQIDBAUGBwg","exp":5,"extra":[1]}"#, None).unwrap();
+        let e = parse(
+            br#"{"type":"revoke_token","cti":"AQIDBAUGBwg","exp":5,"extra":[1]}"#,
+            None,
+        )
+        .unwrap();
         assert!(matches!(e, Event::RevokeToken { exp: 5, .. }));
-        let e = parse(br#"{"type":"heartbeat","at":"2026-01-01T00:00:00+08:00"}"#, None).unwrap();
+        let e = parse(
+            br#"{"type":"heartbeat","at":"2026-01-01T00:00:00+08:00"}"#,
+            None,
+        )
+        .unwrap();
         assert!(matches!(e, Event::Heartbeat { at: 1_767_196_800 }));
     }
 
@@ -244,7 +254,10 @@ mod tests {
         assert_eq!(kind(br#"{"type":"teleport"}"#), "type");
         assert_eq!(kind(br#"{"type":"status","sub":"AAAA","color":"red","ver":1,"at":"2026-01-01T00:00:00Z"}"#), "field");
         assert_eq!(kind(br#"{"type":"status","sub":"AAAAAAAAAAAAAAAAAAAAAA","color":"blue","ver":1,"at":"2026-01-01T00:00:00Z"}"#), "field");
-        assert_eq!(kind(br#"{"type":"revoke_token","cti":"AQID","exp":5}"#), "field");
+        assert_eq!(
+            kind(br#"{"type":"revoke_token","cti":"AQID","exp":5}"#),
+            "field"
+        );
         assert_eq!(kind(br#"{"type":"key","signed":"AAAA"}"#), "signature");
     }
 

@@ -75,10 +75,13 @@ impl Conditions {
 
     /// The names in the order the API lists them.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        [(Conditions::MASK, "mask"), (Conditions::SHORT_STAY, "short_stay")]
-            .into_iter()
-            .filter(move |(c, _)| self.contains(*c))
-            .map(|(_, n)| n)
+        [
+            (Conditions::MASK, "mask"),
+            (Conditions::SHORT_STAY, "short_stay"),
+        ]
+        .into_iter()
+        .filter(move |(c, _)| self.contains(*c))
+        .map(|(_, n)| n)
     }
 
     fn from_name(s: &str) -> Option<Conditions> {
@@ -204,7 +207,11 @@ impl Policy {
         let mut table = Vec::with_capacity(doc.venues.len());
         for (i, (name, rule)) in doc.venues.iter().enumerate() {
             venues.insert(name.as_str().into(), VenueId(i as u16));
-            table.push([outcome(&rule.green)?, outcome(&rule.yellow)?, outcome(&rule.red)?]);
+            table.push([
+                outcome(&rule.green)?,
+                outcome(&rule.yellow)?,
+                outcome(&rule.red)?,
+            ]);
         }
         let mut card_conditions = Conditions::NONE;
         for c in &doc.card.conditions {
@@ -228,7 +235,10 @@ impl Policy {
     }
 
     /// Opens a root-signed policy (file form: COSE_Sign1, base64url, one line).
-    pub fn from_signed(signed_b64: &str, root: &crate::trust::RootKey) -> Result<Policy, PolicyError> {
+    pub fn from_signed(
+        signed_b64: &str,
+        root: &crate::trust::RootKey,
+    ) -> Result<Policy, PolicyError> {
         let payload = root.open(signed_b64)?;
         Policy::from_json(&payload)
     }
@@ -254,7 +264,9 @@ impl Policy {
         let (verdict, reason, conditions) = match outcome {
             Outcome::Allow => (Verdict::Allow, Reason::Ok, Conditions::NONE),
             Outcome::AllowMask => (Verdict::Allow, Reason::Ok, Conditions::MASK),
-            Outcome::Deny if color == Color::Red => (Verdict::Deny, Reason::RedCode, Conditions::NONE),
+            Outcome::Deny if color == Color::Red => {
+                (Verdict::Deny, Reason::RedCode, Conditions::NONE)
+            }
             Outcome::Deny => (Verdict::Deny, Reason::VenueRestricted, Conditions::NONE),
         };
         Judgement {
@@ -315,7 +327,10 @@ mod tests {
         let p = reference();
         let school = p.venue("school").unwrap();
         assert_eq!(p.judge(school, Color::Green).verdict, Verdict::Allow);
-        assert_eq!(p.judge(school, Color::Yellow).reason, Reason::VenueRestricted);
+        assert_eq!(
+            p.judge(school, Color::Yellow).reason,
+            Reason::VenueRestricted
+        );
         assert_eq!(p.judge(school, Color::Red).reason, Reason::RedCode);
         let bus = p.venue("bus").unwrap();
         assert_eq!(p.judge(bus, Color::Yellow).conditions, Conditions::MASK);
@@ -330,7 +345,10 @@ mod tests {
         let j = p.judge_card(bus, Color::Green);
         assert_eq!(j.conditions.names().collect::<Vec<_>>(), ["mask"]);
         let j = p.judge_card(museum, Color::Green);
-        assert_eq!(j.conditions.names().collect::<Vec<_>>(), ["mask", "short_stay"]);
+        assert_eq!(
+            j.conditions.names().collect::<Vec<_>>(),
+            ["mask", "short_stay"]
+        );
         let j = p.judge_card(museum, Color::Yellow);
         assert_eq!(j.verdict, Verdict::Deny);
         assert!(j.conditions.is_empty());
@@ -346,7 +364,10 @@ mod tests {
         ));
         let mut doc: serde_json::Value = serde_json::from_str(&reference_policy_json(1)).unwrap();
         doc["venues"]["bus"]["red"] = "maybe".into();
-        assert!(matches!(Policy::from_json(doc.to_string().as_bytes()), Err(PolicyError::Outcome(_))));
+        assert!(matches!(
+            Policy::from_json(doc.to_string().as_bytes()),
+            Err(PolicyError::Outcome(_))
+        ));
         let mut doc: serde_json::Value = serde_json::from_str(&reference_policy_json(1)).unwrap();
         doc.as_object_mut().unwrap().remove("card");
         assert!(Policy::from_json(doc.to_string().as_bytes()).is_err());

@@ -82,6 +82,9 @@ mod tests {
         let hex: String = sub.0.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "b82183eec133b6e09ff028b6f48c9349");
         assert_eq!(crate::b64::encode(&sub.0), "uCGD7sEztuCf8Ci29IyTSQ");
-        assert_eq!(k.pseudonym(CardKind::IdCard, " 330106 19800101\t001x\n"), sub);
+        assert_eq!(
+            k.pseudonym(CardKind::IdCard, " 330106 19800101\t001x\n"),
+            sub
+        );
     }
 }

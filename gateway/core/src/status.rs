@@ -277,7 +277,9 @@ const CTI_SHARDS: usize = 64;
 impl Default for RevokedTokens {
     fn default() -> Self {
         RevokedTokens {
-            shards: (0..CTI_SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            shards: (0..CTI_SHARDS)
+                .map(|_| RwLock::new(HashMap::new()))
+                .collect(),
             hasher: hashbrown::DefaultHashBuilder::default(),
         }
     }
@@ -352,7 +354,10 @@ mod tests {
         assert_eq!(set.apply(s, st(Color::Green, 5, 11)), StatusApplied::Stale);
         assert_eq!(set.apply(s, st(Color::Green, 4, 12)), StatusApplied::Stale);
         assert_eq!(set.get(&s), Some(st(Color::Red, 5, 10)));
-        assert_eq!(set.apply(s, st(Color::Green, 6, 13)), StatusApplied::Updated);
+        assert_eq!(
+            set.apply(s, st(Color::Green, 6, 13)),
+            StatusApplied::Updated
+        );
         assert_eq!(set.get(&s), Some(st(Color::Green, 6, 13)));
         assert_eq!(set.len(), 1);
     }

@@ -108,7 +108,8 @@ pub struct Claims<'a> {
 impl Claims<'_> {
     /// The reason code, with values outside 1..=9 read as 9 ("other").
     pub fn why(&self) -> Option<u8> {
-        self.why.map(|w| if (1..=9).contains(&w) { w as u8 } else { 9 })
+        self.why
+            .map(|w| if (1..=9).contains(&w) { w as u8 } else { 9 })
     }
 }
 
@@ -363,7 +364,10 @@ mod tests {
     fn claim_bounds() {
         let mut c = sample();
         c.iat = c.exp;
-        assert_eq!(parse_claims(&c.encode()), Err(MalformedError::IatNotBeforeExp));
+        assert_eq!(
+            parse_claims(&c.encode()),
+            Err(MalformedError::IatNotBeforeExp)
+        );
         let mut c = sample();
         c.cti = vec![0; 7];
         assert_eq!(parse_claims(&c.encode()), Err(MalformedError::BadClaim));

@@ -19,13 +19,19 @@ fn spec_dir() -> PathBuf {
 fn dirs() -> Vec<PathBuf> {
     let mut dirs = vec![spec_dir()];
     if let Ok(extra) = std::env::var("JKM_EXTRA_VECTORS") {
-        dirs.extend(extra.split(':').filter(|s| !s.is_empty()).map(PathBuf::from));
+        dirs.extend(
+            extra
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+        );
     }
     dirs
 }
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
-    let rd = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("vector directory {}: {e}", dir.display()));
+    let rd = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("vector directory {}: {e}", dir.display()));
     let mut files: Vec<PathBuf> = rd
         .map(|e| e.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -59,8 +65,10 @@ fn root() -> RootSigner {
 
 fn run_verify_case(case: &Value) -> Result<(), String> {
     let now = case["now"].as_u64().ok_or("now")?;
-    let (trust, _refused) = TrustList::from_json(case["trust"].to_string().as_bytes()).map_err(|e| e.to_string())?;
-    let policy = Policy::from_json(case["policy"].to_string().as_bytes()).map_err(|e| e.to_string())?;
+    let (trust, _refused) =
+        TrustList::from_json(case["trust"].to_string().as_bytes()).map_err(|e| e.to_string())?;
+    let policy =
+        Policy::from_json(case["policy"].to_string().as_bytes()).map_err(|e| e.to_string())?;
     let v = Verifier::new(Settings::default(), trust, Some(policy), None);
     let root_signer = root();
     let root_key = RootKey::from_b64(&root_signer.public_b64()).map_err(|e| e.to_string())?;
@@ -70,13 +78,20 @@ fn run_verify_case(case: &Value) -> Result<(), String> {
     }
     for cti in case["revoked"].as_array().into_iter().flatten() {
         let cti = cti.as_str().ok_or("revoked entry")?;
-        lines.push(json!({"type": "revoke_token", "cti": cti, "exp": now + 2 * 86_400}).to_string());
+        lines
+            .push(json!({"type": "revoke_token", "cti": cti, "exp": now + 2 * 86_400}).to_string());
     }
-    for kid in case.get("revoked_keys").and_then(Value::as_array).into_iter().flatten() {
+    for kid in case
+        .get("revoked_keys")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         lines.push(root_signer.key_revoke_event(kid.as_str().ok_or("revoked_keys entry")?));
     }
     for line in &lines {
-        let ev = feed_event::parse(line.as_bytes(), Some(&root_key)).map_err(|e| format!("feed event: {e}"))?;
+        let ev = feed_event::parse(line.as_bytes(), Some(&root_key))
+            .map_err(|e| format!("feed event: {e}"))?;
         v.apply(ev).map_err(|e| format!("apply: {e}"))?;
     }
     let code = case["code"].as_str().ok_or("code")?;
@@ -85,7 +100,9 @@ fn run_verify_case(case: &Value) -> Result<(), String> {
     // Twice: the first decision verifies the signature, the second hits the cache; both
     // must give the expected answer.
     for pass in ["cold", "warm"] {
-        let d = v.decide(code, venue, now).map_err(|e| format!("{pass}: request error {e}"))?;
+        let d = v
+            .decide(code, venue, now)
+            .map_err(|e| format!("{pass}: request error {e}"))?;
         let got = decision_json(&d);
         if &got != expect {
             return Err(format!("{pass}: expected {expect}, got {got}"));
@@ -95,7 +112,8 @@ fn run_verify_case(case: &Value) -> Result<(), String> {
 }
 
 fn run_pseudonym_case(case: &Value) -> Result<(), String> {
-    let key = PseudonymKey::from_b64(case["key"].as_str().ok_or("key")?).ok_or("key: not 32 bytes")?;
+    let key =
+        PseudonymKey::from_b64(case["key"].as_str().ok_or("key")?).ok_or("key: not 32 bytes")?;
     let kind = CardKind::from_name(case["kind"].as_str().ok_or("kind")?).ok_or("kind: unknown")?;
     let sub = key.pseudonym(kind, case["number"].as_str().ok_or("number")?);
     let hex: String = sub.0.iter().map(|b| format!("{b:02x}")).collect();
@@ -124,23 +142,38 @@ fn every_vector_passes() {
     let mut ran = 0;
     for dir in dirs() {
         for file in json_files(&dir) {
-            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let doc: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             let Some(cases) = doc.as_array() else {
                 failures.push(format!("{}: not an array of cases", file.display()));
                 continue;
             };
             for (i, case) in cases.iter().enumerate() {
                 ran += 1;
-                let name = case["name"].as_str().map_or_else(|| format!("#{i}"), str::to_owned);
+                let name = case["name"]
+                    .as_str()
+                    .map_or_else(|| format!("#{i}"), str::to_owned);
                 if let Err(e) = run_case(case) {
-                    let file_name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                    let file_name = file
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     failures.push(format!("{file_name}: {name}: {e}"));
                 }
             }
         }
     }
-    assert!(ran >= 186, "only {ran} vector cases found: is ../shared/spec/vectors there?");
-    assert!(failures.is_empty(), "{} of {ran} vector cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        ran >= 186,
+        "only {ran} vector cases found: is ../shared/spec/vectors there?"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} vector cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     eprintln!("{ran} vector cases passed");
 }

@@ -1,0 +1,16 @@
+#![no_main]
+//! One feed message, with a root key so signed documents are opened too.
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+fn root() -> &'static gateway_core::trust::RootKey {
+    static ROOT: OnceLock<gateway_core::trust::RootKey> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let signer = gateway_core::mint::RootSigner::from_seed(&[0x52; 32]);
+        gateway_core::trust::RootKey::from_b64(&signer.public_b64()).expect("valid root")
+    })
+}
+
+fuzz_target!(|line: &[u8]| {
+    let _ = gateway_core::feed_event::parse(line, Some(root()));
+});

@@ -1,0 +1,453 @@
+//! Each check of `token.md` at its boundary, through the public API, with codes minted by
+//! the issuing side. Time is an argument: nothing here waits.
+
+use gateway_core::cose::Alg;
+use gateway_core::feed_event::{self, Event};
+use gateway_core::mint::{Issuer, RootSigner, SigningKey};
+use gateway_core::policy::reference_policy_json;
+use gateway_core::pseudonym::{CardKind, PseudonymKey};
+use gateway_core::status::{Status, StatusApplied};
+use gateway_core::token::{Companion, NewClaims};
+use gateway_core::trust::{RootKey, TrustList};
+use gateway_core::{
+    Applied, Color, Policy, Reason, RequestError, Settings, Sub, Verdict, Verifier,
+};
+
+const NOW: u64 = 1_780_000_000;
+const DAY: i64 = 86_400;
+
+fn issuer(alg: Alg, kid: &[u8]) -> Issuer {
+    let key = match alg {
+        Alg::EdDsa => SigningKey::ed25519(&[kid[0]; 32]),
+        Alg::Es256 => SigningKey::generate(Alg::Es256).unwrap(),
+    };
+    Issuer {
+        kid: kid.to_vec(),
+        issuer: "CN-33".into(),
+        key,
+    }
+}
+
+fn claims(color: Color, ver: u64) -> NewClaims {
+    NewClaims {
+        iss: "CN-33".into(),
+        sub: Sub([9; 16]),
+        iat: NOW - 60,
+        exp: NOW + 3600,
+        cti: vec![1, 2, 3, 4, 5, 6, 7, 8],
+        color,
+        ver,
+        why: None,
+        kind: None,
+        with: None,
+    }
+}
+
+struct Fixture {
+    v: Verifier,
+    ed: Issuer,
+    es: Issuer,
+    root: RootSigner,
+    root_key: RootKey,
+}
+
+fn fixture(settings: Settings) -> Fixture {
+    let ed = issuer(Alg::EdDsa, b"ed-1");
+    let es = issuer(Alg::Es256, b"es-1");
+    let nb = NOW as i64 - 365 * DAY;
+    let na = NOW as i64 + 365 * DAY;
+    let trust = serde_json::json!({"keys": [
+        serde_json::to_value(entry_json(&ed, nb, na)).unwrap(),
+        serde_json::to_value(entry_json(&es, nb, na)).unwrap(),
+    ]});
+    let (trust, refused) = TrustList::from_json(trust.to_string().as_bytes()).unwrap();
+    assert!(refused.is_empty());
+    let policy = Policy::from_json(reference_policy_json(7).as_bytes()).unwrap();
+    let pk = PseudonymKey::new(&[1; 32]);
+    let root = RootSigner::from_seed(&[0x52; 32]);
+    let root_key = RootKey::from_b64(&root.public_b64()).unwrap();
+    Fixture {
+        v: Verifier::new(settings, trust, Some(policy), Some(pk)),
+        ed,
+        es,
+        root,
+        root_key,
+    }
+}
+
+fn entry_json(i: &Issuer, nb: i64, na: i64) -> serde_json::Value {
+    let e = i.trust_entry(nb, na);
+    serde_json::json!({"kid": e.kid, "issuer": e.issuer, "alg": e.alg, "public_key": e.public_key,
+                       "not_before": e.not_before, "not_after": e.not_after})
+}
+
+impl Fixture {
+    fn reason(&self, code: &str, now: u64) -> Reason {
+        self.v.decide(code, "bus", now).unwrap().holder.reason
+    }
+
+    fn feed(&self, line: &str) -> Applied {
+        let ev = feed_event::parse(line.as_bytes(), Some(&self.root_key)).unwrap();
+        self.v.apply(ev).unwrap()
+    }
+}
+
+#[test]
+fn time_boundaries() {
+    let f = fixture(Settings::default());
+    let mut c = claims(Color::Green, 1);
+    // iat = now + skew is valid; one second later is not yet valid.
+    c.iat = NOW + 30;
+    c.exp = NOW + 3600;
+    let code = f.ed.mint(&c).unwrap();
+    assert_eq!(f.reason(&code, NOW), Reason::Ok);
+    assert_eq!(f.reason(&code, NOW - 1), Reason::NotYetValid);
+    // now = exp + skew - 1 is valid; now = exp + skew is expired.
+    let c = claims(Color::Green, 1);
+    let code = f.ed.mint(&c).unwrap();
+    assert_eq!(f.reason(&code, c.exp + 29), Reason::Ok);
+    assert_eq!(f.reason(&code, c.exp + 30), Reason::Expired);
+    // exp - iat = max_validity is fine, one more second is too long.
+    let mut c = claims(Color::Green, 1);
+    c.exp = c.iat + 86_400;
+    assert_eq!(f.reason(&f.ed.mint(&c).unwrap(), NOW), Reason::Ok);
+    c.exp += 1;
+    assert_eq!(
+        f.reason(&f.ed.mint(&c).unwrap(), NOW),
+        Reason::ValidityTooLong
+    );
+}
+
+#[test]
+fn custom_limits_apply() {
+    let mut s = Settings::default();
+    s.limits.skew = 0;
+    s.limits.max_validity = 100;
+    let f = fixture(s);
+    let mut c = claims(Color::Green, 1);
+    c.iat = NOW + 1;
+    c.exp = NOW + 50;
+    assert_eq!(f.reason(&f.ed.mint(&c).unwrap(), NOW), Reason::NotYetValid);
+    c.iat = NOW - 10;
+    c.exp = NOW + 100;
+    assert_eq!(
+        f.reason(&f.ed.mint(&c).unwrap(), NOW),
+        Reason::ValidityTooLong
+    );
+}
+
+#[test]
+fn es256_and_eddsa_both_verify_and_forgeries_fail() {
+    let f = fixture(Settings::default());
+    let c = claims(Color::Yellow, 1);
+    for i in [&f.ed, &f.es] {
+        let code = i.mint(&c).unwrap();
+        let d = f.v.decide(&code, "bus", NOW).unwrap();
+        assert_eq!(d.holder.verdict, Verdict::Allow);
+        assert_eq!(d.holder.conditions.names().collect::<Vec<_>>(), ["mask"]);
+        // The same claims signed by another key under this kid: bad signature.
+        let forger = Issuer {
+            kid: i.kid.clone(),
+            issuer: "CN-33".into(),
+            key: SigningKey::generate(i.key.alg()).unwrap(),
+        };
+        assert_eq!(
+            f.reason(&forger.mint(&c).unwrap(), NOW),
+            Reason::BadSignature
+        );
+    }
+}
+
+#[test]
+fn version_order_of_status() {
+    let f = fixture(Settings::default());
+    let c = claims(Color::Green, 5);
+    let code = f.ed.mint(&c).unwrap();
+    let status = |color, ver| feed_event::status_line(&c.sub, color, ver, None, NOW as i64);
+    // Equal version: the token stands.
+    assert_eq!(
+        f.feed(&status(Color::Red, 5)),
+        Applied::Status(StatusApplied::Updated)
+    );
+    assert_eq!(f.reason(&code, NOW), Reason::Ok);
+    // Higher version: red replaces green, and the gate is told the status changed.
+    f.feed(&status(Color::Red, 6));
+    let d = f.v.decide(&code, "bus", NOW).unwrap();
+    assert_eq!(
+        (d.holder.verdict, d.holder.reason, d.holder.color),
+        (Verdict::Deny, Reason::StatusChanged, Some(Color::Red))
+    );
+    // An older event arriving late changes nothing.
+    assert_eq!(
+        f.feed(&status(Color::Green, 4)),
+        Applied::Status(StatusApplied::Stale)
+    );
+    assert_eq!(f.reason(&code, NOW), Reason::StatusChanged);
+}
+
+#[test]
+fn cached_token_is_still_checked_every_time() {
+    let f = fixture(Settings::default());
+    let c = claims(Color::Green, 1);
+    let code = f.ed.mint(&c).unwrap();
+    assert_eq!(f.reason(&code, NOW), Reason::Ok);
+    assert_eq!(f.reason(&code, NOW), Reason::Ok);
+    let cache = f.v.sig_cache().unwrap();
+    assert_eq!(cache.hits_misses(), (1, 1));
+    // Time is checked on a hit.
+    assert_eq!(f.reason(&code, c.exp + 30), Reason::Expired);
+    // So is the token revocation, a moment after the token was cached.
+    let cti = gateway_core::b64::encode(&c.cti);
+    f.feed(&serde_json::json!({"type": "revoke_token", "cti": cti, "exp": c.exp}).to_string());
+    assert_eq!(f.reason(&code, NOW), Reason::TokenRevoked);
+    // And a key revocation.
+    let other = f.es.mint(&claims(Color::Green, 1)).unwrap();
+    assert_eq!(f.reason(&other, NOW), Reason::TokenRevoked); // same cti
+    let mut c2 = claims(Color::Green, 1);
+    c2.cti = vec![7; 12];
+    let other = f.es.mint(&c2).unwrap();
+    assert_eq!(f.reason(&other, NOW), Reason::Ok);
+    assert_eq!(
+        f.feed(&f.root.key_revoke_event(&gateway_core::b64::encode(b"es-1"))),
+        Applied::KeyRevoked
+    );
+    assert_eq!(f.reason(&other, NOW), Reason::KeyRevoked);
+}
+
+#[test]
+fn replaced_key_invalidates_cached_signatures() {
+    let f = fixture(Settings::default());
+    let code = f.ed.mint(&claims(Color::Green, 1)).unwrap();
+    assert_eq!(f.reason(&code, NOW), Reason::Ok);
+    // The kid now names another key: the cached result must not be used.
+    let replacement = issuer(Alg::EdDsa, b"Xd-1");
+    let mut entry = replacement.trust_entry(NOW as i64 - DAY, NOW as i64 + DAY);
+    entry.kid = gateway_core::b64::encode(b"ed-1");
+    assert_eq!(f.feed(&f.root.key_add_event(&entry)), Applied::KeyAdded);
+    assert_eq!(f.reason(&code, NOW), Reason::BadSignature);
+}
+
+#[test]
+fn key_checks_in_order() {
+    let f = fixture(Settings::default());
+    let c = claims(Color::Green, 1);
+    let unknown = issuer(Alg::EdDsa, b"zz");
+    assert_eq!(
+        f.reason(&unknown.mint(&c).unwrap(), NOW),
+        Reason::UnknownKey
+    );
+    // EdDSA header under the ES256 kid.
+    let wrong_alg = Issuer {
+        kid: b"es-1".to_vec(),
+        issuer: "CN-33".into(),
+        key: SigningKey::ed25519(&[3; 32]),
+    };
+    assert_eq!(
+        f.reason(&wrong_alg.mint(&c).unwrap(), NOW),
+        Reason::AlgMismatch
+    );
+    let mut other_iss = c.clone();
+    other_iss.iss = "CN-44".into();
+    assert_eq!(
+        f.reason(&f.ed.mint(&other_iss).unwrap(), NOW),
+        Reason::IssuerMismatch
+    );
+    // A key valid only for tokens issued in a window that ended before iat.
+    let old = issuer(Alg::EdDsa, b"old");
+    let entry = old.trust_entry(NOW as i64 - 10 * DAY, NOW as i64 - 2 * DAY);
+    f.feed(&f.root.key_add_event(&entry));
+    assert_eq!(
+        f.reason(&old.mint(&c).unwrap(), NOW),
+        Reason::KeyNotValidAtIssue
+    );
+    let mut inside = c.clone();
+    inside.iat = NOW - 2 * DAY as u64;
+    inside.exp = inside.iat + 86_400;
+    // Issued on the window's last second: still verifies until it expires (it has).
+    assert_eq!(f.reason(&old.mint(&inside).unwrap(), NOW), Reason::Expired);
+    assert_eq!(
+        f.reason(&old.mint(&inside).unwrap(), inside.exp - 100),
+        Reason::Ok
+    );
+}
+
+#[test]
+fn revoked_kid_stays_revoked_when_added_again() {
+    let f = fixture(Settings::default());
+    let code = f.ed.mint(&claims(Color::Green, 1)).unwrap();
+    f.feed(&f.root.key_revoke_event(&gateway_core::b64::encode(b"ed-1")));
+    let entry = f.ed.trust_entry(NOW as i64 - DAY, NOW as i64 + DAY);
+    f.feed(&f.root.key_add_event(&entry));
+    assert_eq!(f.reason(&code, NOW), Reason::KeyRevoked);
+}
+
+#[test]
+fn signed_documents_with_bad_signatures_change_nothing() {
+    let f = fixture(Settings::default());
+    let impostor = RootSigner::from_seed(&[0x66; 32]);
+    let line = impostor.policy_event(&reference_policy_json(99));
+    assert_eq!(
+        feed_event::parse(line.as_bytes(), Some(&f.root_key))
+            .unwrap_err()
+            .kind(),
+        "signature"
+    );
+    let line = impostor.key_revoke_event(&gateway_core::b64::encode(b"ed-1"));
+    assert_eq!(
+        feed_event::parse(line.as_bytes(), Some(&f.root_key))
+            .unwrap_err()
+            .kind(),
+        "signature"
+    );
+    assert_eq!(f.v.policy().unwrap().version(), 7);
+}
+
+#[test]
+fn policy_replaced_only_by_a_newer_version() {
+    let f = fixture(Settings::default());
+    let mut doc: serde_json::Value = serde_json::from_str(&reference_policy_json(8)).unwrap();
+    doc["venues"]["school"]["yellow"] = "allow".into();
+    assert_eq!(
+        f.feed(&f.root.policy_event(&doc.to_string())),
+        Applied::Policy { version: 8 }
+    );
+    let code = f.ed.mint(&claims(Color::Yellow, 1)).unwrap();
+    let d = f.v.decide(&code, "school", NOW).unwrap();
+    assert_eq!((d.holder.verdict, d.policy_version), (Verdict::Allow, 8));
+    for version in [8, 3] {
+        let line = f.root.policy_event(&reference_policy_json(version));
+        let ev = feed_event::parse(line.as_bytes(), Some(&f.root_key)).unwrap();
+        assert!(f.v.apply(ev).is_err());
+    }
+    assert_eq!(f.v.policy().unwrap().version(), 8);
+    assert_eq!(
+        f.v.decide(&code, "spaceport", NOW),
+        Err(RequestError::UnknownVenue)
+    );
+}
+
+#[test]
+fn companions_each_decided_with_their_own_status() {
+    let f = fixture(Settings::default());
+    let mut c = claims(Color::Green, 1);
+    let kid_a = Sub([0xa; 16]);
+    let kid_b = Sub([0xb; 16]);
+    c.with = Some(vec![
+        Companion {
+            sub: kid_a,
+            color: Color::Green,
+            ver: 1,
+        },
+        Companion {
+            sub: kid_b,
+            color: Color::Red,
+            ver: 3,
+        },
+    ]);
+    f.feed(&feed_event::status_line(
+        &kid_a,
+        Color::Red,
+        2,
+        Some(4),
+        NOW as i64,
+    ));
+    f.feed(&feed_event::status_line(
+        &kid_b,
+        Color::Green,
+        4,
+        None,
+        NOW as i64,
+    ));
+    let d = f.v.decide(&f.ed.mint(&c).unwrap(), "metro", NOW).unwrap();
+    let comp = d.companions.unwrap();
+    let got: Vec<_> = comp
+        .as_slice()
+        .iter()
+        .map(|j| (j.verdict, j.color, j.reason))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Verdict::Deny, Some(Color::Red), Reason::StatusChanged),
+            (Verdict::Allow, Some(Color::Green), Reason::StatusChanged)
+        ]
+    );
+}
+
+#[test]
+fn card_checks() {
+    let f = fixture(Settings::default());
+    let d =
+        f.v.decide_card(CardKind::CitizenCard, "3301 0000 1234 5678", "museum")
+            .unwrap();
+    assert_eq!(d.holder.verdict, Verdict::Allow);
+    assert_eq!(
+        d.holder.conditions.names().collect::<Vec<_>>(),
+        ["mask", "short_stay"]
+    );
+    let sub = PseudonymKey::new(&[1; 32]).pseudonym(CardKind::CitizenCard, "3301000012345678");
+    f.v.apply(Event::Status {
+        sub,
+        status: Status {
+            color: Color::Yellow,
+            ver: 1,
+            at: NOW,
+        },
+        why: None,
+    })
+    .unwrap();
+    let d =
+        f.v.decide_card(CardKind::CitizenCard, "3301000012345678", "bus")
+            .unwrap();
+    assert_eq!(
+        (d.holder.verdict, d.holder.color),
+        (Verdict::Allow, Some(Color::Yellow))
+    );
+    assert_eq!(d.holder.conditions.names().collect::<Vec<_>>(), ["mask"]);
+    let d =
+        f.v.decide_card(CardKind::CitizenCard, "3301000012345678", "museum")
+            .unwrap();
+    assert_eq!(
+        (d.holder.verdict, d.holder.reason),
+        (Verdict::Deny, Reason::VenueRestricted)
+    );
+    assert!(d.holder.conditions.is_empty());
+}
+
+#[test]
+fn works_without_cache() {
+    let f = fixture(Settings {
+        sig_cache_capacity: 0,
+        ..Settings::default()
+    });
+    let code = f.ed.mint(&claims(Color::Green, 1)).unwrap();
+    assert_eq!(f.reason(&code, NOW), Reason::Ok);
+    assert!(f.v.sig_cache().is_none());
+}
+
+#[test]
+fn forgetting_follows_feed_md() {
+    let f = fixture(Settings::default());
+    let at = NOW as i64;
+    f.feed(&feed_event::status_line(
+        &Sub([1; 16]),
+        Color::Green,
+        1,
+        None,
+        at,
+    ));
+    f.feed(&feed_event::status_line(
+        &Sub([2; 16]),
+        Color::Red,
+        1,
+        None,
+        at,
+    ));
+    f.feed(
+        &serde_json::json!({"type": "revoke_token", "cti": "AQEBAQEBAQE", "exp": NOW + 10})
+            .to_string(),
+    );
+    assert_eq!(f.v.forget(NOW + 86_400), (0, 1));
+    assert_eq!(f.v.forget(NOW + 86_401), (1, 0));
+    assert_eq!(f.v.status().len(), 1);
+}
