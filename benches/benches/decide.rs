@@ -1,0 +1,161 @@
+//! Decision costs with frozen inputs and clock: decoding alone, full decisions cold
+//! (signature verified) and warm (signature cache hit), against the bare signature
+//! verifications of the same bytes in the same run; Ed25519 batch verification; and the
+//! two candidate signature caches.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use gateway_benches::{codes, verifier, NOW};
+use gateway_core::token::{self, Token};
+use gateway_core::trust::PublicKey;
+
+fn bare_inputs(code: &str) -> (Vec<u8>, [u8; 64], PublicKey) {
+    let bytes = token::decode_text(code).expect("decodes");
+    let t = Token::parse(&bytes).expect("parses");
+    let v = verifier(0);
+    let trust = v.trust();
+    let key = trust.get(t.cose.kid).expect("listed").public_key.clone();
+    (t.cose.signed_bytes(), *t.cose.signature, key)
+}
+
+fn decisions(c: &mut Criterion) {
+    let (ed, es) = codes();
+    let cold = verifier(0);
+    let warm = verifier(1_000_000);
+    assert!(gateway_core::decide::allowed(
+        &cold.decide(&ed, "bus", NOW).expect("venue")
+    ));
+    assert!(gateway_core::decide::allowed(
+        &cold.decide(&es, "bus", NOW).expect("venue")
+    ));
+
+    let mut g = c.benchmark_group("decision");
+    g.bench_function("decode_only", |b| {
+        let mut buf = Vec::new();
+        b.iter(|| {
+            token::decode_text_into(black_box(&ed), &mut buf).expect("decodes");
+            black_box(Token::parse(&buf).expect("parses").claims.ver)
+        })
+    });
+
+    let (msg, sig, key) = bare_inputs(&ed);
+    let PublicKey::Ed25519(vk) = key else {
+        panic!("EdDSA key")
+    };
+    let signature = Signature::from_bytes(&sig);
+    g.bench_function("bare_ed25519_verify", |b| {
+        b.iter(|| {
+            vk.verify_strict(black_box(&msg), black_box(&signature))
+                .is_ok()
+        })
+    });
+    g.bench_function("bare_ed25519_verify_nonstrict", |b| {
+        b.iter(|| {
+            ed25519_dalek::Verifier::verify(&vk, black_box(&msg), black_box(&signature)).is_ok()
+        })
+    });
+    g.bench_function("cold_eddsa", |b| {
+        b.iter(|| cold.decide(black_box(&ed), "bus", NOW))
+    });
+
+    let (msg, sig, key) = bare_inputs(&es);
+    let PublicKey::Es256(point) = key else {
+        panic!("ES256 key")
+    };
+    g.bench_function("bare_es256_verify", |b| {
+        b.iter(|| {
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_FIXED,
+                &point[..],
+            )
+            .verify(black_box(&msg), black_box(&sig))
+            .is_ok()
+        })
+    });
+    g.bench_function("cold_es256", |b| {
+        b.iter(|| cold.decide(black_box(&es), "bus", NOW))
+    });
+
+    warm.decide(&ed, "bus", NOW).expect("venue");
+    g.bench_function("warm_eddsa", |b| {
+        b.iter(|| warm.decide(black_box(&ed), "bus", NOW))
+    });
+    g.bench_function("sha256_digest_of_token", |b| {
+        let bytes = token::decode_text(&ed).expect("decodes");
+        b.iter(|| gateway_core::sigcache::SigCache::digest(black_box(&bytes)))
+    });
+    g.finish();
+}
+
+/// Per-signature cost of ed25519-dalek's batch verification, and of a batch holding one
+/// forgery (the batch fails, then each signature is checked alone to find it).
+fn batch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ed25519_batch");
+    for n in [8usize, 32, 64] {
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
+            .collect();
+        let msgs: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 180]).collect();
+        let sigs: Vec<Signature> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+        let vks: Vec<VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("batch_{n}"), |b| {
+            b.iter(|| ed25519_dalek::verify_batch(black_box(&refs), &sigs, &vks).is_ok())
+        });
+        let mut forged = sigs.clone();
+        let mut raw = forged[n / 2].to_bytes();
+        raw[0] ^= 1;
+        forged[n / 2] = Signature::from_bytes(&raw);
+        g.bench_function(format!("batch_{n}_one_forged_then_singles"), |b| {
+            b.iter(|| {
+                if ed25519_dalek::verify_batch(&refs, &forged, &vks).is_ok() {
+                    return n;
+                }
+                (0..n)
+                    .filter(|&i| vks[i].verify_strict(refs[i], &forged[i]).is_ok())
+                    .count()
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The two candidate signature caches at one million entries: a hit each.
+fn caches(c: &mut Criterion) {
+    const N: usize = 1_000_000;
+    let keys: Vec<[u8; 32]> = (0..N as u64)
+        .map(|i| gateway_core::sigcache::SigCache::digest(&i.to_le_bytes()))
+        .collect();
+    let mut g = c.benchmark_group("sig_cache_hit_1m");
+    let qc = quick_cache::sync::Cache::<[u8; 32], u64>::new(N);
+    for k in &keys {
+        qc.insert(*k, 1);
+    }
+    let mut i = 0usize;
+    g.bench_function("quick_cache", |b| {
+        b.iter(|| {
+            i = (i + 7919) % N;
+            qc.get(&keys[i])
+        })
+    });
+    drop(qc);
+    let moka = moka::sync::Cache::<[u8; 32], u64>::new(N as u64);
+    for k in &keys {
+        moka.insert(*k, 1);
+    }
+    moka.run_pending_tasks();
+    g.bench_function("moka", |b| {
+        b.iter(|| {
+            i = (i + 7919) % N;
+            moka.get(&keys[i])
+        })
+    });
+    g.finish();
+    let _ = BatchSize::SmallInput;
+}
+
+criterion_group!(benches, decisions, batch, caches);
+criterion_main!(benches);

@@ -1,0 +1,122 @@
+//! The status set at ten million subjects: lookups from one and two threads for the
+//! chosen design and for dashmap, and feed events applied per second on one core.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use gateway_benches::dash::DashStatus;
+use gateway_benches::{subjects, verifier};
+use gateway_core::feed_event;
+use gateway_core::status::{Status, StatusSet};
+use gateway_core::Color;
+
+const N: usize = 10_000_000;
+/// Subjects probed, in order: the map's accesses are random (hashing), the probe list's
+/// are sequential, so the cost measured is the map's.
+const PROBES: usize = 1 << 20;
+
+/// Runs `per_thread` lookups on each of `threads` threads; returns wall time per lookup
+/// on one thread (equal to the one-thread figure when the threads do not interfere).
+fn parallel(threads: usize, iters: u64, f: &(dyn Fn(usize) + Sync)) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || {
+                for i in 0..iters as usize {
+                    f(i.wrapping_add(t * (PROBES / 2)));
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn lookups(c: &mut Criterion) {
+    let subs = subjects(N, 42);
+    let probes: Vec<_> = subs.iter().step_by(N / PROBES).copied().collect();
+    let mut g = c.benchmark_group("status_lookup_10m");
+
+    let set = StatusSet::with_capacity(N);
+    for (i, s) in subs.iter().enumerate() {
+        set.apply(
+            *s,
+            Status {
+                color: Color::Red,
+                ver: i as u64,
+                at: 1_780_000_000,
+            },
+        );
+    }
+    for threads in [1, 2] {
+        g.bench_function(format!("sharded_hashbrown_{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters, &|i| {
+                    black_box(set.get(&probes[i % probes.len()]));
+                })
+            })
+        });
+    }
+    drop(set);
+
+    let dash = DashStatus::with_capacity(N);
+    for (i, s) in subs.iter().enumerate() {
+        dash.apply(*s, i as u64, 1_780_000_000, 2);
+    }
+    for threads in [1, 2] {
+        g.bench_function(format!("dashmap_{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters, &|i| {
+                    black_box(dash.get(&probes[i % probes.len()]));
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+fn feed_apply(c: &mut Criterion) {
+    const BATCH: usize = 100_000;
+    let subs = subjects(BATCH, 7);
+    let lines: Vec<String> = subs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| feed_event::status_line(s, Color::Red, i as u64 + 1, Some(4), 1_780_000_000))
+        .collect();
+    let mut g = c.benchmark_group("feed_events");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.sample_size(20);
+    g.bench_function("parse_and_apply_status_lines", |b| {
+        b.iter_batched(
+            || verifier(0),
+            |v| {
+                for l in &lines {
+                    let ev = feed_event::parse(l.as_bytes(), None).expect("valid line");
+                    v.apply(ev).expect("applies");
+                }
+                v
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let events: Vec<_> = lines
+        .iter()
+        .map(|l| feed_event::parse(l.as_bytes(), None).expect("valid line"))
+        .collect();
+    g.bench_function("apply_parsed_status_events", |b| {
+        b.iter_batched(
+            || (verifier(0), events.clone()),
+            |(v, evs)| {
+                for ev in evs {
+                    v.apply(ev).expect("applies");
+                }
+                v
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, lookups, feed_apply);
+criterion_main!(benches);

@@ -1,0 +1,128 @@
+//! Shared fixtures for the benchmarks: frozen inputs from the spec's vectors (fixed
+//! keys, fixed codes, fixed clock), and the status-map design that lost (kept so the
+//! comparison in `benches/README.md` can be rerun).
+
+use std::path::PathBuf;
+
+use gateway_core::trust::TrustList;
+use gateway_core::{Policy, Settings, Sub, Verifier};
+use serde_json::Value;
+
+/// The clock of every vector.
+pub const NOW: u64 = 1_780_000_000;
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/vectors")
+}
+
+/// One vector case by file and name.
+pub fn case(file: &str, name: &str) -> Value {
+    let path = vectors_dir().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let all: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    all.as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no case {name} in {file}"))
+}
+
+/// A verifier holding the vectors' trust list and policy.
+pub fn verifier(sig_cache_capacity: usize) -> Verifier {
+    let c = case("valid.json", "es256_green_bus");
+    let (trust, _) = TrustList::from_json(c["trust"].to_string().as_bytes()).expect("trust");
+    let policy = Policy::from_json(c["policy"].to_string().as_bytes()).expect("policy");
+    let settings = Settings {
+        sig_cache_capacity,
+        ..Settings::default()
+    };
+    Verifier::new(settings, trust, Some(policy), None)
+}
+
+/// The frozen EdDSA and ES256 codes (both valid at [`NOW`], at `bus`).
+pub fn codes() -> (String, String) {
+    let ed = case("policy.json", "policy_bus_green")["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let es = case("valid.json", "es256_green_bus")["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    (ed, es)
+}
+
+/// Deterministic pseudo-random subjects (xorshift), as uniform as real pseudonyms.
+pub fn subjects(n: usize, seed: u64) -> Vec<Sub> {
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|_| {
+            let mut s = [0u8; 16];
+            s[..8].copy_from_slice(&next().to_le_bytes());
+            s[8..].copy_from_slice(&next().to_le_bytes());
+            Sub(s)
+        })
+        .collect()
+}
+
+/// Resident set size of this process in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// The alternative status map: dashmap with the same packed entry and hash.
+pub mod dash {
+    use dashmap::DashMap;
+    use gateway_core::status::SubHash;
+    use gateway_core::Sub;
+
+    /// Same layout as the core's entry: version, time, color, alignment 1.
+    #[derive(Clone, Copy)]
+    pub struct Packed {
+        pub ver: [u8; 8],
+        pub at: [u8; 4],
+        pub color: u8,
+    }
+
+    pub struct DashStatus(pub DashMap<Sub, Packed, SubHash>);
+
+    impl DashStatus {
+        pub fn with_capacity(n: usize) -> Self {
+            DashStatus(DashMap::with_capacity_and_hasher(n, SubHash))
+        }
+
+        pub fn apply(&self, sub: Sub, ver: u64, at: u32, color: u8) {
+            let p = Packed {
+                ver: ver.to_le_bytes(),
+                at: at.to_le_bytes(),
+                color,
+            };
+            self.0
+                .entry(sub)
+                .and_modify(|e| {
+                    if ver > u64::from_le_bytes(e.ver) {
+                        *e = p;
+                    }
+                })
+                .or_insert(p);
+        }
+
+        pub fn get(&self, sub: &Sub) -> Option<(u8, u64)> {
+            self.0
+                .get(sub)
+                .map(|e| (e.color, u64::from_le_bytes(e.ver)))
+        }
+    }
+}

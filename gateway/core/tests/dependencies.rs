@@ -1,0 +1,55 @@
+//! The core stays I/O-free: no async runtime, HTTP, QUIC or NATS crate may enter its
+//! normal dependency tree. Checked with `cargo tree` on the real lock file.
+
+use std::process::Command;
+
+const FORBIDDEN: &[&str] = &[
+    "tokio",
+    "async-std",
+    "smol",
+    "mio",
+    "hyper",
+    "h2",
+    "h3",
+    "quinn",
+    "reqwest",
+    "async-nats",
+    "socket2",
+    "rustls",
+    "futures-io",
+];
+
+#[test]
+fn core_has_no_runtime_or_network_dependency() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "gateway-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        names.contains(&"ed25519-dalek"),
+        "cargo tree output looks wrong:\n{tree}"
+    );
+    let bad: Vec<&&str> = names.iter().filter(|n| FORBIDDEN.contains(n)).collect();
+    assert!(bad.is_empty(), "gateway-core depends on {bad:?}");
+}
