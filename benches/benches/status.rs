@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gateway_benches::dash::DashStatus;
+use gateway_benches::hb::HbStatus;
 use gateway_benches::{subjects, verifier};
 use gateway_core::feed_event;
 use gateway_core::status::{Status, StatusSet};
@@ -37,7 +38,23 @@ fn lookups(c: &mut Criterion) {
     let probes: Vec<_> = subs.iter().step_by(N / PROBES).copied().collect();
     let mut g = c.benchmark_group("status_lookup_10m");
 
-    let set = StatusSet::with_capacity(N);
+    // The floor: one random read from a 512 MiB array, the cost of a cache and TLB miss
+    // on this machine, in the same run.
+    let memory: Vec<u64> = (0..64u64 << 20).collect();
+    let mask = memory.len() - 1;
+    for threads in [1, 2] {
+        g.bench_function(format!("bare_random_read_512mib_{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters, &|i| {
+                    let j = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
+                    black_box(memory[j as usize & mask]);
+                })
+            })
+        });
+    }
+    drop(memory);
+
+    let set = StatusSet::new();
     for (i, s) in subs.iter().enumerate() {
         set.apply(
             *s,
@@ -49,7 +66,7 @@ fn lookups(c: &mut Criterion) {
         );
     }
     for threads in [1, 2] {
-        g.bench_function(format!("sharded_hashbrown_{threads}_threads"), |b| {
+        g.bench_function(format!("chosen_line_table_{threads}_threads"), |b| {
             b.iter_custom(|iters| {
                 parallel(threads, iters, &|i| {
                     black_box(set.get(&probes[i % probes.len()]));
@@ -59,7 +76,22 @@ fn lookups(c: &mut Criterion) {
     }
     drop(set);
 
-    let dash = DashStatus::with_capacity(N);
+    let hb = HbStatus::with_capacity(0);
+    for (i, s) in subs.iter().enumerate() {
+        hb.apply(*s, i as u64, 1_780_000_000, 2);
+    }
+    for threads in [1, 2] {
+        g.bench_function(format!("sharded_hashbrown_{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters, &|i| {
+                    black_box(hb.get(&probes[i % probes.len()]));
+                })
+            })
+        });
+    }
+    drop(hb);
+
+    let dash = DashStatus::with_capacity(0);
     for (i, s) in subs.iter().enumerate() {
         dash.apply(*s, i as u64, 1_780_000_000, 2);
     }

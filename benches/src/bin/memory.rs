@@ -1,5 +1,5 @@
 //! Bytes of resident memory per entry, each design in a fresh process:
-//! `memory status-sharded|status-dashmap|cache-quick|cache-moka [N]`.
+//! `memory status-sharded|status-hashbrown|status-dashmap|cache-quick|cache-moka [N]`.
 //! Prints one JSON line: design, entries, RSS before and after, bytes per entry.
 
 use gateway_benches::dash::DashStatus;
@@ -31,6 +31,13 @@ fn main() {
             }
             assert_eq!(set.len(), n);
             Box::new(set)
+        }
+        "status-hashbrown" => {
+            let d = gateway_benches::hb::HbStatus::with_capacity(0);
+            for (i, s) in subs.iter().enumerate() {
+                d.apply(*s, i as u64, 1_780_000_000, 2);
+            }
+            Box::new(d)
         }
         "status-dashmap" => {
             let d = DashStatus::with_capacity(0);

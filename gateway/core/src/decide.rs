@@ -316,7 +316,7 @@ impl Verifier {
                 Applied::TokenRevoked
             }
             Event::KeyAdd(key) => {
-                self.trust.rcu(|t| t.with_key(key.clone()));
+                self.trust.rcu(|t| t.with_key((*key).clone()));
                 Applied::KeyAdded
             }
             Event::KeyRevoke(kid) => {

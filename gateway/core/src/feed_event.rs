@@ -26,7 +26,7 @@ pub enum Event {
     /// Deny this token until `exp`.
     RevokeToken { cti: Cti, exp: u64 },
     /// Add or replace an issuer key (root signature verified).
-    KeyAdd(TrustedKey),
+    KeyAdd(Box<TrustedKey>),
     /// Revoke an issuer key for good (root signature verified).
     KeyRevoke(Kid),
     /// A new policy (root signature verified; the version is checked on apply).
@@ -194,7 +194,7 @@ fn parse_key_doc(payload: &[u8]) -> Result<Event, FeedError> {
                 not_before: field(doc.not_before, "not_before")?,
                 not_after: field(doc.not_after, "not_after")?,
             };
-            Ok(Event::KeyAdd(TrustedKey::from_entry(&entry)?))
+            Ok(Event::KeyAdd(Box::new(TrustedKey::from_entry(&entry)?)))
         }
         _ => Err(FeedError::Field("action")),
     }

@@ -23,6 +23,7 @@ pub mod reason;
 pub mod sigcache;
 pub mod signature;
 pub mod status;
+mod status_table;
 pub mod token;
 pub mod trust;
 

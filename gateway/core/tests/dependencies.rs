@@ -1,6 +1,8 @@
 //! The core stays I/O-free: no async runtime, HTTP, QUIC or NATS crate may enter its
 //! normal dependency tree. Checked with `cargo tree` on the real lock file.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use std::process::Command;
 
 const FORBIDDEN: &[&str] = &[

@@ -4,6 +4,8 @@
 //! the generated cases reach deep into each decoder. `fuzz/` has coverage-guided
 //! targets for the same decoders, for longer runs.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use std::path::Path;
 
 use gateway_core::cbor::Reader;

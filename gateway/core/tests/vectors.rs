@@ -2,6 +2,8 @@
 //! `JKM_EXTRA_VECTORS`, colon-separated) runs through the core. A new file counts without
 //! a code change; a case of a shape this runner does not know fails, naming the case.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use std::path::{Path, PathBuf};
 
 use gateway_core::feed_event;
