@@ -57,10 +57,14 @@ fn main() {
         (t.cose.signed_bytes(), *t.cose.signature, key)
     };
     let (ed_msg, ed_sig, ed_key) = inputs(&ed);
-    let PublicKey::Ed25519(vk) = ed_key else { panic!("EdDSA key") };
+    let PublicKey::Ed25519(vk) = ed_key else {
+        panic!("EdDSA key")
+    };
     let sig = Signature::from_bytes(&ed_sig);
     let (es_msg, es_sig, es_key) = inputs(&es);
-    let PublicKey::Es256(point) = es_key else { panic!("ES256 key") };
+    let PublicKey::Es256(point) = es_key else {
+        panic!("ES256 key")
+    };
 
     let report = |name: &str, (r, b, o): (f64, f64, f64)| {
         println!("{name:<44} ratio {r:>6.3}   baseline {b:>10.0} ns   ours {o:>10.0} ns");
@@ -91,7 +95,10 @@ fn main() {
         "cold ES256 decision / bare ring ES256 verify",
         ratio(
             &mut || {
-                let k = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point[..]);
+                let k = ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED,
+                    &point[..],
+                );
                 black_box(k.verify(black_box(&es_msg), &es_sig).is_ok());
             },
             &mut || {
