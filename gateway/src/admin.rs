@@ -1,0 +1,108 @@
+//! The admin listener (plain HTTP/1.1, off the public port): `/metrics` in Prometheus
+//! text, `/v1/status` (versions, positions, counts; no personal data), and `/healthz`,
+//! `/readyz` as on the public port.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api;
+use crate::app::App;
+
+fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r
+}
+
+fn status_json(app: &App) -> String {
+    let trust = app.verifier.trust();
+    let (hits, misses) = app.verifier.sig_cache().map_or((0, 0), |c| c.hits_misses());
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "policy_version": app.verifier.policy().map_or(0, |p| p.version()),
+        "feed_seq": app.feed.position(),
+        "feed_applied": app.feed.applied.load(Ordering::Relaxed),
+        "feed_rejected": app.feed.rejected.load(Ordering::Relaxed),
+        "feed_caught_up": app.feed.caught_up(),
+        "stale": app.stale(),
+        "dev": app.dev,
+        "status_set_size": app.verifier.status().len(),
+        "revoked_tokens": app.verifier.revoked_tokens().len(),
+        "trust_keys": trust.len(),
+        "revoked_keys": trust.revoked().count(),
+        "sig_cache_entries": app.verifier.sig_cache().map_or(0, |c| c.len()),
+        "sig_cache_hits": hits,
+        "sig_cache_misses": misses,
+        "uptime_s": app.boot.elapsed().as_secs(),
+    })
+    .to_string()
+}
+
+fn route(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/metrics" => {
+            let m = &app.metrics;
+            m.status_set_size.set(app.verifier.status().len() as f64);
+            m.feed_position.set(app.feed.position() as f64);
+            if let Some(c) = app.verifier.sig_cache() {
+                let (h, mi) = c.hits_misses();
+                m.sig_cache_hits.set(h as f64);
+                m.sig_cache_misses.set(mi as f64);
+            }
+            respond(StatusCode::OK, "text/plain; version=0.0.4", m.render())
+        }
+        "/v1/status" => respond(StatusCode::OK, "application/json", status_json(app)),
+        "/healthz" => respond(
+            StatusCode::OK,
+            "application/json",
+            api::readiness_json(app).1,
+        ),
+        "/readyz" => {
+            let (ready, body) = api::readiness_json(app);
+            let s = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            respond(s, "application/json", body)
+        }
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            api::ApiError::NotFound.json(),
+        ),
+    }
+}
+
+/// Serves until `stop` turns true.
+pub async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r { Ok(s) => s, Err(_) => continue },
+            _ = stop.changed() => return,
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let r = route(&app, &req);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}

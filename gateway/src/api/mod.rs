@@ -1,0 +1,256 @@
+//! The HTTP API of `api.md`, independent of the protocol: request shapes, the checks
+//! each item goes through, the JSON answers, and every error mapped to its status in one
+//! place ([`ApiError`]). Answers and errors never carry the code, a number, a pseudonym
+//! or a token id.
+
+pub mod batch;
+pub mod stream;
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use gateway_core::policy::Judgement;
+use gateway_core::pseudonym::CardKind;
+use gateway_core::{Decision, RequestError};
+use http::StatusCode;
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::callers::Caller;
+
+/// Every error a request can get, checked in the order of `api.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiError {
+    Unauthorized,
+    BodyTooLarge,
+    BadRequest(&'static str),
+    UnknownVenue,
+    UnknownCardKind,
+    BatchTooLarge,
+    ForbiddenVenue,
+    RateLimited {
+        retry_after_s: u64,
+    },
+    Overloaded,
+    NotFound,
+    MethodNotAllowed,
+    /// No policy loaded, or card checks without a pseudonym key.
+    Unavailable(&'static str),
+}
+
+impl ApiError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest(_)
+            | ApiError::UnknownVenue
+            | ApiError::UnknownCardKind
+            | ApiError::BatchTooLarge => StatusCode::BAD_REQUEST,
+            ApiError::ForbiddenVenue => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::BodyTooLarge => "body_too_large",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::UnknownVenue => "unknown_venue",
+            ApiError::UnknownCardKind => "unknown_card_kind",
+            ApiError::BatchTooLarge => "batch_too_large",
+            ApiError::ForbiddenVenue => "forbidden_venue",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Overloaded => "overloaded",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "missing or unknown credentials",
+            ApiError::BodyTooLarge => "request body over its limit",
+            ApiError::BadRequest(m) | ApiError::Unavailable(m) => m,
+            ApiError::UnknownVenue => "venue category not in the policy in force",
+            ApiError::UnknownCardKind => {
+                "card_kind must be id_card, passport, permit or citizen_card"
+            }
+            ApiError::BatchTooLarge => "a batch holds at most 1000 requests",
+            ApiError::ForbiddenVenue => "venue outside this caller's scope",
+            ApiError::RateLimited { .. } => "over this caller's request rate",
+            ApiError::Overloaded => "gateway over its concurrency limit",
+            ApiError::NotFound => "no such route",
+            ApiError::MethodNotAllowed => "method not allowed on this route",
+        }
+    }
+
+    /// Seconds for `Retry-After`, where one applies.
+    pub fn retry_after(self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_s } => Some(retry_after_s),
+            ApiError::Overloaded => Some(1),
+            _ => None,
+        }
+    }
+
+    /// `{"error": ..., "message": ...}`.
+    pub fn json(self) -> String {
+        format!(
+            r#"{{"error":"{}","message":"{}"}}"#,
+            self.code(),
+            self.message()
+        )
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::UnknownVenue => ApiError::UnknownVenue,
+            RequestError::NoPolicy => ApiError::Unavailable("no policy loaded"),
+            RequestError::NoPseudonymKey => {
+                ApiError::Unavailable("card checks are not configured on this gateway")
+            }
+        }
+    }
+}
+
+/// A verify request (`POST /v1/verify`, and each item of a batch or stream).
+#[derive(Debug, Deserialize)]
+pub struct VerifyRequest<'a> {
+    #[serde(borrow)]
+    pub code: Cow<'a, str>,
+    #[serde(borrow)]
+    pub venue: Cow<'a, str>,
+    #[serde(default, borrow)]
+    #[allow(dead_code)] // accepted and ignored: the gate id is not needed to decide
+    pub gate: Option<Cow<'a, str>>,
+}
+
+/// A card check (`POST /v1/verify/card`).
+#[derive(Debug, Deserialize)]
+pub struct CardRequest<'a> {
+    #[serde(borrow)]
+    pub card_kind: Cow<'a, str>,
+    #[serde(borrow)]
+    pub number: Cow<'a, str>,
+    #[serde(borrow)]
+    pub venue: Cow<'a, str>,
+}
+
+/// Parses a JSON request; any failure is `bad_request` without echoing the input.
+pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|_| ApiError::BadRequest("malformed JSON or missing fields"))
+}
+
+/// The venue checks before a decision: known to the policy (400), then in the caller's
+/// scope (403).
+pub fn check_venue(app: &App, caller: &Caller, venue: &str) -> Result<(), ApiError> {
+    let policy = app
+        .verifier
+        .policy()
+        .ok_or(ApiError::Unavailable("no policy loaded"))?;
+    if policy.venue(venue).is_none() {
+        return Err(ApiError::UnknownVenue);
+    }
+    if !caller.may_use(venue) {
+        return Err(ApiError::ForbiddenVenue);
+    }
+    Ok(())
+}
+
+/// Decides one verify request whose venue was checked and whose rate was taken.
+pub fn decide(app: &App, req: &VerifyRequest<'_>) -> Result<Decision, ApiError> {
+    let d = app.verifier.decide(&req.code, &req.venue, app.now())?;
+    app.metrics.decision(d.holder.reason);
+    Ok(d)
+}
+
+/// Decides a card check whose venue was checked and whose rate was taken.
+pub fn decide_card(app: &App, req: &CardRequest<'_>) -> Result<Decision, ApiError> {
+    let kind = CardKind::from_name(&req.card_kind).ok_or(ApiError::UnknownCardKind)?;
+    let d = app.verifier.decide_card(kind, &req.number, &req.venue)?;
+    app.metrics.decision(d.holder.reason);
+    Ok(d)
+}
+
+fn write_judgement(out: &mut String, j: &Judgement) {
+    out.push_str(r#"{"decision":""#);
+    out.push_str(j.verdict.label());
+    out.push_str(r#"","color":"#);
+    match j.color {
+        Some(c) => {
+            out.push('"');
+            out.push_str(c.name());
+            out.push('"');
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(r#","reason":""#);
+    out.push_str(j.reason.label());
+    out.push_str(r#"","conditions":["#);
+    for (i, c) in j.conditions.names().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(c);
+        out.push('"');
+    }
+    out.push(']');
+}
+
+/// Appends a decision as the API writes it. Built by hand: every string is one of the
+/// closed labels, so nothing needs escaping, and this is on every request's path.
+pub fn write_decision(out: &mut String, d: &Decision, app: &App) {
+    write_judgement(out, &d.holder);
+    if let Some(c) = &d.companions {
+        out.push_str(r#","companions":["#);
+        for (i, j) in c.as_slice().iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_judgement(out, j);
+            out.push('}');
+        }
+        out.push(']');
+    }
+    let _ = write!(
+        out,
+        r#","policy_version":{},"feed_seq":{},"stale":{}}}"#,
+        d.policy_version,
+        app.feed.position(),
+        app.stale()
+    );
+}
+
+/// A decision as a JSON string.
+pub fn decision_json(d: &Decision, app: &App) -> String {
+    let mut s = String::with_capacity(160);
+    write_decision(&mut s, d, app);
+    s
+}
+
+/// The `/healthz` and `/readyz` body.
+pub fn readiness_json(app: &App) -> (bool, String) {
+    let reasons = app.not_ready_reasons();
+    let mut s = String::with_capacity(160);
+    let _ = write!(
+        s,
+        r#"{{"ready":{},"reasons":{},"feed_seq":{},"policy_version":{},"stale":{},"dev":{}}}"#,
+        reasons.is_empty(),
+        serde_json::to_string(&reasons).unwrap_or_else(|_| "[]".into()),
+        app.feed.position(),
+        app.verifier.policy().map_or(0, |p| p.version()),
+        app.stale(),
+        app.dev
+    );
+    (reasons.is_empty(), s)
+}

@@ -1,0 +1,114 @@
+//! The running gateway's shared state: the core's [`Verifier`], the callers, the feed's
+//! progress, the limits and the metrics. Built once by `serve` and passed down as an
+//! `Arc<App>`; nothing here is global.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use gateway_core::Verifier;
+use tokio::sync::Semaphore;
+
+use crate::callers::Callers;
+use crate::metrics::Metrics;
+
+/// Body and line limits of `api.md`.
+pub const VERIFY_BODY_LIMIT: usize = 8 * 1024;
+pub const BATCH_BODY_LIMIT: usize = 2 * 1024 * 1024;
+pub const BATCH_MAX_ITEMS: usize = 1000;
+pub const STREAM_LINE_LIMIT: usize = 8192;
+
+/// How far the feed has got, written by the feed task, read by every response.
+pub struct FeedState {
+    /// Last position processed (`feed_seq`), 0 before any.
+    position: AtomicU64,
+    /// Milliseconds since boot of the last message or heartbeat (0: none yet; the
+    /// staleness clock then starts at boot).
+    last_message_ms: AtomicU64,
+    /// Whether the feed has caught up with what was there at boot.
+    caught_up: AtomicBool,
+    pub applied: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+impl Default for FeedState {
+    fn default() -> Self {
+        FeedState {
+            position: AtomicU64::new(0),
+            last_message_ms: AtomicU64::new(0),
+            caught_up: AtomicBool::new(false),
+            applied: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        }
+    }
+}
+
+impl FeedState {
+    pub fn position(&self) -> u64 {
+        self.position.load(Ordering::Acquire)
+    }
+
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    pub fn set_caught_up(&self) {
+        self.caught_up.store(true, Ordering::Release);
+    }
+
+    /// Records that the message at `position` was processed (applied or skipped).
+    pub fn processed(&self, position: u64, since_boot: Duration) {
+        self.last_message_ms
+            .store(since_boot.as_millis().max(1) as u64, Ordering::Release);
+        self.position.store(position, Ordering::Release);
+    }
+
+    fn last_message(&self) -> Duration {
+        Duration::from_millis(self.last_message_ms.load(Ordering::Acquire))
+    }
+}
+
+/// Everything a request handler needs.
+pub struct App {
+    pub verifier: Verifier,
+    pub callers: Callers,
+    pub feed: FeedState,
+    pub metrics: Metrics,
+    pub dev: bool,
+    pub stale_after: Duration,
+    pub boot: Instant,
+    /// Requests in flight; a request that finds none left is answered 503 at once.
+    pub in_flight: std::sync::Arc<Semaphore>,
+}
+
+impl App {
+    /// Seconds since the epoch.
+    pub fn now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    /// No message or heartbeat for `stale_after` (the clock starts at boot).
+    pub fn stale(&self) -> bool {
+        self.boot.elapsed().saturating_sub(self.feed.last_message()) > self.stale_after
+    }
+
+    /// Why the gateway is not ready, if it is not (`/readyz`).
+    pub fn not_ready_reasons(&self) -> Vec<&'static str> {
+        let mut r = Vec::new();
+        if self.verifier.policy().is_none() {
+            r.push("no_policy");
+        }
+        if self.verifier.trust().is_empty() {
+            r.push("no_keys");
+        }
+        if !self.feed.caught_up() {
+            r.push("feed_catching_up");
+        }
+        if self.stale() {
+            r.push("feed_stale");
+        }
+        r
+    }
+}

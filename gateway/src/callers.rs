@@ -1,0 +1,241 @@
+//! Who may ask: callers from `callers.json`, identified by a bearer API key (stored as
+//! its SHA-256, compared in constant time) or a TLS client certificate (by the SHA-256
+//! of its DER), each with the venue categories it may claim and a request rate.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::config::ConfigError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallersFile {
+    callers: Vec<CallerEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallerEntry {
+    name: String,
+    #[serde(default)]
+    api_key_sha256: Option<String>,
+    /// SHA-256 (hex) of the DER client certificate that identifies this caller (mTLS).
+    #[serde(default)]
+    client_cert_sha256: Option<String>,
+    venues: Vec<String>,
+    rate_per_s: u32,
+}
+
+/// One caller.
+pub struct Caller {
+    pub name: String,
+    key_hash: Option<[u8; 32]>,
+    cert_hash: Option<[u8; 32]>,
+    /// `None` means every venue (`["*"]`).
+    venues: Option<Vec<String>>,
+    bucket: Mutex<Bucket>,
+    rate: f64,
+}
+
+/// A token bucket holding one second's worth of requests.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Over the rate: retry after this many whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    pub retry_after_s: u64,
+}
+
+impl Caller {
+    /// Whether the caller may claim `venue`.
+    pub fn may_use(&self, venue: &str) -> bool {
+        match &self.venues {
+            None => true,
+            Some(v) => v.iter().any(|x| x == venue),
+        }
+    }
+
+    /// Takes `n` requests from the bucket, or says when there will be enough.
+    pub fn take(&self, n: u32) -> Result<(), RateLimited> {
+        let now = Instant::now();
+        let mut b = self.bucket.lock();
+        let elapsed = now.duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.rate).min(self.rate);
+        b.last = now;
+        let n = f64::from(n);
+        if b.tokens >= n {
+            b.tokens -= n;
+            Ok(())
+        } else {
+            let wait = ((n.min(self.rate) - b.tokens) / self.rate).ceil().max(1.0);
+            Err(RateLimited {
+                retry_after_s: wait as u64,
+            })
+        }
+    }
+}
+
+/// Every caller.
+pub struct Callers {
+    list: Vec<Arc<Caller>>,
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Lower-case hex of SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
+    out
+}
+
+impl Callers {
+    pub fn load(path: &Path) -> Result<Callers, ConfigError> {
+        let text = std::fs::read(path).map_err(|e| ConfigError::file(path, e))?;
+        Self::from_json(&text).map_err(|e| ConfigError::file(path, e))
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Callers, String> {
+        let file: CallersFile =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a callers file: {e}"))?;
+        let mut list = Vec::new();
+        for c in file.callers {
+            let key_hash = match &c.api_key_sha256 {
+                Some(h) => Some(hex32(h).ok_or_else(|| {
+                    format!("caller {:?}: api_key_sha256 is not 64 hex digits", c.name)
+                })?),
+                None => None,
+            };
+            let cert_hash = match &c.client_cert_sha256 {
+                Some(h) => Some(hex32(h).ok_or_else(|| {
+                    format!(
+                        "caller {:?}: client_cert_sha256 is not 64 hex digits",
+                        c.name
+                    )
+                })?),
+                None => None,
+            };
+            if key_hash.is_none() && cert_hash.is_none() {
+                return Err(format!(
+                    "caller {:?}: needs api_key_sha256 or client_cert_sha256",
+                    c.name
+                ));
+            }
+            if c.rate_per_s == 0 {
+                return Err(format!("caller {:?}: rate_per_s must be above 0", c.name));
+            }
+            let venues = if c.venues.iter().any(|v| v == "*") {
+                None
+            } else {
+                Some(c.venues)
+            };
+            let rate = f64::from(c.rate_per_s);
+            list.push(Arc::new(Caller {
+                name: c.name,
+                key_hash,
+                cert_hash,
+                venues,
+                bucket: Mutex::new(Bucket {
+                    tokens: rate,
+                    last: Instant::now(),
+                }),
+                rate,
+            }));
+        }
+        Ok(Callers { list })
+    }
+
+    /// The caller holding this API key. Every caller's hash is compared, in constant time,
+    /// so the time taken says nothing about which (if any) matched.
+    pub fn by_api_key(&self, key: &[u8]) -> Option<&Arc<Caller>> {
+        let h = sha256(key);
+        let mut found = None;
+        for c in &self.list {
+            if let Some(k) = &c.key_hash {
+                if bool::from(k.ct_eq(&h)) {
+                    found = Some(c);
+                }
+            }
+        }
+        found
+    }
+
+    /// The caller identified by a client certificate (DER).
+    pub fn by_cert(&self, cert_hash: &[u8; 32]) -> Option<&Arc<Caller>> {
+        self.list
+            .iter()
+            .find(|c| c.cert_hash.as_ref() == Some(cert_hash))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.list.iter().map(|c| c.name.as_str())
+    }
+}
+
+/// The SHA-256 of a DER certificate, as callers.json names it.
+pub fn cert_hash(der: &[u8]) -> [u8; 32] {
+    sha256(der)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn callers() -> Callers {
+        let json = format!(
+            r#"{{"callers": [{{"name": "metro", "api_key_sha256": "{}", "venues": ["bus", "metro"], "rate_per_s": 2}},
+                            {{"name": "doors", "api_key_sha256": "{}", "venues": ["*"], "rate_per_s": 100}}]}}"#,
+            sha256_hex(b"k1"),
+            sha256_hex(b"k2")
+        );
+        Callers::from_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn keys_scopes_and_rates() {
+        let c = callers();
+        let metro = c.by_api_key(b"k1").unwrap();
+        assert_eq!(metro.name, "metro");
+        assert!(c.by_api_key(b"k3").is_none());
+        assert!(metro.may_use("bus") && !metro.may_use("school"));
+        assert!(c.by_api_key(b"k2").unwrap().may_use("school"));
+        assert!(metro.take(2).is_ok());
+        assert_eq!(metro.take(1), Err(RateLimited { retry_after_s: 1 }));
+    }
+
+    #[test]
+    fn refuses_bad_files() {
+        assert!(Callers::from_json(b"{}").is_err());
+        assert!(Callers::from_json(br#"{"callers": [{"name": "x", "api_key_sha256": "zz", "venues": [], "rate_per_s": 1}]}"#).is_err());
+        assert!(Callers::from_json(
+            br#"{"callers": [{"name": "x", "venues": [], "rate_per_s": 1}]}"#
+        )
+        .is_err());
+        assert!(Callers::from_json(br#"{"callers": [], "extra": 1}"#).is_err());
+    }
+}

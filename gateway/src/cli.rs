@@ -1,0 +1,86 @@
+//! The command line: `gateway serve` and the issuing-side subcommands. A thin layer:
+//! each subcommand is a function of the library; errors print as one line and exit 2.
+
+use clap::{Parser, Subcommand};
+
+use crate::config::ServeArgs;
+use crate::issue::{FeedArgs, MintArgs, PseudonymArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version, about = "Health-code verification gateway")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (with no key files named: a development setup in --state-dir).
+    Serve(Box<ServeArgs>),
+    /// Mint a code (issuing side).
+    Mint(MintArgs),
+    /// Print a document's pseudonym.
+    Pseudonym(PseudonymArgs),
+    /// Append an event to a feed file.
+    Feed(FeedArgs),
+}
+
+/// Initialises logging: human-readable, or JSON lines.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs the command line; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            init_logging(args.log_json);
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("gateway: cannot start the runtime: {e}");
+                    return 1;
+                }
+            };
+            rt.block_on(crate::serve::run(*args))
+                .map(|()| String::new())
+        }
+        Command::Mint(a) => crate::issue::mint(&a),
+        Command::Pseudonym(a) => crate::issue::pseudonym(&a),
+        Command::Feed(a) => crate::issue::feed(&a),
+    };
+    match result {
+        Ok(out) => {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,302 @@
+//! `gateway serve` configuration: flags (`cli.md`), optionally a TOML file with the same
+//! keys (`--config`), the flag winning. Parsed once, here, into [`ServeConfig`]; every
+//! fatal problem becomes one line naming the flag or file and what is wrong.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+/// A fatal configuration error: one line, naming the flag or file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    pub fn file(path: &Path, what: impl std::fmt::Display) -> Self {
+        ConfigError(format!("{}: {what}", path.display()))
+    }
+
+    pub fn flag(flag: &str, what: impl std::fmt::Display) -> Self {
+        ConfigError(format!("--{flag}: {what}"))
+    }
+}
+
+/// Flags of `gateway serve`. Every one may also be set in the TOML file given by
+/// `--config` under the same name with `_` for `-`.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML file with any of these settings (flags win).
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// TLS on TCP (HTTP/1.1, HTTP/2) and QUIC on UDP (HTTP/3), same port. Default 127.0.0.1:8443.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: callers may present client certificates signed by it (mTLS).
+    #[arg(long)]
+    pub client_ca: Option<PathBuf>,
+    /// Optional plaintext HTTP/1.1 and h2c listener (behind a TLS-terminating balancer).
+    #[arg(long)]
+    pub plain_listen: Option<SocketAddr>,
+    /// Metrics and status. Default 127.0.0.1:9090.
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// trust.json (token.md).
+    #[arg(long)]
+    pub trust: Option<PathBuf>,
+    /// The provincial root public key: raw Ed25519, base64url, one line.
+    #[arg(long)]
+    pub root_key: Option<PathBuf>,
+    /// The signed policy: COSE_Sign1, base64url, one line (plain JSON with --dev).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// `file:PATH` (embedded default) or `nats://HOST:PORT/STREAM`.
+    #[arg(long)]
+    pub feed: Option<String>,
+    /// 32 bytes, base64url, one line (needed for card checks).
+    #[arg(long)]
+    pub pseudonym_key: Option<PathBuf>,
+    /// callers.json.
+    #[arg(long)]
+    pub callers: Option<PathBuf>,
+    /// Where snapshots are kept, and the development setup when no keys are given.
+    /// Default ./gateway-state.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Clock skew tolerated, seconds. Default 30.
+    #[arg(long)]
+    pub skew: Option<u64>,
+    /// Longest token validity, seconds. Default 86400.
+    #[arg(long)]
+    pub max_validity: Option<u64>,
+    /// Seconds without a feed message before the gateway reports itself stale. Default 30.
+    #[arg(long)]
+    pub stale_after: Option<u64>,
+    /// Development mode: accepts an unsigned policy file and says so.
+    #[arg(long)]
+    #[serde(default)]
+    pub dev: bool,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long)]
+    #[serde(default)]
+    pub log_json: bool,
+    /// Requests in flight across all connections before answering 503. Default 4096.
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Concurrent streams per HTTP/2 or HTTP/3 connection. Default 256.
+    #[arg(long)]
+    pub max_streams: Option<u32>,
+    /// Seconds a client may take to send request headers (HTTP/1.1). Default 10.
+    #[arg(long)]
+    pub header_timeout: Option<u64>,
+    /// Seconds to finish in-flight requests after SIGTERM/SIGINT. Default 10.
+    #[arg(long)]
+    pub shutdown_grace: Option<u64>,
+    /// Tokens held by the signature cache (0 turns it off). Default 1000000.
+    #[arg(long)]
+    pub sig_cache: Option<usize>,
+}
+
+impl ServeArgs {
+    /// Fills every unset flag from the TOML file, if one is given.
+    pub fn merge_file(mut self) -> Result<ServeArgs, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::file(&path, e))?;
+        let file: ServeArgs = toml::from_str(&text)
+            .map_err(|e| ConfigError::file(&path, e.message().replace('\n', " ")))?;
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = file.$f; } )* };
+        }
+        fill!(
+            listen,
+            tls_cert,
+            tls_key,
+            client_ca,
+            plain_listen,
+            admin_listen,
+            trust,
+            root_key,
+            policy,
+            feed,
+            pseudonym_key,
+            callers,
+            state_dir,
+            skew,
+            max_validity,
+            stale_after,
+            max_in_flight,
+            max_streams,
+            header_timeout,
+            shutdown_grace,
+            sig_cache
+        );
+        self.dev |= file.dev;
+        self.log_json |= file.log_json;
+        Ok(self)
+    }
+}
+
+/// Where the feed comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedSource {
+    File(PathBuf),
+    Nats { url: String, stream: String },
+}
+
+impl FeedSource {
+    pub fn parse(s: &str) -> Result<FeedSource, ConfigError> {
+        if let Some(p) = s.strip_prefix("file:") {
+            if p.is_empty() {
+                return Err(ConfigError::flag("feed", "file: needs a path"));
+            }
+            return Ok(FeedSource::File(PathBuf::from(p)));
+        }
+        if let Some(rest) = s.strip_prefix("nats://") {
+            let (host, stream) = rest
+                .split_once('/')
+                .filter(|(h, s)| !h.is_empty() && !s.is_empty())
+                .ok_or_else(|| ConfigError::flag("feed", "expected nats://HOST:PORT/STREAM"))?;
+            return Ok(FeedSource::Nats {
+                url: format!("nats://{host}"),
+                stream: stream.to_owned(),
+            });
+        }
+        Err(ConfigError::flag(
+            "feed",
+            format!("{s:?} is neither file:PATH nor nats://HOST:PORT/STREAM"),
+        ))
+    }
+}
+
+/// The checked configuration of `gateway serve`, every default applied.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub plain_listen: Option<SocketAddr>,
+    pub admin_listen: SocketAddr,
+    pub trust: PathBuf,
+    pub root_key: PathBuf,
+    pub policy: PathBuf,
+    pub feed: FeedSource,
+    pub pseudonym_key: Option<PathBuf>,
+    pub callers: PathBuf,
+    pub state_dir: PathBuf,
+    pub skew: u64,
+    pub max_validity: u64,
+    pub stale_after: Duration,
+    pub dev: bool,
+    pub log_json: bool,
+    pub max_in_flight: usize,
+    pub max_streams: u32,
+    pub header_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub sig_cache: usize,
+}
+
+/// Default state directory (relative to the working directory).
+pub const DEFAULT_STATE_DIR: &str = "gateway-state";
+
+impl ServeArgs {
+    /// Whether no key material was named at all: the quick start then makes a
+    /// development setup in the state directory.
+    pub fn is_quick_start(&self) -> bool {
+        self.trust.is_none()
+            && self.root_key.is_none()
+            && self.policy.is_none()
+            && self.callers.is_none()
+    }
+
+    /// Applies defaults and checks presence; file contents are checked when loaded.
+    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
+        let need = |v: Option<PathBuf>, flag: &str| {
+            v.ok_or_else(|| ConfigError::flag(flag, "required (or give none of --trust, --root-key, --policy, --callers for the development quick start)"))
+        };
+        let state_dir = self
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let feed = match &self.feed {
+            Some(f) => FeedSource::parse(f)?,
+            None => FeedSource::File(state_dir.join("feed.jsonl")),
+        };
+        let positive = |v: Option<u64>, d: u64, flag: &str| match v {
+            Some(0) => Err(ConfigError::flag(flag, "must be above 0")),
+            Some(v) => Ok(v),
+            None => Ok(d),
+        };
+        Ok(ServeConfig {
+            listen: self.listen.unwrap_or_else(|| ([127, 0, 0, 1], 8443).into()),
+            tls_cert: need(self.tls_cert, "tls-cert")?,
+            tls_key: need(self.tls_key, "tls-key")?,
+            client_ca: self.client_ca,
+            plain_listen: self.plain_listen,
+            admin_listen: self
+                .admin_listen
+                .unwrap_or_else(|| ([127, 0, 0, 1], 9090).into()),
+            trust: need(self.trust, "trust")?,
+            root_key: need(self.root_key, "root-key")?,
+            policy: need(self.policy, "policy")?,
+            feed,
+            pseudonym_key: self.pseudonym_key,
+            callers: need(self.callers, "callers")?,
+            state_dir,
+            skew: self.skew.unwrap_or(30),
+            max_validity: positive(self.max_validity, 86_400, "max-validity")?,
+            stale_after: Duration::from_secs(positive(self.stale_after, 30, "stale-after")?),
+            dev: self.dev,
+            log_json: self.log_json,
+            max_in_flight: self.max_in_flight.unwrap_or(4096).max(1),
+            max_streams: self.max_streams.unwrap_or(256).max(1),
+            header_timeout: Duration::from_secs(positive(
+                self.header_timeout,
+                10,
+                "header-timeout",
+            )?),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace.unwrap_or(10)),
+            sig_cache: self.sig_cache.unwrap_or(1_000_000),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_sources() {
+        assert_eq!(
+            FeedSource::parse("file:/x").unwrap(),
+            FeedSource::File("/x".into())
+        );
+        assert_eq!(
+            FeedSource::parse("nats://127.0.0.1:4222/JKM").unwrap(),
+            FeedSource::Nats {
+                url: "nats://127.0.0.1:4222".into(),
+                stream: "JKM".into()
+            }
+        );
+        assert!(FeedSource::parse("kafka://x").is_err());
+        assert!(FeedSource::parse("nats://host").is_err());
+    }
+
+    #[test]
+    fn unknown_toml_keys_are_refused() {
+        let e =
+            toml::from_str::<ServeArgs>("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
+        assert!(e.message().contains("listen_port"), "{}", e.message());
+    }
+}

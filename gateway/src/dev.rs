@@ -1,0 +1,213 @@
+//! The quick start: with no key material named, `gateway serve` makes (once) a complete
+//! development setup in the state directory and runs on it: a root key, an issuer key and
+//! its trust list, a policy signed by that root, a pseudonym key, an API key for one
+//! caller, a self-signed certificate and an empty feed file. Nothing here is unsigned:
+//! the gateway runs exactly as in production, only with keys it made itself.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use gateway_core::b64;
+use gateway_core::mint::{Issuer, RootSigner, SigningKey};
+use gateway_core::policy::reference_policy_json;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::callers::sha256_hex;
+use crate::config::{ConfigError, ServeArgs};
+
+/// The development issuer.
+pub const DEV_KID: &str = "dev-issuer-1";
+pub const DEV_ISSUER: &str = "CN-33";
+
+/// Paths of the development setup inside the state directory.
+pub struct DevSetup {
+    pub dir: PathBuf,
+}
+
+impl DevSetup {
+    pub fn new(dir: &Path) -> Self {
+        DevSetup {
+            dir: dir.to_path_buf(),
+        }
+    }
+    pub fn root_seed(&self) -> PathBuf {
+        self.dir.join("root.seed")
+    }
+    pub fn root_pub(&self) -> PathBuf {
+        self.dir.join("root.pub")
+    }
+    pub fn issuer_seed(&self) -> PathBuf {
+        self.dir.join("issuer.seed")
+    }
+    pub fn trust(&self) -> PathBuf {
+        self.dir.join("trust.json")
+    }
+    pub fn policy(&self) -> PathBuf {
+        self.dir.join("policy.signed")
+    }
+    pub fn pseudonym_key(&self) -> PathBuf {
+        self.dir.join("pseudonym.key")
+    }
+    pub fn api_key(&self) -> PathBuf {
+        self.dir.join("api.key")
+    }
+    pub fn callers(&self) -> PathBuf {
+        self.dir.join("callers.json")
+    }
+    pub fn cert(&self) -> PathBuf {
+        self.dir.join("tls/cert.pem")
+    }
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("tls/key.pem")
+    }
+    pub fn feed(&self) -> PathBuf {
+        self.dir.join("feed.jsonl")
+    }
+
+    /// The issuer that signs development codes.
+    pub fn issuer(&self) -> Result<Issuer, ConfigError> {
+        let seed = read_b64_32(&self.issuer_seed())?;
+        Ok(Issuer {
+            kid: DEV_KID.as_bytes().to_vec(),
+            issuer: DEV_ISSUER.into(),
+            key: SigningKey::ed25519(&seed),
+        })
+    }
+
+    /// Points every unset path of `args` at this setup.
+    pub fn apply_to(&self, args: &mut ServeArgs) {
+        args.trust = Some(self.trust());
+        args.root_key = Some(self.root_pub());
+        args.policy = Some(self.policy());
+        args.callers = Some(self.callers());
+        args.pseudonym_key
+            .get_or_insert_with(|| self.pseudonym_key());
+        args.tls_cert.get_or_insert_with(|| self.cert());
+        args.tls_key.get_or_insert_with(|| self.key());
+        if args.feed.is_none() {
+            args.feed = Some(format!("file:{}", self.feed().display()));
+        }
+    }
+
+    /// Creates whatever is missing; returns whether anything was created.
+    pub fn ensure(&self) -> Result<bool, ConfigError> {
+        let err = |p: &Path, e: std::io::Error| ConfigError::file(p, e);
+        fs::create_dir_all(self.dir.join("tls")).map_err(|e| err(&self.dir, e))?;
+        let mut made = false;
+        let rng = SystemRandom::new();
+        let random32 = || {
+            let mut b = [0u8; 32];
+            rng.fill(&mut b)
+                .map(|()| b)
+                .map_err(|_| ConfigError("system random source failed".into()))
+        };
+        if !self.root_seed().exists() {
+            let root = RootSigner::from_seed(&random32()?);
+            write(&self.root_seed(), &b64::encode(&root.seed()))?;
+            write(&self.root_pub(), &root.public_b64())?;
+            // A new root invalidates anything it signed before.
+            let _ = fs::remove_file(self.policy());
+            made = true;
+        }
+        let root = RootSigner::from_seed(&read_b64_32(&self.root_seed())?);
+        if !self.issuer_seed().exists() {
+            write(&self.issuer_seed(), &b64::encode(&random32()?))?;
+            let _ = fs::remove_file(self.trust());
+            made = true;
+        }
+        if !self.trust().exists() {
+            let now = crate::unix_now() as i64;
+            let entry = self.issuer()?.trust_entry(now - 86_400, now + 365 * 86_400);
+            let doc = serde_json::json!({"keys": [{
+                "kid": entry.kid, "issuer": entry.issuer, "alg": entry.alg,
+                "public_key": entry.public_key, "not_before": entry.not_before, "not_after": entry.not_after,
+            }]});
+            write(
+                &self.trust(),
+                &serde_json::to_string_pretty(&doc).unwrap_or_default(),
+            )?;
+            made = true;
+        }
+        if !self.policy().exists() {
+            write(
+                &self.policy(),
+                &root.sign_doc(reference_policy_json(1).as_bytes()),
+            )?;
+            made = true;
+        }
+        if !self.pseudonym_key().exists() {
+            write(&self.pseudonym_key(), &b64::encode(&random32()?))?;
+            made = true;
+        }
+        if !self.api_key().exists() || !self.callers().exists() {
+            let key = format!("dev-{}", b64::encode(&random32()?));
+            write(&self.api_key(), &key)?;
+            let callers = serde_json::json!({"callers": [{
+                "name": "dev", "api_key_sha256": sha256_hex(key.as_bytes()),
+                "venues": ["*"], "rate_per_s": 1_000_000,
+            }]});
+            write(
+                &self.callers(),
+                &serde_json::to_string_pretty(&callers).unwrap_or_default(),
+            )?;
+            made = true;
+        }
+        if !self.cert().exists() || !self.key().exists() {
+            let names = vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ];
+            let ck = rcgen::generate_simple_self_signed(names)
+                .map_err(|e| ConfigError(format!("self-signed certificate: {e}")))?;
+            write(&self.cert(), &ck.cert.pem())?;
+            write(&self.key(), &ck.signing_key.serialize_pem())?;
+            made = true;
+        }
+        if !self.feed().exists() {
+            fs::write(self.feed(), "").map_err(|e| err(&self.feed(), e))?;
+            made = true;
+        }
+        Ok(made)
+    }
+
+    /// Plays the issuing authority's heartbeat in the quick start: appends a `heartbeat`
+    /// event to the development feed every `every`, so the gateway does not go stale
+    /// while nothing else is published.
+    pub async fn heartbeats(
+        feed: PathBuf,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            let at = gateway_core::trust::format_time(crate::unix_now() as i64);
+            let line = format!("{}\n", serde_json::json!({"type": "heartbeat", "at": at}));
+            let appended = tokio::fs::OpenOptions::new().append(true).open(&feed).await;
+            if let Ok(mut f) = appended {
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut f, line.as_bytes()).await;
+            }
+        }
+    }
+
+    /// The API key of the development caller.
+    pub fn read_api_key(&self) -> Result<String, ConfigError> {
+        fs::read_to_string(self.api_key())
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| ConfigError::file(&self.api_key(), e))
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), ConfigError> {
+    fs::write(path, format!("{text}\n")).map_err(|e| ConfigError::file(path, e))
+}
+
+/// Reads a one-line base64url file of 32 bytes.
+pub fn read_b64_32(path: &Path) -> Result<[u8; 32], ConfigError> {
+    let text = fs::read_to_string(path).map_err(|e| ConfigError::file(path, e))?;
+    b64::decode_array::<32>(text.trim())
+        .ok_or_else(|| ConfigError::file(path, "not 32 bytes of base64url on one line"))
+}

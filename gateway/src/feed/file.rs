@@ -1,0 +1,71 @@
+//! The embedded default feed: an append-only file of JSON lines, followed as it grows.
+//! A line's position is its 1-based line number (a bad line still takes its position).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_core::trust::RootKey;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+use crate::app::App;
+
+/// How often the file is checked for new lines once the end is reached.
+const POLL: Duration = Duration::from_millis(50);
+/// How often the forgetting rules of `feed.md` run.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// Follows `path` until `stop` turns true.
+pub async fn follow(
+    path: PathBuf,
+    app: Arc<App>,
+    root: Option<RootKey>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "feed file cannot be opened");
+            return;
+        }
+    };
+    let mut position = 0u64;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut last_forget = tokio::time::Instant::now();
+    loop {
+        let n = match file.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "feed file read failed");
+                0
+            }
+        };
+        if n > 0 {
+            pending.extend_from_slice(&chunk[..n]);
+            let mut start = 0;
+            while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
+                position += 1;
+                super::process(&app, root.as_ref(), position, &pending[start..start + i]);
+                start += i + 1;
+            }
+            pending.drain(..start);
+            app.metrics.feed_position.set(position as f64);
+            continue;
+        }
+        if !app.feed.caught_up() {
+            app.feed.set_caught_up();
+            tracing::info!(position, "feed caught up");
+        }
+        if last_forget.elapsed() >= FORGET_EVERY {
+            last_forget = tokio::time::Instant::now();
+            let (s, r) = app.verifier.forget(app.now());
+            tracing::debug!(statuses = s, revocations = r, "forgetting rules ran");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

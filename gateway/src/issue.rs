@@ -1,0 +1,267 @@
+//! The issuing side (`cli.md`, "Issuing side"): mint codes, compute pseudonyms and append
+//! feed events, with the keys of a development setup or given files. Everything signed
+//! here goes through `gateway_core::mint`, the code the gateway itself checks against.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use gateway_core::b64;
+use gateway_core::feed_event;
+use gateway_core::mint::{Issuer, SigningKey};
+use gateway_core::pseudonym::{CardKind, PseudonymKey};
+use gateway_core::token::{Companion, Kind, NewClaims};
+use gateway_core::{Color, Sub};
+
+use crate::config::{ConfigError, DEFAULT_STATE_DIR};
+use crate::dev::{read_b64_32, DevSetup, DEV_ISSUER, DEV_KID};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorArg {
+    Green,
+    Yellow,
+    Red,
+}
+
+impl From<ColorArg> for Color {
+    fn from(c: ColorArg) -> Color {
+        match c {
+            ColorArg::Green => Color::Green,
+            ColorArg::Yellow => Color::Yellow,
+            ColorArg::Red => Color::Red,
+        }
+    }
+}
+
+/// Who a code or event is about: a pseudonym, or a document number turned into one.
+#[derive(Debug, Clone, Args)]
+pub struct SubjectArgs {
+    /// The pseudonym, base64url (16 bytes).
+    #[arg(long, conflicts_with_all = ["card_kind", "number"])]
+    pub sub: Option<String>,
+    /// Document kind: id_card, passport, permit or citizen_card (with --number).
+    #[arg(long, requires = "number")]
+    pub card_kind: Option<String>,
+    /// Document number (never stored; only its pseudonym is used).
+    #[arg(long, requires = "card_kind")]
+    pub number: Option<String>,
+    /// Pseudonym key file (default: the state directory's).
+    #[arg(long)]
+    pub pseudonym_key: Option<PathBuf>,
+}
+
+impl SubjectArgs {
+    fn resolve(&self, state: &Path) -> Result<Sub, ConfigError> {
+        if let Some(s) = &self.sub {
+            return b64::decode_array::<16>(s)
+                .map(Sub)
+                .ok_or_else(|| ConfigError::flag("sub", "not 16 bytes of base64url"));
+        }
+        match (&self.card_kind, &self.number) {
+            (Some(kind), Some(number)) => {
+                let kind = CardKind::from_name(kind)
+                    .ok_or_else(|| ConfigError::flag("card-kind", "unknown kind"))?;
+                let path = self
+                    .pseudonym_key
+                    .clone()
+                    .unwrap_or_else(|| DevSetup::new(state).pseudonym_key());
+                let key = PseudonymKey::new(&read_b64_32(&path)?);
+                Ok(key.pseudonym(kind, number))
+            }
+            _ => Err(ConfigError(
+                "give --sub, or --card-kind with --number".into(),
+            )),
+        }
+    }
+}
+
+/// `gateway mint`: prints a freshly signed code.
+#[derive(Debug, Clone, Args)]
+pub struct MintArgs {
+    #[command(flatten)]
+    pub subject: SubjectArgs,
+    #[arg(long, value_enum, default_value = "green")]
+    pub color: ColorArg,
+    /// The subject's status version at issue.
+    #[arg(long, default_value_t = 1)]
+    pub ver: u64,
+    /// Reason code (token.md table).
+    #[arg(long)]
+    pub why: Option<u64>,
+    /// 0 resident ID, 1 passport, 2 permit.
+    #[arg(long)]
+    pub kind: Option<u8>,
+    /// Seconds of validity from now.
+    #[arg(long, default_value_t = 3600)]
+    pub validity: u64,
+    /// A companion, `SUB:COLOR:VER` (SUB base64url); repeat for more (at most 8).
+    #[arg(long = "companion")]
+    pub companions: Vec<String>,
+    /// Ed25519 issuer seed file (default: the development issuer of the state directory).
+    #[arg(long)]
+    pub issuer_seed: Option<PathBuf>,
+    #[arg(long)]
+    pub kid: Option<String>,
+    #[arg(long)]
+    pub iss: Option<String>,
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+fn companion(s: &str) -> Result<Companion, ConfigError> {
+    let bad = || ConfigError::flag("companion", format!("{s:?} is not SUB:COLOR:VER"));
+    let mut parts = s.split(':');
+    let (Some(sub), Some(color), Some(ver), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok(Companion {
+        sub: Sub(b64::decode_array::<16>(sub).ok_or_else(bad)?),
+        color: Color::from_name(color).ok_or_else(bad)?,
+        ver: ver.parse().map_err(|_| bad())?,
+    })
+}
+
+/// A random token id.
+fn new_cti() -> Vec<u8> {
+    let mut b = vec![0u8; 12];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    b
+}
+
+pub fn mint(a: &MintArgs) -> Result<String, ConfigError> {
+    let issuer = match &a.issuer_seed {
+        Some(p) => Issuer {
+            kid: a.kid.clone().unwrap_or_else(|| DEV_KID.into()).into_bytes(),
+            issuer: a.iss.clone().unwrap_or_else(|| DEV_ISSUER.into()),
+            key: SigningKey::ed25519(&read_b64_32(p)?),
+        },
+        None => DevSetup::new(&a.state_dir).issuer()?,
+    };
+    let kind = match a.kind {
+        None => None,
+        Some(0) => Some(Kind::ResidentId),
+        Some(1) => Some(Kind::Passport),
+        Some(2) => Some(Kind::Permit),
+        Some(_) => return Err(ConfigError::flag("kind", "must be 0, 1 or 2")),
+    };
+    if a.companions.len() > 8 {
+        return Err(ConfigError::flag("companion", "at most 8"));
+    }
+    let with = if a.companions.is_empty() {
+        None
+    } else {
+        Some(
+            a.companions
+                .iter()
+                .map(|c| companion(c))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    let now = crate::unix_now();
+    let claims = NewClaims {
+        iss: issuer.issuer.clone(),
+        sub: a.subject.resolve(&a.state_dir)?,
+        iat: now,
+        exp: now + a.validity.max(1),
+        cti: new_cti(),
+        color: a.color.into(),
+        ver: a.ver,
+        why: a.why,
+        kind,
+        with,
+    };
+    issuer
+        .mint(&claims)
+        .map_err(|e| ConfigError(format!("signing failed: {e}")))
+}
+
+/// `gateway pseudonym`: prints a document's pseudonym (base64url).
+#[derive(Debug, Clone, Args)]
+pub struct PseudonymArgs {
+    #[command(flatten)]
+    pub subject: SubjectArgs,
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+pub fn pseudonym(a: &PseudonymArgs) -> Result<String, ConfigError> {
+    Ok(b64::encode(&a.subject.resolve(&a.state_dir)?.0))
+}
+
+/// `gateway feed ...`: appends one event to a feed file.
+#[derive(Debug, Clone, Args)]
+pub struct FeedArgs {
+    /// The feed file (default: the state directory's feed.jsonl).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    #[command(subcommand)]
+    pub event: FeedEvent,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum FeedEvent {
+    /// A status change.
+    Status {
+        #[command(flatten)]
+        subject: SubjectArgs,
+        #[arg(long, value_enum)]
+        color: ColorArg,
+        #[arg(long)]
+        ver: u64,
+        #[arg(long)]
+        why: Option<u64>,
+    },
+    /// Revoke a token by id until its expiry.
+    RevokeToken {
+        /// Token id, base64url.
+        #[arg(long)]
+        cti: String,
+        #[arg(long)]
+        exp: u64,
+    },
+    /// Prove the stream is alive.
+    Heartbeat,
+}
+
+pub fn feed(a: &FeedArgs) -> Result<String, ConfigError> {
+    let now = crate::unix_now() as i64;
+    let line = match &a.event {
+        FeedEvent::Status {
+            subject,
+            color,
+            ver,
+            why,
+        } => feed_event::status_line(
+            &subject.resolve(&a.state_dir)?,
+            (*color).into(),
+            *ver,
+            *why,
+            now,
+        ),
+        FeedEvent::RevokeToken { cti, exp } => {
+            serde_json::json!({"type": "revoke_token", "cti": cti, "exp": exp}).to_string()
+        }
+        FeedEvent::Heartbeat => {
+            serde_json::json!({"type": "heartbeat", "at": gateway_core::trust::format_time(now)})
+                .to_string()
+        }
+    };
+    // Check our own line with the gateway's parser before it goes out.
+    feed_event::parse(line.as_bytes(), None)
+        .map_err(|e| ConfigError(format!("event refused: {e}")))?;
+    let path = a
+        .file
+        .clone()
+        .unwrap_or_else(|| DevSetup::new(&a.state_dir).feed());
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|e| ConfigError::file(&path, e))?;
+    f.write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| ConfigError::file(&path, e))?;
+    Ok(format!("appended to {}", path.display()))
+}

@@ -1,0 +1,141 @@
+//! The gateway's metrics, registered once into handles (no ad-hoc names deep in the
+//! code); labels come only from closed sets (protocol, route, status class, reason,
+//! caller names from the configuration), never from input.
+
+use std::time::Duration;
+
+use gateway_core::Reason;
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Transport a request came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    H1,
+    H2,
+    H3,
+}
+
+impl Proto {
+    pub fn label(self) -> &'static str {
+        match self {
+            Proto::H1 => "http1",
+            Proto::H2 => "http2",
+            Proto::H3 => "http3",
+        }
+    }
+}
+
+/// The routes of `api.md`, for labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Verify,
+    Batch,
+    Stream,
+    Card,
+    Health,
+    Ready,
+    Other,
+}
+
+impl Route {
+    pub const ALL: [Route; 7] = [
+        Route::Verify,
+        Route::Batch,
+        Route::Stream,
+        Route::Card,
+        Route::Health,
+        Route::Ready,
+        Route::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Verify => "verify",
+            Route::Batch => "batch",
+            Route::Stream => "stream",
+            Route::Card => "card",
+            Route::Health => "healthz",
+            Route::Ready => "readyz",
+            Route::Other => "other",
+        }
+    }
+}
+
+/// Handles registered at startup.
+pub struct Metrics {
+    decisions: [Counter; Reason::ALL.len()],
+    latency: [Histogram; Route::ALL.len()],
+    pub status_set_size: Gauge,
+    pub feed_position: Gauge,
+    pub feed_applied: Counter,
+    pub sig_cache_hits: Gauge,
+    pub sig_cache_misses: Gauge,
+    handle: Option<PrometheusHandle>,
+}
+
+impl Metrics {
+    /// Registers every handle with the global recorder (installed by the caller, once).
+    pub fn register(handle: Option<PrometheusHandle>) -> Metrics {
+        Metrics {
+            decisions: Reason::ALL
+                .map(|r| metrics::counter!("gateway_decisions_total", "reason" => r.label())),
+            latency: Route::ALL.map(
+                |r| metrics::histogram!("gateway_request_duration_seconds", "route" => r.label()),
+            ),
+            status_set_size: metrics::gauge!("gateway_status_set_size"),
+            feed_position: metrics::gauge!("gateway_feed_position"),
+            feed_applied: metrics::counter!("gateway_feed_events_applied_total"),
+            sig_cache_hits: metrics::gauge!("gateway_sig_cache_hits"),
+            sig_cache_misses: metrics::gauge!("gateway_sig_cache_misses"),
+            handle,
+        }
+    }
+
+    pub fn decision(&self, r: Reason) {
+        if let Some(i) = Reason::ALL.iter().position(|x| *x == r) {
+            self.decisions[i].increment(1);
+        }
+    }
+
+    /// One finished request.
+    pub fn request(
+        &self,
+        proto: Proto,
+        route: Route,
+        status: u16,
+        caller: Option<&str>,
+        took: Duration,
+    ) {
+        if let Some(i) = Route::ALL.iter().position(|x| *x == route) {
+            self.latency[i].record(took.as_secs_f64());
+        }
+        metrics::counter!("gateway_requests_total", "protocol" => proto.label(), "route" => route.label(), "status" => status.to_string()).increment(1);
+        if let Some(c) = caller {
+            metrics::counter!("gateway_caller_requests_total", "caller" => c.to_owned())
+                .increment(1);
+        }
+    }
+
+    /// Prometheus text.
+    pub fn render(&self) -> String {
+        self.handle
+            .as_ref()
+            .map(PrometheusHandle::render)
+            .unwrap_or_default()
+    }
+}
+
+/// Installs the Prometheus recorder for this process and returns its handle.
+pub fn install() -> Option<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+            0.5, 1.0,
+        ])
+        .ok()?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).ok()?;
+    Some(handle)
+}

@@ -1,0 +1,317 @@
+//! `gateway serve`: load and check the configuration, build the state, bind every
+//! listener, follow the feed, and drain on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gateway_core::pseudonym::PseudonymKey;
+use gateway_core::trust::{RootKey, TrustList};
+use gateway_core::{Limits, Policy, Settings, Verifier};
+use http::header::HeaderValue;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use crate::app::{App, FeedState};
+use crate::callers::Callers;
+use crate::config::{ConfigError, FeedSource, ServeArgs, ServeConfig};
+use crate::dev::DevSetup;
+use crate::listen::{quic, tcp, tls};
+use crate::metrics::Metrics;
+
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::file(path, e))
+}
+
+/// Loads every file named by the configuration into a verifier.
+fn load_verifier(cfg: &ServeConfig) -> Result<(Verifier, Option<RootKey>), ConfigError> {
+    let trust_bytes = std::fs::read(&cfg.trust).map_err(|e| ConfigError::file(&cfg.trust, e))?;
+    let (trust, refused) =
+        TrustList::from_json(&trust_bytes).map_err(|e| ConfigError::file(&cfg.trust, e))?;
+    if trust.is_empty() {
+        return Err(ConfigError::file(
+            &cfg.trust,
+            format!("no usable key ({} refused)", refused.len()),
+        ));
+    }
+    let root = RootKey::from_b64(&read_text(&cfg.root_key)?)
+        .map_err(|e| ConfigError::file(&cfg.root_key, format!("not a root key: {e}")))?;
+    let policy_text = read_text(&cfg.policy)?;
+    let policy = match Policy::from_signed(policy_text.trim(), &root) {
+        Ok(p) => p,
+        Err(signed_err) if cfg.dev => match Policy::from_json(policy_text.as_bytes()) {
+            Ok(p) => {
+                tracing::warn!(path = %cfg.policy.display(), "DEVELOPMENT MODE: running on an UNSIGNED policy file");
+                p
+            }
+            Err(_) => return Err(ConfigError::file(&cfg.policy, signed_err)),
+        },
+        Err(e) => return Err(ConfigError::file(&cfg.policy, e)),
+    };
+    let pseudonyms = match &cfg.pseudonym_key {
+        Some(p) => Some(
+            PseudonymKey::from_b64(&read_text(p)?)
+                .ok_or_else(|| ConfigError::file(p, "not 32 bytes of base64url on one line"))?,
+        ),
+        None => None,
+    };
+    let settings = Settings {
+        limits: Limits {
+            skew: cfg.skew,
+            max_validity: cfg.max_validity,
+        },
+        sig_cache_capacity: cfg.sig_cache,
+        expected_subjects: 0,
+    };
+    Ok((
+        Verifier::new(settings, trust, Some(policy), pseudonyms),
+        Some(root),
+    ))
+}
+
+async fn bind_tcp(addr: SocketAddr, flag: &str) -> Result<TcpListener, ConfigError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ConfigError::flag(flag, format!("cannot listen on {addr}: {e}")))
+}
+
+/// Runs the gateway until a signal; returns the process exit code.
+pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
+    let mut args = args.merge_file()?;
+    let quick_start = args.is_quick_start();
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| crate::config::DEFAULT_STATE_DIR.into());
+    let dev_setup = DevSetup::new(&state_dir);
+    if quick_start {
+        let made = dev_setup.ensure()?;
+        dev_setup.apply_to(&mut args);
+        if made {
+            tracing::warn!(dir = %state_dir.display(), "no keys given: generated a development setup (root key, issuer key, signed policy, API key, self-signed certificate)");
+        }
+    }
+    let cfg = args.resolve()?;
+    let (verifier, root) = load_verifier(&cfg)?;
+    let callers = Callers::load(&cfg.callers)?;
+    let feed_path = match &cfg.feed {
+        FeedSource::File(p) => {
+            if !p.exists() {
+                return Err(ConfigError::flag(
+                    "feed",
+                    format!("{} does not exist", p.display()),
+                ));
+            }
+            p.clone()
+        }
+        FeedSource::Nats { .. } => {
+            return Err(ConfigError::flag(
+                "feed",
+                "NATS JetStream is not built into this version yet; use file:PATH",
+            ))
+        }
+    };
+
+    let tcp_tls = tls::server_config(
+        &cfg.tls_cert,
+        &cfg.tls_key,
+        cfg.client_ca.as_deref(),
+        &[b"h2", b"http/1.1"],
+    )?;
+    let quic_tls = tls::server_config(
+        &cfg.tls_cert,
+        &cfg.tls_key,
+        cfg.client_ca.as_deref(),
+        &[b"h3"],
+    )?;
+    let listener = bind_tcp(cfg.listen, "listen").await?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ConfigError::flag("listen", e))?;
+    let quic_cfg = quic::server_config(quic_tls, cfg.max_streams)
+        .map_err(|e| ConfigError::flag("listen", e))?;
+    let endpoint = quinn::Endpoint::server(quic_cfg, local)
+        .map_err(|e| ConfigError::flag("listen", format!("cannot listen on UDP {local}: {e}")))?;
+    let plain = match cfg.plain_listen {
+        Some(a) => Some(bind_tcp(a, "plain-listen").await?),
+        None => None,
+    };
+    let admin = bind_tcp(cfg.admin_listen, "admin-listen").await?;
+    let admin_addr = admin
+        .local_addr()
+        .map_err(|e| ConfigError::flag("admin-listen", e))?;
+
+    let app = Arc::new(App {
+        verifier,
+        callers,
+        feed: FeedState::default(),
+        metrics: Metrics::register(crate::metrics::install()),
+        dev: cfg.dev,
+        stale_after: cfg.stale_after,
+        boot: Instant::now(),
+        in_flight: Arc::new(Semaphore::new(cfg.max_in_flight)),
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let graceful = Arc::new(GracefulShutdown::new());
+    let settings = tcp::TcpSettings {
+        header_timeout: cfg.header_timeout,
+        max_streams: cfg.max_streams,
+        alt_svc: HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", local.port())).ok(),
+    };
+    let mut tasks = Vec::new();
+    if quick_start && feed_path == dev_setup.feed() {
+        let every = (cfg.stale_after / 3).max(Duration::from_secs(1));
+        tasks.push(tokio::spawn(DevSetup::heartbeats(
+            feed_path.clone(),
+            every,
+            stop_rx.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(crate::feed::file::follow(
+        feed_path,
+        app.clone(),
+        root,
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(tcp::serve(
+        listener,
+        Some(tokio_rustls::TlsAcceptor::from(tcp_tls)),
+        app.clone(),
+        settings.clone(),
+        graceful.clone(),
+        stop_rx.clone(),
+    )));
+    let plain_addr = plain.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(p) = plain {
+        let s = tcp::TcpSettings {
+            alt_svc: None,
+            ..settings
+        };
+        tasks.push(tokio::spawn(tcp::serve(
+            p,
+            None,
+            app.clone(),
+            s,
+            graceful.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(quic::serve(
+        endpoint.clone(),
+        app.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::admin::serve(
+        admin,
+        app.clone(),
+        stop_rx.clone(),
+    )));
+
+    // One machine-readable line for scripts and tests, then the human hints.
+    println!(
+        "{}",
+        serde_json::json!({
+            "event": "listening", "listen": local.to_string(), "admin": admin_addr.to_string(),
+            "plain": plain_addr.map(|a| a.to_string()), "dev": cfg.dev,
+        })
+    );
+    tracing::info!(%local, admin = %admin_addr, "gateway listening (TLS HTTP/1.1 + HTTP/2 on TCP, HTTP/3 on UDP)");
+    if quick_start {
+        print_quick_start(&dev_setup, local, admin_addr)?;
+    }
+
+    wait_for_signal().await;
+    tracing::info!(
+        grace_s = cfg.shutdown_grace.as_secs(),
+        "shutting down: finishing in-flight requests"
+    );
+    let _ = stop_tx.send(true);
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    let drained = tokio::time::timeout(cfg.shutdown_grace, async {
+        graceful.shutdown().await;
+        endpoint.wait_idle().await;
+    })
+    .await;
+    endpoint.close(quic::CLOSE_CODE.into(), b"shutting down");
+    for t in tasks {
+        t.abort();
+    }
+    match drained {
+        Ok(()) => tracing::info!("drained"),
+        Err(_) => tracing::warn!("shutdown deadline passed with requests still in flight"),
+    }
+    Ok(())
+}
+
+fn print_quick_start(
+    dev: &DevSetup,
+    local: SocketAddr,
+    admin: SocketAddr,
+) -> Result<(), ConfigError> {
+    let key = dev.read_api_key()?;
+    let code = crate::issue::mint(&crate::issue::MintArgs {
+        subject: crate::issue::SubjectArgs {
+            sub: None,
+            card_kind: Some("id_card".into()),
+            number: Some("33010619800101001X".into()),
+            pseudonym_key: Some(dev.pseudonym_key()),
+        },
+        color: crate::issue::ColorArg::Green,
+        ver: 1,
+        why: None,
+        kind: None,
+        validity: 3600,
+        companions: vec![],
+        issuer_seed: None,
+        kid: None,
+        iss: None,
+        state_dir: dev.dir.clone(),
+    })?;
+    let host = if local.ip().is_loopback() || local.ip().is_unspecified() {
+        format!("localhost:{}", local.port())
+    } else {
+        local.to_string()
+    };
+    let cert = dev.cert();
+    eprintln!(
+        "\nReady. Verify a freshly minted code (HTTP/2; use --http1.1 for HTTP/1.1):\n\n  \
+         curl --http2 --cacert {} -H 'Authorization: Bearer {key}' -H 'Content-Type: text/plain' \\\n    \
+         --data '{code}' 'https://{host}/v1/verify?venue=bus'\n\n\
+         Mint more:   gateway mint --state-dir {} --card-kind id_card --number 330106198001010011 --color yellow\n\
+         Turn red:    gateway feed --state-dir {} status --card-kind id_card --number 33010619800101001X --color red --ver 2\n\
+         Status:      curl http://{admin}/v1/status\n",
+        cert.display(),
+        dev.dir.display(),
+        dev.dir.display(),
+    );
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    let _ = Duration::ZERO;
+}
