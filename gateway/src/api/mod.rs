@@ -153,17 +153,29 @@ pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError>
 /// The venue checks before a decision: known to the policy (400), then in the caller's
 /// scope (403).
 pub fn check_venue(app: &App, caller: &Caller, venue: &str) -> Result<(), ApiError> {
+    known_venue(app, venue)?;
+    in_scope(caller, venue)
+}
+
+/// 400 `unknown_venue` unless the policy in force has the category.
+pub fn known_venue(app: &App, venue: &str) -> Result<(), ApiError> {
     let policy = app
         .verifier
         .policy()
         .ok_or(ApiError::Unavailable("no policy loaded"))?;
-    if policy.venue(venue).is_none() {
-        return Err(ApiError::UnknownVenue);
+    match policy.venue(venue) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::UnknownVenue),
     }
-    if !caller.may_use(venue) {
-        return Err(ApiError::ForbiddenVenue);
+}
+
+/// 403 `forbidden_venue` unless the caller may claim the venue.
+pub fn in_scope(caller: &Caller, venue: &str) -> Result<(), ApiError> {
+    if caller.may_use(venue) {
+        Ok(())
+    } else {
+        Err(ApiError::ForbiddenVenue)
     }
-    Ok(())
 }
 
 /// Decides one verify request whose venue was checked and whose rate was taken.
