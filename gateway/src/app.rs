@@ -78,11 +78,16 @@ pub struct App {
     pub boot: Instant,
     /// Requests in flight; a request that finds none left is answered 503 at once.
     pub in_flight: std::sync::Arc<Semaphore>,
+    /// Testing only (`--debug-fixed-now`): the clock's reading for every decision.
+    pub fixed_now: Option<u64>,
 }
 
 impl App {
     /// Seconds since the epoch.
     pub fn now(&self) -> u64 {
+        if let Some(t) = self.fixed_now {
+            return t;
+        }
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())

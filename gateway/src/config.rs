@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// Tokens held by the signature cache (0 turns it off). Default 1000000.
     #[arg(long)]
     pub sig_cache: Option<usize>,
+    /// Testing only: decide as if the clock read this many seconds since the epoch.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub debug_fixed_now: Option<u64>,
 }
 
 impl ServeArgs {
@@ -206,6 +210,7 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     pub shutdown_grace: Duration,
     pub sig_cache: usize,
+    pub fixed_now: Option<u64>,
 }
 
 /// Default state directory (relative to the working directory).
@@ -268,6 +273,7 @@ impl ServeArgs {
             )?),
             shutdown_grace: Duration::from_secs(self.shutdown_grace.unwrap_or(10)),
             sig_cache: self.sig_cache.unwrap_or(1_000_000),
+            fixed_now: self.debug_fixed_now,
         })
     }
 }

@@ -21,6 +21,14 @@ use crate::dev::DevSetup;
 use crate::listen::{quic, tcp, tls};
 use crate::metrics::Metrics;
 
+/// What a spawned task is, for shutdown: listeners stop accepting and are awaited;
+/// background tasks (feed, admin) run until the drain is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    Listener,
+    Background,
+}
+
 fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError::file(path, e))
 }
@@ -152,6 +160,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         stale_after: cfg.stale_after,
         boot: Instant::now(),
         in_flight: Arc::new(Semaphore::new(cfg.max_in_flight)),
+        fixed_now: cfg.fixed_now,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -161,54 +170,37 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         max_streams: cfg.max_streams,
         alt_svc: HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", local.port())).ok(),
     };
-    let mut tasks = Vec::new();
+    let mut tasks: Vec<(Task, tokio::task::JoinHandle<()>)> = Vec::new();
     if quick_start && feed_path == dev_setup.feed() {
         let every = (cfg.stale_after / 3).max(Duration::from_secs(1));
-        tasks.push(tokio::spawn(DevSetup::heartbeats(
-            feed_path.clone(),
-            every,
-            stop_rx.clone(),
-        )));
+        let beat = DevSetup::heartbeats(feed_path.clone(), every, stop_rx.clone());
+        tasks.push((Task::Background, tokio::spawn(beat)));
     }
-    tasks.push(tokio::spawn(crate::feed::file::follow(
-        feed_path,
-        app.clone(),
-        root,
-        stop_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(tcp::serve(
+    let follow = crate::feed::file::follow(feed_path, app.clone(), root, stop_rx.clone());
+    tasks.push((Task::Background, tokio::spawn(follow)));
+    let tls_acceptor = Some(tokio_rustls::TlsAcceptor::from(tcp_tls));
+    let serve_tls = tcp::serve(
         listener,
-        Some(tokio_rustls::TlsAcceptor::from(tcp_tls)),
+        tls_acceptor,
         app.clone(),
         settings.clone(),
         graceful.clone(),
         stop_rx.clone(),
-    )));
+    );
+    tasks.push((Task::Listener, tokio::spawn(serve_tls)));
     let plain_addr = plain.as_ref().and_then(|l| l.local_addr().ok());
     if let Some(p) = plain {
         let s = tcp::TcpSettings {
             alt_svc: None,
             ..settings
         };
-        tasks.push(tokio::spawn(tcp::serve(
-            p,
-            None,
-            app.clone(),
-            s,
-            graceful.clone(),
-            stop_rx.clone(),
-        )));
+        let serve_plain = tcp::serve(p, None, app.clone(), s, graceful.clone(), stop_rx.clone());
+        tasks.push((Task::Listener, tokio::spawn(serve_plain)));
     }
-    tasks.push(tokio::spawn(quic::serve(
-        endpoint.clone(),
-        app.clone(),
-        stop_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(crate::admin::serve(
-        admin,
-        app.clone(),
-        stop_rx.clone(),
-    )));
+    let serve_quic = quic::serve(endpoint.clone(), app.clone(), stop_rx.clone());
+    tasks.push((Task::Listener, tokio::spawn(serve_quic)));
+    let serve_admin = crate::admin::serve(admin, app.clone(), stop_rx.clone());
+    tasks.push((Task::Background, tokio::spawn(serve_admin)));
 
     // One machine-readable line for scripts and tests, then the human hints.
     println!(
@@ -229,14 +221,26 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         "shutting down: finishing in-flight requests"
     );
     let _ = stop_tx.send(true);
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    // The accept loops return at once on `stop`; once they have, the graceful watcher is
+    // ours alone and can wait for every open connection's in-flight requests.
+    let (listeners, others): (Vec<_>, Vec<_>) = tasks
+        .into_iter()
+        .partition(|(kind, _)| *kind == Task::Listener);
+    for (_, t) in listeners {
+        let _ = t.await;
+    }
     let drained = tokio::time::timeout(cfg.shutdown_grace, async {
-        graceful.shutdown().await;
-        endpoint.wait_idle().await;
+        if let Ok(g) = Arc::try_unwrap(graceful) {
+            g.shutdown().await;
+        }
+        // Every protocol's in-flight requests (HTTP/3 included) hold a permit.
+        let all = u32::try_from(cfg.max_in_flight).unwrap_or(u32::MAX);
+        let _ = app.in_flight.acquire_many(all).await;
     })
     .await;
+    // Then close QUIC connections with an application code (H3_NO_ERROR).
     endpoint.close(quic::CLOSE_CODE.into(), b"shutting down");
-    for t in tasks {
+    for (_, t) in others {
         t.abort();
     }
     match drained {

@@ -1,0 +1,381 @@
+//! The API over every protocol: decisions, errors in api.md's order, the stream endpoint
+//! answering before the request ends, and hostile input.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_core::{Color, Sub};
+use http::Method;
+use http_body_util::BodyExt;
+use rand::{Rng, SeedableRng};
+
+use crate::support::client::{Proto, ALL};
+use crate::support::{eventually, Gateway, Options, LIMITED_KEY};
+
+#[tokio::test]
+async fn verify_over_every_protocol_and_status_changes_from_the_feed() {
+    let gw = Gateway::start(Options::default()).await;
+    let sub = Sub([0x42; 16]);
+    let code = gw.mint(sub, Color::Green, 1);
+    for proto in ALL {
+        let mut c = gw.client(proto).await;
+        let body = serde_json::json!({"code": code, "venue": "bus", "gate": "g1"}).to_string();
+        let a = c.post("/v1/verify", &gw.api_key, body).await;
+        assert_eq!(a.status, 200, "{proto:?}");
+        let v = a.json();
+        assert_eq!(
+            (v["decision"].as_str(), v["reason"].as_str()),
+            (Some("allow"), Some("ok")),
+            "{proto:?}"
+        );
+        assert_eq!(v["stale"], false);
+        assert!(
+            !String::from_utf8_lossy(&a.body).contains(&code[5..40]),
+            "the code is never echoed"
+        );
+        if proto != Proto::H3 {
+            assert!(
+                a.headers
+                    .get("alt-svc")
+                    .is_some_and(|h| h.to_str().unwrap().contains("h3=")),
+                "{proto:?}"
+            );
+        }
+        // text/plain with ?venue=, surrounding whitespace stripped.
+        let auth = format!("Bearer {}", gw.api_key);
+        let a = c
+            .send(
+                Method::POST,
+                "/v1/verify?venue=metro",
+                &[("authorization", &auth), ("content-type", "text/plain")],
+                format!("\n {code} \r\n"),
+            )
+            .await;
+        assert_eq!(a.json()["decision"], "allow", "{proto:?}");
+    }
+    // The subject turns red in the feed: denied afterwards (waiting on the condition).
+    gw.append_feed(&format!(
+        "{}\n",
+        gateway_core::feed_event::status_line(
+            &sub,
+            Color::Red,
+            2,
+            Some(4),
+            gateway::unix_now() as i64
+        )
+    ));
+    let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
+    let v = eventually("a deny after the red status", || {
+        let (gw, body) = (&gw, body.clone());
+        async move {
+            let v = gw
+                .client(Proto::H2)
+                .await
+                .post("/v1/verify", &gw.api_key, body)
+                .await
+                .json();
+            (v["decision"] == "deny").then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(
+        (v["reason"].as_str(), v["color"].as_str()),
+        (Some("status_changed"), Some("red"))
+    );
+    assert_eq!(v["feed_seq"], 1);
+}
+
+#[tokio::test]
+async fn errors_in_the_order_of_api_md() {
+    let gw = Gateway::start(Options::default()).await;
+    let code = gw.mint(Sub([1; 16]), Color::Green, 1);
+    for proto in [Proto::H1, Proto::H2, Proto::H3] {
+        let mut c = gw.client(proto).await;
+        let ok = serde_json::json!({"code": code, "venue": "bus"}).to_string();
+        // 401: no credentials, unknown key, and not a bearer.
+        let a = c.send(Method::POST, "/v1/verify", &[], ok.clone()).await;
+        assert_eq!(
+            (a.status.as_u16(), a.json()["error"].as_str()),
+            (401, Some("unauthorized")),
+            "{proto:?}"
+        );
+        assert_eq!(c.post("/v1/verify", "nope", ok.clone()).await.status, 401);
+        // 413 before anything is parsed.
+        let big = format!("{{\"code\": \"{}\", \"venue\": \"bus\"}}", "A".repeat(9000));
+        let a = c.post("/v1/verify", &gw.api_key, big).await;
+        assert_eq!(
+            (a.status.as_u16(), a.json()["error"].as_str()),
+            (413, Some("body_too_large")),
+            "{proto:?}"
+        );
+        // 400s.
+        let a = c.post("/v1/verify", &gw.api_key, "{\"code\": 1}").await;
+        assert_eq!(
+            (a.status.as_u16(), a.json()["error"].as_str()),
+            (400, Some("bad_request"))
+        );
+        let a = c
+            .post(
+                "/v1/verify",
+                &gw.api_key,
+                serde_json::json!({"code": code, "venue": "moon"}).to_string(),
+            )
+            .await;
+        assert_eq!(
+            (a.status.as_u16(), a.json()["error"].as_str()),
+            (400, Some("unknown_venue"))
+        );
+        assert!(
+            !String::from_utf8_lossy(&a.body).contains("moon"),
+            "errors never echo input"
+        );
+        let card = serde_json::json!({"card_kind": "library_card", "number": "1", "venue": "bus"})
+            .to_string();
+        let a = c.post("/v1/verify/card", &gw.api_key, card).await;
+        assert_eq!(
+            (a.status.as_u16(), a.json()["error"].as_str()),
+            (400, Some("unknown_card_kind"))
+        );
+        // 403: outside the limited caller's venues (and unknown venue still wins).
+        let school = serde_json::json!({"code": code, "venue": "school"}).to_string();
+        let a = c.post("/v1/verify", LIMITED_KEY, school).await;
+        assert_eq!(
+            (a.status.as_u16(), a.json()["error"].as_str()),
+            (403, Some("forbidden_venue"))
+        );
+    }
+    // 429 with Retry-After: the limited caller has 3 per second.
+    let mut c = gw.client(Proto::H2).await;
+    let bus = serde_json::json!({"code": code, "venue": "bus"}).to_string();
+    let mut limited = None;
+    for _ in 0..10 {
+        let a = c.post("/v1/verify", LIMITED_KEY, bus.clone()).await;
+        if a.status == 429 {
+            limited = Some(a);
+            break;
+        }
+    }
+    let a = limited.expect("a 429 within 10 requests at 3/s");
+    assert_eq!(a.json()["error"], "rate_limited");
+    assert!(a.headers.get("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn batch_keeps_order_and_answers_bad_items_in_place() {
+    let gw = Gateway::start(Options::default()).await;
+    let mut c = gw.client(Proto::H2).await;
+    let good = gw.mint(Sub([2; 16]), Color::Yellow, 1);
+    let items = serde_json::json!([
+        {"code": good, "venue": "bus"},
+        {"code": "JKM1:garbage", "venue": "bus"},
+        {"venue": "bus"},
+        {"code": good, "venue": "moon"},
+        {"code": good, "venue": "school"},
+    ]);
+    let v = c
+        .post("/v1/verify/batch", &gw.api_key, items.to_string())
+        .await
+        .json();
+    let got: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            x["reason"]
+                .as_str()
+                .or(x["error"].as_str())
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "ok",
+            "malformed",
+            "bad_request",
+            "unknown_venue",
+            "venue_restricted"
+        ]
+    );
+    assert_eq!(v[0]["conditions"], serde_json::json!(["mask"]));
+    let too_many = serde_json::Value::Array(vec![
+        serde_json::json!({"code": good, "venue": "bus"});
+        1001
+    ]);
+    let a = c
+        .post("/v1/verify/batch", &gw.api_key, too_many.to_string())
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.json()["error"].as_str()),
+        (400, Some("batch_too_large"))
+    );
+}
+
+#[tokio::test]
+async fn card_checks_use_the_status_set() {
+    let gw = Gateway::start(Options::default()).await;
+    let mut c = gw.client(Proto::H1).await;
+    let card = serde_json::json!({"card_kind": "citizen_card", "number": "3301 0000 1234 5678", "venue": "museum"});
+    let v = c
+        .post("/v1/verify/card", &gw.api_key, card.to_string())
+        .await
+        .json();
+    assert_eq!(
+        (v["decision"].as_str(), v["conditions"].clone()),
+        (Some("allow"), serde_json::json!(["mask", "short_stay"]))
+    );
+    assert!(v.get("companions").is_none());
+}
+
+#[tokio::test]
+async fn stream_answers_each_line_before_the_body_ends() {
+    let gw = Gateway::start(Options::default()).await;
+    let code = gw.mint(Sub([3; 16]), Color::Green, 1);
+    for proto in [Proto::H1, Proto::H2] {
+        let mut c = gw.client(proto).await;
+        let (tx, rx) =
+            tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(4);
+        let body = http_body_util::StreamBody::new(tokio_stream_from(rx)).boxed_unsync();
+        let req = http::Request::post("https://localhost/v1/verify/stream")
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {}", gw.api_key))
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .unwrap();
+        let resp = match &mut c {
+            crate::support::client::Client::H1(s) => {
+                futures_util::future::Either::Left(s.send_request(req))
+            }
+            crate::support::client::Client::H2(s) => {
+                futures_util::future::Either::Right(s.send_request(req))
+            }
+            crate::support::client::Client::H3 { .. } => unreachable!(),
+        };
+        let line = |v: serde_json::Value| Ok(http_body::Frame::data(Bytes::from(format!("{v}\n"))));
+        tx.send(line(serde_json::json!({"code": code, "venue": "bus"})))
+            .await
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(30), resp)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut body = resp.into_body();
+        // The first answer arrives while the request body is still open.
+        let first = next_line(&mut body).await;
+        assert_eq!(first["decision"], "allow", "{proto:?}");
+        tx.send(Ok(http_body::Frame::data(Bytes::from(format!(
+            "{}\n",
+            "x".repeat(9000)
+        )))))
+        .await
+        .unwrap();
+        assert_eq!(next_line(&mut body).await["error"], "body_too_large");
+        tx.send(line(serde_json::json!({"code": "JKM1:AB", "venue": "bus"})))
+            .await
+            .unwrap();
+        assert_eq!(next_line(&mut body).await["reason"], "malformed");
+        drop(tx);
+    }
+}
+
+fn tokio_stream_from<T>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn next_line(body: &mut hyper::body::Incoming) -> serde_json::Value {
+    let mut buf = Vec::new();
+    loop {
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            return serde_json::from_slice(&buf[..i]).unwrap();
+        }
+        let frame = tokio::time::timeout(Duration::from_secs(30), body.frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Ok(d) = frame.into_data() {
+            buf.extend_from_slice(&d);
+        }
+    }
+}
+
+#[tokio::test]
+async fn thousands_of_random_and_mutated_codes_are_denied_and_the_server_stays_healthy() {
+    let gw = Gateway::start(Options::default()).await;
+    let mut c = gw.client(Proto::H2).await;
+    let good = gw.mint(Sub([4; 16]), Color::Green, 1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let alphabet = gateway_core::base45::ALPHABET;
+    let mut denied = 0;
+    for _round in 0..4 {
+        let items: Vec<serde_json::Value> = (0..1000)
+            .map(|i| {
+                let code = if i % 2 == 0 {
+                    let mut b = good.clone().into_bytes();
+                    for _ in 0..rng.gen_range(1..4) {
+                        let at = rng.gen_range(5..b.len());
+                        b[at] = alphabet[rng.gen_range(0..alphabet.len())];
+                    }
+                    String::from_utf8(b).unwrap()
+                } else {
+                    let n = rng.gen_range(0..300);
+                    (0..n)
+                        .map(|_| char::from(rng.gen_range(32u8..127)))
+                        .collect()
+                };
+                serde_json::json!({"code": code, "venue": "bus"})
+            })
+            .collect();
+        let v = c
+            .post(
+                "/v1/verify/batch",
+                &gw.api_key,
+                serde_json::Value::Array(items).to_string(),
+            )
+            .await
+            .json();
+        for x in v.as_array().unwrap() {
+            if x["decision"] == "deny" {
+                denied += 1;
+                let r = x["reason"].as_str().unwrap();
+                assert!(
+                    [
+                        "malformed",
+                        "unknown_key",
+                        "alg_mismatch",
+                        "bad_signature",
+                        "issuer_mismatch",
+                        "key_not_valid_at_issue",
+                        "not_yet_valid",
+                        "expired",
+                        "validity_too_long"
+                    ]
+                    .contains(&r),
+                    "{r}"
+                );
+                assert!(x["color"].is_null());
+            }
+        }
+    }
+    assert!(denied > 3900, "{denied}");
+    let a = gw
+        .client(Proto::H1)
+        .await
+        .post(
+            "/v1/verify",
+            &gw.api_key,
+            serde_json::json!({"code": good, "venue": "bus"}).to_string(),
+        )
+        .await;
+    assert_eq!(a.json()["decision"], "allow");
+    assert_eq!(
+        crate::support::client::get_plain(gw.admin, "/healthz")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}

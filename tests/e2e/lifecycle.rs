@@ -1,0 +1,272 @@
+//! Configuration errors, the files in config/, and shutdown.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_core::{Color, Sub};
+use http_body_util::BodyExt;
+
+use crate::support::client::Client;
+use crate::support::{run_cli, Gateway, Options, TempDir};
+
+#[test]
+fn fatal_configuration_errors_exit_at_once_with_one_line() {
+    let dir = TempDir::new("cfg");
+    let missing = dir.0.join("missing.json");
+    let m = missing.display().to_string();
+    for (args, needle) in [
+        (vec!["serve", "--trust", m.as_str()], "--root-key"),
+        (
+            vec![
+                "serve",
+                "--trust",
+                &m,
+                "--root-key",
+                &m,
+                "--policy",
+                &m,
+                "--callers",
+                &m,
+                "--tls-cert",
+                &m,
+                "--tls-key",
+                &m,
+            ],
+            "missing.json",
+        ),
+        (vec!["serve", "--feed", "kafka://x"], "--feed"),
+        (vec!["serve", "--max-validity", "0"], "--max-validity"),
+    ] {
+        let (code, err) = run_cli(&args);
+        assert_ne!(code, 0, "{args:?}");
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("gateway:")).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        assert!(lines[0].contains(needle), "{args:?}: {err}");
+    }
+    let bad_toml = dir.0.join("bad.toml");
+    std::fs::write(&bad_toml, "listen = \"127.0.0.1:1\"\nno_such_key = 1\n").unwrap();
+    let (code, err) = run_cli(&["serve", "--config", &bad_toml.display().to_string()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("bad.toml") && err.contains("no_such_key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_file_in_config_parses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            toml::from_str::<gateway::config::ServeArgs>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests() {
+    let mut gw = Gateway::start(Options::default()).await;
+    let code = gw.mint(Sub([5; 16]), Color::Green, 1);
+    let mut c = gw.client(crate::support::client::Proto::H2).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(4);
+    let mut rx = rx;
+    let body =
+        http_body_util::StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+            .boxed_unsync();
+    let req = http::Request::post("https://localhost/v1/verify/stream")
+        .header("authorization", format!("Bearer {}", gw.api_key))
+        .body(body)
+        .unwrap();
+    let Client::H2(send) = &mut c else {
+        unreachable!()
+    };
+    let resp = send.send_request(req);
+    tx.send(Ok(http_body::Frame::data(Bytes::from(format!(
+        "{}\n",
+        serde_json::json!({"code": code, "venue": "bus"})
+    )))))
+    .await
+    .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(30), resp)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(30), body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(first.data_ref().unwrap()).contains("allow"));
+    // A request is in flight: SIGTERM, then it still completes.
+    gw.terminate();
+    // New connections are refused once the listener is closed.
+    let listen = gw.listen;
+    crate::support::eventually("listener closed", || async move {
+        tokio::net::TcpStream::connect(listen)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    tx.send(Ok(http_body::Frame::data(Bytes::from(format!(
+        "{}\n",
+        serde_json::json!({"code": code, "venue": "metro"})
+    )))))
+    .await
+    .unwrap();
+    drop(tx);
+    let rest = tokio::time::timeout(Duration::from_secs(30), body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&rest).contains("allow"), "{rest:?}");
+    assert!(gw.wait_exit().await.success());
+}
+
+/// The README's first command: `gateway serve` with no key files makes a development
+/// setup, prints a ready-to-paste curl command, and that command's code verifies. The
+/// issuing subcommands then mint a code and turn its holder red through the feed.
+#[tokio::test]
+async fn quick_start_prints_a_working_verification() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("quick");
+    let state = dir.0.join("state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args([
+            "serve",
+            "--state-dir",
+            &state.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (listening, curl) = tokio::task::spawn_blocking(move || {
+        let listening = BufReader::new(stdout).lines().next().unwrap().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut curl = String::new();
+        for l in lines.by_ref() {
+            let l = l.unwrap();
+            if l.trim_start().starts_with("curl ") {
+                curl = l;
+                curl.push_str(&lines.next().unwrap().unwrap());
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        (listening, curl)
+    })
+    .await
+    .unwrap();
+    let guard = KillOnDrop(child);
+    let v: serde_json::Value = serde_json::from_str(&listening).unwrap();
+    let listen: std::net::SocketAddr = v["listen"].as_str().unwrap().parse().unwrap();
+    // Pull the key and the code out of the printed command.
+    let key = curl
+        .split("Bearer ")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_owned();
+    let code = curl
+        .split("--data '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(code.starts_with("JKM1:"), "{curl}");
+    let pem = std::fs::read(state.join("tls/cert.pem")).unwrap();
+    let ca = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .unwrap()
+        .unwrap();
+    let mut c = Client::connect(crate::support::client::Proto::H2, listen, &ca).await;
+    let auth = format!("Bearer {key}");
+    assert_eq!(
+        send_text(&mut c, &auth, code.clone()).await["decision"],
+        "allow"
+    );
+    // The holder turns red through the issuing-side feed command.
+    let s = state.display().to_string();
+    let (rc, err) = run_cli(&[
+        "feed",
+        "--state-dir",
+        &s,
+        "status",
+        "--card-kind",
+        "id_card",
+        "--number",
+        "33010619800101001X",
+        "--color",
+        "red",
+        "--ver",
+        "2",
+    ]);
+    assert_eq!(rc, 0, "{err}");
+    let mut denied = false;
+    for _ in 0..1500 {
+        if send_text(&mut c, &auth, code.clone()).await["decision"] == "deny" {
+            denied = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(denied, "the red status reached the gateway");
+    // A code minted by the CLI for another subject is allowed.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args([
+            "mint",
+            "--state-dir",
+            &s,
+            "--card-kind",
+            "passport",
+            "--number",
+            "E12345678",
+            "--color",
+            "yellow",
+        ])
+        .output()
+        .unwrap();
+    let minted = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let v = send_text(&mut c, &auth, minted).await;
+    assert_eq!(
+        (v["decision"].as_str(), v["color"].as_str()),
+        (Some("allow"), Some("yellow"))
+    );
+    drop(guard);
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn send_text(c: &mut Client, auth: &str, code: String) -> serde_json::Value {
+    let headers = [("authorization", auth), ("content-type", "text/plain")];
+    c.send(http::Method::POST, "/v1/verify?venue=bus", &headers, code)
+        .await
+        .json()
+}

@@ -1,0 +1,284 @@
+//! Starts the real `gateway` binary on free ports with a configuration made for the
+//! test, and waits on conditions (never fixed sleeps): the "listening" line on stdout,
+//! then `/readyz`, each with a deadline.
+
+pub mod client;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use gateway::callers::sha256_hex;
+use gateway::dev::DevSetup;
+use gateway_core::mint::Issuer;
+use gateway_core::token::NewClaims;
+use gateway_core::{Color, Sub};
+use rustls::pki_types::CertificateDer;
+
+use client::{Client, Proto};
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "gateway-e2e-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Waits for `f` to give `Some`, polling, until the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A second caller, restricted, for scope and rate tests.
+pub const LIMITED_KEY: &str = "limited-caller-key";
+
+/// How a test gateway is set up.
+#[derive(Default)]
+pub struct Options {
+    /// Extra arguments to `gateway serve`.
+    pub args: Vec<String>,
+    /// Start with this feed content.
+    pub feed: String,
+    /// Replace trust.json and the policy (plain JSON, with --dev).
+    pub trust: Option<serde_json::Value>,
+    pub dev_policy: Option<serde_json::Value>,
+    pub plain: bool,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub child: Child,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    #[allow(dead_code)] // read by tests that enable --plain-listen
+    pub plain: Option<SocketAddr>,
+    pub setup: DevSetup,
+    pub api_key: String,
+    pub ca: CertificateDer<'static>,
+    /// Holds the configuration files; removed when the gateway is dropped.
+    pub _dir: TempDir,
+}
+
+impl Gateway {
+    /// Makes a development setup (as the quick start does) plus a restricted caller, and
+    /// starts the binary on it with every file named explicitly.
+    pub async fn start(opts: Options) -> Gateway {
+        let dir = TempDir::new("gw");
+        let setup = DevSetup::new(&dir.0.join("state"));
+        setup.ensure().expect("dev setup");
+        let api_key = setup.read_api_key().expect("api key");
+        let callers = serde_json::json!({"callers": [
+            {"name": "dev", "api_key_sha256": sha256_hex(api_key.as_bytes()), "venues": ["*"], "rate_per_s": 1_000_000},
+            {"name": "limited", "api_key_sha256": sha256_hex(LIMITED_KEY.as_bytes()), "venues": ["bus", "metro"], "rate_per_s": 3},
+        ]});
+        std::fs::write(setup.callers(), callers.to_string()).expect("callers");
+        std::fs::write(setup.feed(), &opts.feed).expect("feed");
+        let mut args: Vec<String> = vec!["serve".into()];
+        let mut flag = |k: &str, v: &Path| {
+            args.push(format!("--{k}"));
+            args.push(v.display().to_string());
+        };
+        let trust_path = match &opts.trust {
+            Some(t) => {
+                let p = dir.0.join("trust.json");
+                std::fs::write(&p, t.to_string()).expect("trust");
+                p
+            }
+            None => setup.trust(),
+        };
+        let policy_path = match &opts.dev_policy {
+            Some(p) => {
+                let path = dir.0.join("policy.json");
+                std::fs::write(&path, p.to_string()).expect("policy");
+                path
+            }
+            None => setup.policy(),
+        };
+        flag("trust", &trust_path);
+        flag("policy", &policy_path);
+        flag("root-key", &setup.root_pub());
+        flag("callers", &setup.callers());
+        flag("pseudonym-key", &setup.pseudonym_key());
+        flag("tls-cert", &setup.cert());
+        flag("tls-key", &setup.key());
+        flag("state-dir", &setup.dir);
+        args.push("--feed".into());
+        args.push(format!("file:{}", setup.feed().display()));
+        args.extend(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"].map(String::from));
+        if opts.plain {
+            args.extend(["--plain-listen", "127.0.0.1:0"].map(String::from));
+        }
+        if opts.dev_policy.is_some() {
+            args.push("--dev".into());
+        }
+        args.extend(opts.args.iter().cloned());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("gateway starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next();
+            // Keep draining stdout so the gateway never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            first
+        });
+        let line = tokio::time::timeout(DEADLINE, line)
+            .await
+            .expect("listening line within the deadline")
+            .expect("reader")
+            .expect("a line on stdout")
+            .expect("utf-8");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("listening line is JSON");
+        let addr = |k: &str| {
+            v[k].as_str()
+                .map(|s| s.parse::<SocketAddr>().expect("address"))
+        };
+        let pem = std::fs::read(setup.cert()).expect("cert");
+        let ca = rustls_pemfile::certs(&mut pem.as_slice())
+            .next()
+            .expect("a cert")
+            .expect("pem");
+        let gw = Gateway {
+            child,
+            listen: addr("listen").expect("listen"),
+            admin: addr("admin").expect("admin"),
+            plain: addr("plain"),
+            setup,
+            api_key,
+            ca,
+            _dir: dir,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    pub async fn wait_ready(&self) {
+        let admin = self.admin;
+        eventually("/readyz 200", || async move {
+            client::get_plain(admin, "/readyz")
+                .await
+                .filter(|a| a.status == 200)
+                .map(|_| ())
+        })
+        .await;
+    }
+
+    pub async fn client(&self, proto: Proto) -> Client {
+        Client::connect(proto, self.listen, &self.ca).await
+    }
+
+    pub fn issuer(&self) -> Issuer {
+        self.setup.issuer().expect("issuer")
+    }
+
+    /// A valid code for `sub` minted by the development issuer.
+    pub fn mint(&self, sub: Sub, color: Color, ver: u64) -> String {
+        let now = gateway::unix_now();
+        let claims = NewClaims {
+            iss: "CN-33".into(),
+            sub,
+            iat: now - 10,
+            exp: now + 3600,
+            cti: sub.0[..12].to_vec(),
+            color,
+            ver,
+            why: None,
+            kind: None,
+            with: None,
+        };
+        self.issuer().mint(&claims).expect("mint")
+    }
+
+    /// Appends lines to the feed file.
+    pub fn append_feed(&self, lines: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.setup.feed())
+            .expect("feed");
+        f.write_all(lines.as_bytes()).expect("append");
+    }
+
+    /// The admin's `/v1/status`.
+    pub async fn status(&self) -> serde_json::Value {
+        client::get_plain(self.admin, "/v1/status")
+            .await
+            .expect("admin answers")
+            .json()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the process to exit, up to the deadline.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(start.elapsed() < DEADLINE, "gateway did not exit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the gateway binary with arguments and returns (exit code, stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
