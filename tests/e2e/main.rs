@@ -7,4 +7,5 @@ mod support;
 
 mod api;
 mod lifecycle;
+mod ops;
 mod vectors;
