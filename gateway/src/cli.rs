@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::config::ServeArgs;
-use crate::issue::{FeedArgs, MintArgs, PseudonymArgs};
+use crate::issue::{FeedArgs, KeygenArgs, MintArgs, PseudonymArgs, RootKeygenArgs, SignArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version, about = "Health-code verification gateway")]
@@ -23,6 +23,12 @@ pub enum Command {
     Pseudonym(PseudonymArgs),
     /// Append an event to a feed file.
     Feed(FeedArgs),
+    /// Make an issuer key pair; prints its trust-list entry.
+    Keygen(KeygenArgs),
+    /// Make the provincial root key pair.
+    RootKeygen(RootKeygenArgs),
+    /// Sign a policy or a key change with the root key.
+    Sign(SignArgs),
 }
 
 /// Initialises logging: human-readable, or JSON lines.
@@ -61,6 +67,9 @@ pub fn main() -> i32 {
         Command::Mint(a) => crate::issue::mint(&a),
         Command::Pseudonym(a) => crate::issue::pseudonym(&a),
         Command::Feed(a) => crate::issue::feed(&a),
+        Command::Keygen(a) => crate::issue::keygen(&a),
+        Command::RootKeygen(a) => crate::issue::root_keygen(&a),
+        Command::Sign(a) => crate::issue::sign(&a),
     };
     match result {
         Ok(out) => {

@@ -97,9 +97,10 @@ pub struct MintArgs {
     /// A companion, `SUB:COLOR:VER` (SUB base64url); repeat for more (at most 8).
     #[arg(long = "companion")]
     pub companions: Vec<String>,
-    /// Ed25519 issuer seed file (default: the development issuer of the state directory).
+    /// Issuer private key file, as `gateway keygen` writes it (default: the development
+    /// issuer of the state directory).
     #[arg(long)]
-    pub issuer_seed: Option<PathBuf>,
+    pub issuer_key: Option<PathBuf>,
     #[arg(long)]
     pub kid: Option<String>,
     #[arg(long)]
@@ -131,11 +132,11 @@ fn new_cti() -> Vec<u8> {
 }
 
 pub fn mint(a: &MintArgs) -> Result<String, ConfigError> {
-    let issuer = match &a.issuer_seed {
+    let issuer = match &a.issuer_key {
         Some(p) => Issuer {
             kid: a.kid.clone().unwrap_or_else(|| DEV_KID.into()).into_bytes(),
             issuer: a.iss.clone().unwrap_or_else(|| DEV_ISSUER.into()),
-            key: SigningKey::ed25519(&read_b64_32(p)?),
+            key: read_signing_key(p)?,
         },
         None => DevSetup::new(&a.state_dir).issuer()?,
     };
@@ -264,4 +265,157 @@ pub fn feed(a: &FeedArgs) -> Result<String, ConfigError> {
     f.write_all(format!("{line}\n").as_bytes())
         .map_err(|e| ConfigError::file(&path, e))?;
     Ok(format!("appended to {}", path.display()))
+}
+
+/// Reads a private key file: one line of base64url, a 32-byte Ed25519 seed or a P-256
+/// PKCS#8 document.
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::file(path, e))?;
+    let raw = b64::decode(text.trim())
+        .ok_or_else(|| ConfigError::file(path, "not base64url on one line"))?;
+    match <[u8; 32]>::try_from(raw.as_slice()) {
+        Ok(seed) => Ok(SigningKey::ed25519(&seed)),
+        Err(_) => SigningKey::es256(&raw).map_err(|e| ConfigError::file(path, e)),
+    }
+}
+
+fn write_new(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| ConfigError::file(path, e))?;
+    f.write_all(format!("{text}\n").as_bytes())
+        .map_err(|e| ConfigError::file(path, e))
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AlgArg {
+    #[value(name = "EdDSA")]
+    EdDsa,
+    #[value(name = "ES256")]
+    Es256,
+}
+
+/// `gateway keygen`: a new issuer key pair; writes the private key and prints the
+/// trust-list entry (`token.md`).
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    #[arg(long, value_enum, default_value = "EdDSA")]
+    pub alg: AlgArg,
+    /// Key identifier (1 to 16 bytes of text).
+    #[arg(long)]
+    pub kid: String,
+    /// The issuer it signs for, e.g. CN-33.
+    #[arg(long)]
+    pub issuer: String,
+    /// Days from now the key may issue tokens.
+    #[arg(long, default_value_t = 365)]
+    pub valid_days: i64,
+    /// Where the private key goes (refused if it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn keygen(a: &KeygenArgs) -> Result<String, ConfigError> {
+    if a.kid.is_empty() || a.kid.len() > 16 {
+        return Err(ConfigError::flag("kid", "must be 1 to 16 bytes"));
+    }
+    let alg = match a.alg {
+        AlgArg::EdDsa => gateway_core::cose::Alg::EdDsa,
+        AlgArg::Es256 => gateway_core::cose::Alg::Es256,
+    };
+    let key = SigningKey::generate(alg).map_err(|e| ConfigError(format!("key generation: {e}")))?;
+    write_new(&a.out, &b64::encode(&key.secret_bytes()))?;
+    let issuer = Issuer {
+        kid: a.kid.clone().into_bytes(),
+        issuer: a.issuer.clone(),
+        key,
+    };
+    let now = crate::unix_now() as i64;
+    let e = issuer.trust_entry(now, now + a.valid_days.max(1) * 86_400);
+    Ok(serde_json::json!({"kid": e.kid, "issuer": e.issuer, "alg": e.alg, "public_key": e.public_key,
+                          "not_before": e.not_before, "not_after": e.not_after})
+    .to_string())
+}
+
+/// `gateway root-keygen`: the provincial root key pair.
+#[derive(Debug, Clone, Args)]
+pub struct RootKeygenArgs {
+    /// Private seed file (refused if it exists); the public key goes to FILE.pub.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn root_keygen(a: &RootKeygenArgs) -> Result<String, ConfigError> {
+    let mut seed = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| ConfigError("system random source failed".into()))?;
+    let root = gateway_core::mint::RootSigner::from_seed(&seed);
+    write_new(&a.out, &b64::encode(&seed))?;
+    let public = PathBuf::from(format!("{}.pub", a.out.display()));
+    write_new(&public, &root.public_b64())?;
+    Ok(format!(
+        "root public key (for --root-key): {}",
+        public.display()
+    ))
+}
+
+/// `gateway sign`: root-signed documents, for files and the feed.
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// The root seed file (from root-keygen).
+    #[arg(long)]
+    pub root_seed: PathBuf,
+    #[command(subcommand)]
+    pub what: SignWhat,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SignWhat {
+    /// A policy document (JSON file) → the signed policy file form (one line).
+    Policy {
+        policy: PathBuf,
+        /// Print a `policy` feed event instead of the file form.
+        #[arg(long)]
+        event: bool,
+    },
+    /// A trust-list entry (JSON file, as keygen prints it) → a `key` feed event adding it.
+    KeyAdd { entry: PathBuf },
+    /// A `key` feed event revoking a kid (base64url).
+    KeyRevoke { kid: String },
+}
+
+pub fn sign(a: &SignArgs) -> Result<String, ConfigError> {
+    let root = gateway_core::mint::RootSigner::from_seed(&read_b64_32(&a.root_seed)?);
+    match &a.what {
+        SignWhat::Policy { policy, event } => {
+            let text = std::fs::read_to_string(policy).map_err(|e| ConfigError::file(policy, e))?;
+            // Sign only what the gateway would accept.
+            gateway_core::Policy::from_json(text.as_bytes())
+                .map_err(|e| ConfigError::file(policy, e))?;
+            let compact = serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| ConfigError::file(policy, e))?
+                .to_string();
+            Ok(if *event {
+                root.policy_event(&compact)
+            } else {
+                root.sign_doc(compact.as_bytes())
+            })
+        }
+        SignWhat::KeyAdd { entry } => {
+            let text = std::fs::read_to_string(entry).map_err(|e| ConfigError::file(entry, e))?;
+            let e: gateway_core::trust::TrustEntry =
+                serde_json::from_str(&text).map_err(|e| ConfigError::file(entry, e))?;
+            gateway_core::trust::TrustedKey::from_entry(&e)
+                .map_err(|err| ConfigError::file(entry, err))?;
+            Ok(root.key_add_event(&e))
+        }
+        SignWhat::KeyRevoke { kid } => {
+            b64::decode(kid)
+                .filter(|k| !k.is_empty() && k.len() <= 16)
+                .ok_or_else(|| ConfigError::flag("kid", "not base64url of 1 to 16 bytes"))?;
+            Ok(root.key_revoke_event(kid))
+        }
+    }
 }

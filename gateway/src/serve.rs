@@ -269,7 +269,7 @@ fn print_quick_start(
         kind: None,
         validity: 3600,
         companions: vec![],
-        issuer_seed: None,
+        issuer_key: None,
         kid: None,
         iss: None,
         state_dir: dev.dir.clone(),

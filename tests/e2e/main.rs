@@ -6,6 +6,7 @@
 mod support;
 
 mod api;
+mod issuing;
 mod lifecycle;
 mod ops;
 mod vectors;

@@ -75,6 +75,8 @@ pub struct Options {
     pub trust: Option<serde_json::Value>,
     pub dev_policy: Option<serde_json::Value>,
     pub plain: bool,
+    /// Runs on the development setup before the gateway starts (to replace its files).
+    pub prepare: Option<Box<dyn FnOnce(&DevSetup) + Send>>,
 }
 
 /// A running gateway.
@@ -105,6 +107,10 @@ impl Gateway {
         ]});
         std::fs::write(setup.callers(), callers.to_string()).expect("callers");
         std::fs::write(setup.feed(), &opts.feed).expect("feed");
+        let mut opts = opts;
+        if let Some(prepare) = opts.prepare.take() {
+            prepare(&setup);
+        }
         let mut args: Vec<String> = vec!["serve".into()];
         let mut flag = |k: &str, v: &Path| {
             args.push(format!("--{k}"));
