@@ -64,6 +64,9 @@ where
 /// A second caller, restricted, for scope and rate tests.
 pub const LIMITED_KEY: &str = "limited-caller-key";
 
+/// A change to the development setup's files before the gateway starts.
+pub type Prepare = Box<dyn FnOnce(&DevSetup) + Send>;
+
 /// How a test gateway is set up.
 #[derive(Default)]
 pub struct Options {
@@ -76,7 +79,7 @@ pub struct Options {
     pub dev_policy: Option<serde_json::Value>,
     pub plain: bool,
     /// Runs on the development setup before the gateway starts (to replace its files).
-    pub prepare: Option<Box<dyn FnOnce(&DevSetup) + Send>>,
+    pub prepare: Option<Prepare>,
 }
 
 /// A running gateway.
