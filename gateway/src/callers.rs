@@ -40,6 +40,8 @@ pub struct Caller {
     venues: Option<Vec<String>>,
     bucket: Mutex<Bucket>,
     rate: f64,
+    /// `gateway_caller_requests_total{caller}`, registered when the file is loaded.
+    pub requests: metrics::Counter,
 }
 
 /// A token bucket holding one second's worth of requests.
@@ -155,7 +157,10 @@ impl Callers {
                 Some(c.venues)
             };
             let rate = f64::from(c.rate_per_s);
+            let requests =
+                metrics::counter!("gateway_caller_requests_total", "caller" => c.name.clone());
             list.push(Arc::new(Caller {
+                requests,
                 name: c.name,
                 key_hash,
                 cert_hash,

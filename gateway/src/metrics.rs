@@ -62,8 +62,16 @@ impl Route {
     }
 }
 
+/// Statuses whose request counters are registered up front (the others are counted too,
+/// through a slower lookup).
+const STATUSES: [u16; 10] = [200, 400, 401, 403, 404, 405, 413, 429, 500, 503];
+const PROTOS: [Proto; 3] = [Proto::H1, Proto::H2, Proto::H3];
+
+type RequestCounters = [[[Counter; STATUSES.len()]; Route::ALL.len()]; PROTOS.len()];
+
 /// Handles registered at startup.
 pub struct Metrics {
+    requests: RequestCounters,
     decisions: [Counter; Reason::ALL.len()],
     latency: [Histogram; Route::ALL.len()],
     pub status_set_size: Gauge,
@@ -77,7 +85,15 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every handle with the global recorder (installed by the caller, once).
     pub fn register(handle: Option<PrometheusHandle>) -> Metrics {
+        let requests = PROTOS.map(|p| {
+            Route::ALL.map(|r| {
+                STATUSES.map(|s| {
+                    metrics::counter!("gateway_requests_total", "protocol" => p.label(), "route" => r.label(), "status" => s.to_string())
+                })
+            })
+        });
         Metrics {
+            requests,
             decisions: Reason::ALL
                 .map(|r| metrics::counter!("gateway_decisions_total", "reason" => r.label())),
             latency: Route::ALL.map(
@@ -98,22 +114,17 @@ impl Metrics {
         }
     }
 
-    /// One finished request.
-    pub fn request(
-        &self,
-        proto: Proto,
-        route: Route,
-        status: u16,
-        caller: Option<&str>,
-        took: Duration,
-    ) {
-        if let Some(i) = Route::ALL.iter().position(|x| *x == route) {
-            self.latency[i].record(took.as_secs_f64());
-        }
-        metrics::counter!("gateway_requests_total", "protocol" => proto.label(), "route" => route.label(), "status" => status.to_string()).increment(1);
-        if let Some(c) = caller {
-            metrics::counter!("gateway_caller_requests_total", "caller" => c.to_owned())
-                .increment(1);
+    /// One finished request (the caller counts its own, see `callers.rs`).
+    pub fn request(&self, proto: Proto, route: Route, status: u16, took: Duration) {
+        let r = Route::ALL
+            .iter()
+            .position(|x| *x == route)
+            .unwrap_or(Route::ALL.len() - 1);
+        self.latency[r].record(took.as_secs_f64());
+        let p = PROTOS.iter().position(|x| *x == proto).unwrap_or(0);
+        match STATUSES.iter().position(|x| *x == status) {
+            Some(s) => self.requests[p][r][s].increment(1),
+            None => metrics::counter!("gateway_requests_total", "protocol" => proto.label(), "route" => route.label(), "status" => status.to_string()).increment(1),
         }
     }
 

@@ -102,6 +102,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         }
     }
     let cfg = args.resolve()?;
+    // The recorder first: components register their handles as they are built.
+    let prometheus = crate::metrics::install();
     let (verifier, root) = load_verifier(&cfg)?;
     let callers = Callers::load(&cfg.callers)?;
     let feed_path = match &cfg.feed {
@@ -155,7 +157,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         verifier,
         callers,
         feed: FeedState::default(),
-        metrics: Metrics::register(crate::metrics::install()),
+        metrics: Metrics::register(prometheus),
         dev: cfg.dev,
         stale_after: cfg.stale_after,
         boot: Instant::now(),

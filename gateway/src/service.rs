@@ -91,6 +91,7 @@ where
 {
     let start = Instant::now();
     let route = route_of(req.uri().path());
+    let version = req.version();
     let (mut resp, caller) = match dispatch(&app, &conn, route, req).await {
         Ok((r, c)) => (r, c),
         Err((e, c)) => (error_response(e), c),
@@ -98,13 +99,17 @@ where
     if let Some(v) = &conn.alt_svc {
         resp.headers_mut().insert(ALT_SVC, v.clone());
     }
-    app.metrics.request(
-        conn.proto,
-        route,
-        resp.status().as_u16(),
-        caller.as_deref().map(|c| c.name.as_str()),
-        start.elapsed(),
-    );
+    let proto = match version {
+        http::Version::HTTP_2 => Proto::H2,
+        http::Version::HTTP_3 => Proto::H3,
+        _ if conn.proto == Proto::H3 => Proto::H3,
+        _ => Proto::H1,
+    };
+    app.metrics
+        .request(proto, route, resp.status().as_u16(), start.elapsed());
+    if let Some(c) = &caller {
+        c.requests.increment(1);
+    }
     resp
 }
 

@@ -1,0 +1,73 @@
+//! The baseline for the HTTP benchmarks: the smallest hyper 1.x server with the same TLS
+//! stack as the gateway (rustls + ring, ALPN h2 and http/1.1, hyper-util's auto
+//! builder), answering every request with a fixed JSON body after reading the request
+//! body. `minimal_server CERT KEY ADDR`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+
+const BODY: &str = r#"{"decision":"allow","color":"green","reason":"ok","conditions":[],"policy_version":1,"feed_seq":0,"stale":false}"#;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (cert, key, addr) = match args.as_slice() {
+        [_, c, k, a] => (c.clone(), k.clone(), a.clone()),
+        _ => {
+            eprintln!("usage: minimal_server CERT KEY ADDR");
+            std::process::exit(2);
+        }
+    };
+    let certs: Vec<_> = rustls_pemfile::certs(&mut std::fs::read(&cert).expect("cert").as_slice())
+        .collect::<Result<_, _>>()
+        .expect("pem");
+    let key = rustls_pemfile::private_key(&mut std::fs::read(&key).expect("key").as_slice())
+        .expect("pem")
+        .expect("a key");
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("cert");
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+        println!("listening {addr}");
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let _ = req.into_body().collect().await;
+                    let mut r =
+                        hyper::Response::new(Full::new(Bytes::from_static(BODY.as_bytes())));
+                    r.headers_mut()
+                        .insert("content-type", "application/json".parse().expect("header"));
+                    Ok::<_, Infallible>(r)
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+}
