@@ -8,5 +8,6 @@ mod support;
 mod api;
 mod issuing;
 mod lifecycle;
+mod mtls;
 mod ops;
 mod vectors;

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use gateway_benches::{codes, verifier, NOW};
 
 fn main() {
-    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let (ed, _) = codes();
     let v = verifier(0);
     let start = Instant::now();

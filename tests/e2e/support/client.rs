@@ -45,16 +45,31 @@ impl Answer {
     }
 }
 
-fn tls_config(ca: &CertificateDer<'static>, alpn: &[u8]) -> rustls::ClientConfig {
+/// A client certificate chain and its key, for mTLS.
+pub type Identity = (
+    Vec<CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+fn tls_config(
+    ca: &CertificateDer<'static>,
+    alpn: &[u8],
+    identity: Option<&Identity>,
+) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.clone()).expect("CA");
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let mut cfg = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain.clone(), key.clone_key())
+            .expect("client cert"),
+        None => builder.with_no_client_auth(),
+    };
     cfg.alpn_protocols = vec![alpn.to_vec()];
     cfg
 }
@@ -76,6 +91,16 @@ impl Client {
         addr: std::net::SocketAddr,
         ca: &CertificateDer<'static>,
     ) -> Client {
+        Self::connect_as(proto, addr, ca, None).await
+    }
+
+    /// Connects presenting a client certificate when `identity` is given.
+    pub async fn connect_as(
+        proto: Proto,
+        addr: std::net::SocketAddr,
+        ca: &CertificateDer<'static>,
+        identity: Option<&Identity>,
+    ) -> Client {
         let name = ServerName::try_from("localhost").expect("name");
         match proto {
             Proto::H1 | Proto::H2 => {
@@ -84,7 +109,8 @@ impl Client {
                 } else {
                     b"h2"
                 };
-                let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(ca, alpn)));
+                let connector =
+                    tokio_rustls::TlsConnector::from(Arc::new(tls_config(ca, alpn, identity)));
                 let tcp = TcpStream::connect(addr).await.expect("tcp connect");
                 let tls = connector.connect(name, tcp).await.expect("tls handshake");
                 let io = TokioIo::new(tls);
@@ -104,9 +130,10 @@ impl Client {
                 }
             }
             Proto::H3 => {
-                let crypto =
-                    quinn::crypto::rustls::QuicClientConfig::try_from(tls_config(ca, b"h3"))
-                        .expect("quic tls");
+                let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls_config(
+                    ca, b"h3", identity,
+                ))
+                .expect("quic tls");
                 let mut endpoint =
                     quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("udp");
                 endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));

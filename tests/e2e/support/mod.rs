@@ -70,7 +70,7 @@ pub type Prepare = Box<dyn FnOnce(&DevSetup) + Send>;
 /// How a test gateway is set up.
 #[derive(Default)]
 pub struct Options {
-    /// Extra arguments to `gateway serve`.
+    /// Extra arguments to `gateway serve` ("{state}" is replaced by the state directory).
     pub args: Vec<String>,
     /// Start with this feed content.
     pub feed: String,
@@ -152,7 +152,9 @@ impl Gateway {
         if opts.dev_policy.is_some() {
             args.push("--dev".into());
         }
-        args.extend(opts.args.iter().cloned());
+        // "{state}" in an extra argument stands for the state directory.
+        let state = setup.dir.display().to_string();
+        args.extend(opts.args.iter().map(|a| a.replace("{state}", &state)));
         let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
             .args(&args)
             .env("RUST_LOG", "warn")
