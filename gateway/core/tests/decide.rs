@@ -453,3 +453,88 @@ fn forgetting_follows_feed_md() {
     assert_eq!(f.v.forget(NOW + 86_401), (1, 0));
     assert_eq!(f.v.status().len(), 1);
 }
+
+#[test]
+fn decide_many_gives_the_same_answers_as_decide() {
+    let batched = fixture(Settings::default());
+    // The same keys and policy, no cache: every answer from a single verification.
+    let single = Verifier::new(
+        Settings {
+            sig_cache_capacity: 0,
+            ..Settings::default()
+        },
+        (*batched.v.trust()).clone(),
+        batched.v.policy().map(|p| (*p).clone()),
+        None,
+    );
+    let mut codes = Vec::new();
+    for i in 0..20u8 {
+        let mut c = claims(
+            [Color::Green, Color::Yellow, Color::Red][usize::from(i % 3)],
+            1,
+        );
+        c.sub = Sub([i; 16]);
+        c.cti = vec![i; 9];
+        let issuer = if i % 5 == 0 { &batched.es } else { &batched.ed };
+        codes.push(issuer.mint(&c).unwrap());
+    }
+    // A forgery (right kid, wrong key), a malformed code, an expired one.
+    let forger = Issuer {
+        kid: b"ed-1".to_vec(),
+        issuer: "CN-33".into(),
+        key: SigningKey::ed25519(&[0x77; 32]),
+    };
+    codes.push(forger.mint(&claims(Color::Green, 1)).unwrap());
+    codes.push("JKM1:ABC".into());
+    let mut old = claims(Color::Green, 1);
+    old.iat = NOW - 7200;
+    old.exp = NOW - 3600;
+    codes.push(batched.ed.mint(&old).unwrap());
+    let venues = ["bus", "school", "moon"];
+    let items: Vec<(&str, &str)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), if i < 20 { venues[i % 3] } else { "bus" }))
+        .collect();
+    // Twice: the first pass batches (and meets the forgery), the second runs after it.
+    for _ in 0..2 {
+        let got = batched.v.decide_many(&items, NOW);
+        let want: Vec<_> = items
+            .iter()
+            .map(|(c, v)| single.decide(c, v, NOW))
+            .collect();
+        assert_eq!(got, want);
+    }
+    let reasons: Vec<Reason> = batched
+        .v
+        .decide_many(&items, NOW)
+        .iter()
+        .filter_map(|d| d.as_ref().ok())
+        .map(|d| d.holder.reason)
+        .collect();
+    assert!(
+        reasons.contains(&Reason::BadSignature)
+            && reasons.contains(&Reason::Malformed)
+            && reasons.contains(&Reason::Expired)
+    );
+}
+
+#[test]
+fn decide_many_batches_clean_traffic_into_the_cache() {
+    let f = fixture(Settings::default());
+    let codes: Vec<String> = (0..16u8)
+        .map(|i| {
+            let mut c = claims(Color::Green, 1);
+            c.sub = Sub([i; 16]);
+            f.ed.mint(&c).unwrap()
+        })
+        .collect();
+    let items: Vec<(&str, &str)> = codes.iter().map(|c| (c.as_str(), "bus")).collect();
+    let got = f.v.decide_many(&items, NOW);
+    assert!(got
+        .iter()
+        .all(|d| d.as_ref().unwrap().holder.verdict == Verdict::Allow));
+    // Every decision took the cache path after the batch filled it.
+    let (hits, _) = f.v.sig_cache().unwrap().hits_misses();
+    assert!(hits >= 16, "{hits}");
+}
