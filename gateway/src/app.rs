@@ -80,6 +80,8 @@ pub struct App {
     pub in_flight: std::sync::Arc<Semaphore>,
     /// Testing only (`--debug-fixed-now`): the clock's reading for every decision.
     pub fixed_now: Option<u64>,
+    /// Gathers single verifications into batches.
+    pub batcher: crate::batcher::Batcher,
 }
 
 impl App {

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod batcher;
 pub mod callers;
 pub mod cli;
 pub mod config;

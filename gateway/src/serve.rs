@@ -163,6 +163,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         boot: Instant::now(),
         in_flight: Arc::new(Semaphore::new(cfg.max_in_flight)),
         fixed_now: cfg.fixed_now,
+        batcher: crate::batcher::Batcher::new(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -225,7 +225,7 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 }
 
 async fn verify<B>(
-    app: &App,
+    app: &Arc<App>,
     caller: &Caller,
     req: Request<B>,
 ) -> Result<Response<RespBody>, ApiError>
@@ -250,7 +250,10 @@ where
     };
     api::check_venue(app, caller, &request.venue)?;
     take_one(caller)?;
-    let d = api::decide(app, &request)?;
+    let (code, venue) = (request.code.into_owned(), request.venue.into_owned());
+    let d = crate::batcher::Batcher::decide(app, code, venue)
+        .await
+        .ok_or(ApiError::Unavailable("verification was interrupted"))??;
     Ok(json(StatusCode::OK, api::decision_json(&d, app)))
 }
 

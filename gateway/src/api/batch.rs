@@ -3,7 +3,7 @@
 
 use serde_json::value::RawValue;
 
-use super::{check_venue, decide, parse_json, write_decision, ApiError, VerifyRequest};
+use super::{check_venue, parse_json, write_decision, ApiError, VerifyRequest};
 use crate::app::{App, BATCH_MAX_ITEMS};
 use crate::callers::Caller;
 
@@ -27,18 +27,31 @@ pub fn answer(app: &App, caller: &Caller, body: &[u8]) -> Result<String, ApiErro
         .map_err(|r| ApiError::RateLimited {
             retry_after_s: r.retry_after_s,
         })?;
+    // Every valid item is decided in one call, so cold signatures are batch-verified.
+    let items: Vec<(&str, &str)> = checked
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|req| (req.code.as_ref(), req.venue.as_ref()))
+        .collect();
+    let mut decisions = app.verifier.decide_many(&items, app.now()).into_iter();
     let mut out = String::with_capacity(16 + checked.len() * 160);
     out.push('[');
     for (i, item) in checked.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        match item
-            .as_ref()
-            .map_err(|e| *e)
-            .and_then(|req| decide(app, req))
-        {
-            Ok(d) => write_decision(&mut out, &d, app),
+        let result = match item {
+            Ok(_) => decisions
+                .next()
+                .unwrap_or(Err(gateway_core::RequestError::NoPolicy))
+                .map_err(ApiError::from),
+            Err(e) => Err(*e),
+        };
+        match result {
+            Ok(d) => {
+                app.metrics.decision(d.holder.reason);
+                write_decision(&mut out, &d, app);
+            }
             Err(e) => out.push_str(&e.json()),
         }
     }
