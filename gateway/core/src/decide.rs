@@ -213,6 +213,24 @@ impl Verifier {
             .collect()
     }
 
+    /// Whether `code`'s signature is already in the cache (a cheap look: decoding and a
+    /// digest), so a server can send only cache misses through batching.
+    pub fn signature_cached(&self, code: &str) -> bool {
+        let Some(cache) = &self.cache else {
+            return false;
+        };
+        let Ok(bytes) = token::decode_text(code) else {
+            return false;
+        };
+        let Ok(t) = Token::parse(&bytes) else {
+            return false;
+        };
+        let trust = self.trust.load();
+        trust
+            .get(t.cose.kid)
+            .is_some_and(|key| cache.peek(&SigCache::digest(&bytes), key.serial))
+    }
+
     fn prevalidate_signatures(&self, items: &[(&str, &str)]) {
         let Some(cache) = &self.cache else { return };
         if self.batch_cooldown.load(Ordering::Relaxed) > 0 {
