@@ -250,14 +250,22 @@ where
     };
     api::check_venue(app, caller, &request.venue)?;
     take_one(caller)?;
-    // A code seen before skips the batching queue: its signature is cached.
-    let d = if app.verifier.signature_cached(&request.code) {
-        api::decide(app, &request)?
-    } else {
-        let (code, venue) = (request.code.into_owned(), request.venue.into_owned());
-        crate::batcher::Batcher::decide(app, code, venue)
-            .await
-            .ok_or(ApiError::Unavailable("verification was interrupted"))??
+    // A code whose signature is cached (or that fails before the signature) is answered
+    // at once; the others queue for batch verification.
+    let d = match app
+        .verifier
+        .decide_if_cached(&request.code, &request.venue, app.now())?
+    {
+        Some(d) => {
+            app.metrics.decision(d.holder.reason);
+            d
+        }
+        None => {
+            let (code, venue) = (request.code.into_owned(), request.venue.into_owned());
+            crate::batcher::Batcher::decide(app, code, venue)
+                .await
+                .ok_or(ApiError::Unavailable("verification was interrupted"))??
+        }
     };
     Ok(json(StatusCode::OK, api::decision_json(&d, app)))
 }

@@ -150,6 +150,19 @@ pub struct Verifier {
     batch_cooldown: AtomicU64,
 }
 
+/// Why steps 2 to 8 stopped: a reason, or (when asked not to verify) a signature that is
+/// not in the cache.
+enum Fail {
+    Reason(Reason),
+    NotCached,
+}
+
+impl From<Reason> for Fail {
+    fn from(r: Reason) -> Self {
+        Fail::Reason(r)
+    }
+}
+
 /// Signatures verified singly after a failed batch (see [`Verifier::decide_many`]).
 pub const BATCH_COOLDOWN: u64 = 1024;
 
@@ -175,6 +188,29 @@ impl Verifier {
 
     /// Decides a scanned code at `venue` at `now` (seconds since the epoch).
     pub fn decide(&self, code: &str, venue: &str, now: u64) -> Result<Decision, RequestError> {
+        self.decide_inner(code, venue, now, true)
+            .map(|d| d.unwrap_or_else(|| Decision::failed(Reason::BadSignature, 0)))
+    }
+
+    /// Like [`decide`](Self::decide), but never verifies a signature: `Ok(None)` when the
+    /// code would need one (its signature is not in the cache). A server answers warm
+    /// codes this way at once and queues the others for batch verification.
+    pub fn decide_if_cached(
+        &self,
+        code: &str,
+        venue: &str,
+        now: u64,
+    ) -> Result<Option<Decision>, RequestError> {
+        self.decide_inner(code, venue, now, false)
+    }
+
+    fn decide_inner(
+        &self,
+        code: &str,
+        venue: &str,
+        now: u64,
+        verify: bool,
+    ) -> Result<Option<Decision>, RequestError> {
         let policy = self.policy.load();
         let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
         let venue = policy.venue(venue).ok_or(RequestError::UnknownVenue)?;
@@ -182,12 +218,13 @@ impl Verifier {
         let token =
             match token::decode_text_into(code, &mut bytes).and_then(|()| Token::parse(&bytes)) {
                 Ok(t) => t,
-                Err(_) => return Ok(Decision::failed(Reason::Malformed, policy.version())),
+                Err(_) => return Ok(Some(Decision::failed(Reason::Malformed, policy.version()))),
             };
         let trust = self.trust.load();
-        match self.authenticate(&token, &trust, &bytes, now) {
-            Ok(auth) => Ok(self.judge(&auth, policy, venue)),
-            Err(reason) => Ok(Decision::failed(reason, policy.version())),
+        match self.authenticate_inner(&token, &trust, &bytes, now, verify) {
+            Ok(auth) => Ok(Some(self.judge(&auth, policy, venue))),
+            Err(Fail::Reason(reason)) => Ok(Some(Decision::failed(reason, policy.version()))),
+            Err(Fail::NotCached) => Ok(None),
         }
     }
 
@@ -211,24 +248,6 @@ impl Verifier {
             .iter()
             .map(|(code, venue)| self.decide(code, venue, now))
             .collect()
-    }
-
-    /// Whether `code`'s signature is already in the cache (a cheap look: decoding and a
-    /// digest), so a server can send only cache misses through batching.
-    pub fn signature_cached(&self, code: &str) -> bool {
-        let Some(cache) = &self.cache else {
-            return false;
-        };
-        let Ok(bytes) = token::decode_text(code) else {
-            return false;
-        };
-        let Ok(t) = Token::parse(&bytes) else {
-            return false;
-        };
-        let trust = self.trust.load();
-        trust
-            .get(t.cose.kid)
-            .is_some_and(|key| cache.peek(&SigCache::digest(&bytes), key.serial))
     }
 
     fn prevalidate_signatures(&self, items: &[(&str, &str)]) {
@@ -298,55 +317,80 @@ impl Verifier {
         cose_bytes: &[u8],
         now: u64,
     ) -> Result<Authentic<'t>, Reason> {
-        let key = trust.get(token.cose.kid).ok_or(Reason::UnknownKey)?;
+        self.authenticate_inner(token, trust, cose_bytes, now, true)
+            .map_err(|f| match f {
+                Fail::Reason(r) => r,
+                Fail::NotCached => Reason::BadSignature,
+            })
+    }
+
+    fn authenticate_inner<'t>(
+        &self,
+        token: &'t Token<'t>,
+        trust: &'t TrustList,
+        cose_bytes: &[u8],
+        now: u64,
+        verify: bool,
+    ) -> Result<Authentic<'t>, Fail> {
+        let key = trust
+            .get(token.cose.kid)
+            .ok_or(Fail::Reason(Reason::UnknownKey))?;
         if trust.is_revoked(&key.kid) {
-            return Err(Reason::KeyRevoked);
+            return Err(Reason::KeyRevoked.into());
         }
         if key.alg != token.cose.alg {
-            return Err(Reason::AlgMismatch);
+            return Err(Reason::AlgMismatch.into());
         }
-        let sig = self.check_signature(token, key, cose_bytes)?;
+        let sig = self.check_signature(token, key, cose_bytes, verify)?;
         let c = &token.claims;
         if c.iss != key.issuer {
-            return Err(Reason::IssuerMismatch);
+            return Err(Reason::IssuerMismatch.into());
         }
         let iat = i128::from(c.iat);
         if iat < i128::from(key.not_before) || iat > i128::from(key.not_after) {
-            return Err(Reason::KeyNotValidAtIssue);
+            return Err(Reason::KeyNotValidAtIssue.into());
         }
         let Limits { skew, max_validity } = self.limits;
         if c.iat > now.saturating_add(skew) {
-            return Err(Reason::NotYetValid);
+            return Err(Reason::NotYetValid.into());
         }
         if now >= c.exp.saturating_add(skew) {
-            return Err(Reason::Expired);
+            return Err(Reason::Expired.into());
         }
         if c.exp - c.iat > max_validity {
-            return Err(Reason::ValidityTooLong);
+            return Err(Reason::ValidityTooLong.into());
         }
         if self.revoked.is_revoked(c.cti) {
-            return Err(Reason::TokenRevoked);
+            return Err(Reason::TokenRevoked.into());
         }
         Ok(Authentic { sig })
     }
 
-    /// Step 4, through the cache when there is one.
+    /// Step 4, through the cache when there is one; with `verify` false, a miss is
+    /// [`Fail::NotCached`] instead of a verification.
     fn check_signature<'t>(
         &self,
         token: &'t Token<'t>,
         key: &'t TrustedKey,
         cose_bytes: &[u8],
-    ) -> Result<SignatureValid<'t>, Reason> {
+        verify: bool,
+    ) -> Result<SignatureValid<'t>, Fail> {
+        let bad = |_| Fail::Reason(Reason::BadSignature);
         let mut scratch = Vec::new();
         let Some(cache) = &self.cache else {
-            return signature::verify(token, key, &mut scratch).map_err(|_| Reason::BadSignature);
+            if !verify {
+                return Err(Fail::NotCached);
+            }
+            return signature::verify(token, key, &mut scratch).map_err(bad);
         };
         let digest = SigCache::digest(cose_bytes);
         if cache.hit(&digest, key.serial) {
             return Ok(SignatureValid::new(token, key));
         }
-        let valid =
-            signature::verify(token, key, &mut scratch).map_err(|_| Reason::BadSignature)?;
+        if !verify {
+            return Err(Fail::NotCached);
+        }
+        let valid = signature::verify(token, key, &mut scratch).map_err(bad)?;
         cache.record(digest, key.serial);
         Ok(valid)
     }

@@ -39,13 +39,6 @@ impl SigCache {
         self.inner.get(d) == Some(serial)
     }
 
-    /// Like [`hit`](Self::hit), without counting in the hit statistics or refreshing
-    /// the entry: for a look before deciding.
-    #[inline]
-    pub fn peek(&self, d: &Digest, serial: u64) -> bool {
-        self.inner.peek(d) == Some(serial)
-    }
-
     /// Records a verification.
     #[inline]
     pub fn record(&self, d: Digest, serial: u64) {

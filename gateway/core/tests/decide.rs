@@ -537,12 +537,22 @@ fn decide_many_batches_clean_traffic_into_the_cache() {
     // Every decision took the cache path after the batch filled it.
     let (hits, _) = f.v.sig_cache().unwrap().hits_misses();
     assert!(hits >= 16, "{hits}");
-    // The server's look before queueing: seen codes are cached, a new one is not, and
-    // looking counts in no statistic.
-    assert!(f.v.signature_cached(&codes[3]));
-    assert!(!f
-        .v
-        .signature_cached(&f.ed.mint(&claims(Color::Red, 9)).unwrap()));
-    assert!(!f.v.signature_cached("JKM1:garbage"));
-    assert_eq!(f.v.sig_cache().unwrap().hits_misses().0, hits);
+    // The server's first try: a cached code is decided, a new one is left for the batch,
+    // one that fails before the signature is decided.
+    let d =
+        f.v.decide_if_cached(&codes[3], "bus", NOW)
+            .unwrap()
+            .unwrap();
+    assert_eq!(d.holder.verdict, Verdict::Allow);
+    let new = f.ed.mint(&claims(Color::Red, 9)).unwrap();
+    assert_eq!(f.v.decide_if_cached(&new, "bus", NOW), Ok(None));
+    let d =
+        f.v.decide_if_cached("JKM1:garbage", "bus", NOW)
+            .unwrap()
+            .unwrap();
+    assert_eq!(d.holder.reason, Reason::Malformed);
+    assert_eq!(
+        f.v.decide_if_cached(&codes[3], "moon", NOW),
+        Err(RequestError::UnknownVenue)
+    );
 }
