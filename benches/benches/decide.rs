@@ -154,8 +154,45 @@ fn caches(c: &mut Criterion) {
         })
     });
     g.finish();
-    let _ = BatchSize::SmallInput;
 }
 
-criterion_group!(benches, decisions, batch, caches);
+/// Cold decisions of distinct codes, one by one against `decide_many` (batch
+/// verification of the cache misses), per code. The codes are the spec vectors' valid
+/// EdDSA codes; each iteration starts from an empty cache.
+fn many(c: &mut Criterion) {
+    let codes: Vec<String> = (0..1)
+        .flat_map(|_| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/spec/vectors/policy.json");
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(path).expect("vectors"))
+                    .expect("json");
+            v.as_array()
+                .expect("cases")
+                .iter()
+                .map(|c| c["code"].as_str().expect("code").to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let items: Vec<(&str, &str)> = codes.iter().map(|c| (c.as_str(), "public")).collect();
+    let mut g = c.benchmark_group("cold_distinct_codes");
+    g.throughput(Throughput::Elements(items.len() as u64));
+    g.bench_function("decide_each", |b| {
+        b.iter_batched(
+            || verifier(1000),
+            |v| items.iter().map(|(c, ve)| v.decide(c, ve, NOW)).count(),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("decide_many", |b| {
+        b.iter_batched(
+            || verifier(1000),
+            |v| v.decide_many(&items, NOW).len(),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decisions, batch, caches, many);
 criterion_main!(benches);
