@@ -270,3 +270,41 @@ async fn send_text(c: &mut Client, auth: &str, code: String) -> serde_json::Valu
         .await
         .json()
 }
+
+#[tokio::test]
+async fn logs_are_json_lines_on_request() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("logjson");
+    let state = dir.0.join("state").display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args([
+            "serve",
+            "--log-json",
+            "--state-dir",
+            &state,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with('{'))
+    })
+    .await
+    .unwrap();
+    let _guard = KillOnDrop(child);
+    let v: serde_json::Value = serde_json::from_str(&line.expect("a JSON log line")).unwrap();
+    assert!(
+        v["level"].is_string() && v["fields"]["message"].is_string(),
+        "{v}"
+    );
+}

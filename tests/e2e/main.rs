@@ -8,6 +8,7 @@ mod support;
 mod api;
 mod issuing;
 mod lifecycle;
+mod limits;
 mod mtls;
 mod ops;
 mod vectors;

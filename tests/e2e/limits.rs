@@ -1,0 +1,114 @@
+//! Connection limits: the HTTP/1.1 header read timeout and the HTTP/2 stream limit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{Gateway, Options};
+
+fn tls(gw: &Gateway, alpn: &[u8]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(gw.ca.clone()).unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+#[tokio::test]
+async fn a_client_slow_to_send_headers_is_cut_off() {
+    let gw = Gateway::start(Options {
+        args: vec!["--header-timeout".into(), "1".into()],
+        ..Options::default()
+    })
+    .await;
+    let tcp = tokio::net::TcpStream::connect(gw.listen).await.unwrap();
+    let mut s = tls(&gw, b"http/1.1")
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    s.write_all(b"POST /v1/verify HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    // The server answers 408 or closes; either way the read ends, well before our deadline.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was not closed");
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "closed before the timeout"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[tokio::test]
+async fn http2_advertises_the_stream_limit() {
+    let gw = Gateway::start(Options {
+        args: vec!["--max-streams".into(), "7".into()],
+        ..Options::default()
+    })
+    .await;
+    let tcp = tokio::net::TcpStream::connect(gw.listen).await.unwrap();
+    let s = tls(&gw, b"h2")
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut client, mut conn) = h2::client::handshake(s).await.unwrap();
+    // One request round trip, so the server's SETTINGS have surely been applied.
+    let req = http::Request::get("https://localhost/healthz")
+        .body(())
+        .unwrap();
+    let (resp, _) = client.send_request(req, true).unwrap();
+    let resp = tokio::select! {
+        r = resp => r.unwrap(),
+        _ = &mut conn => panic!("connection ended"),
+    };
+    assert_eq!(resp.status(), 200);
+    assert_eq!(conn.max_concurrent_send_streams(), 7);
+}
+
+#[tokio::test]
+async fn sigterm_closes_quic_connections_with_an_application_code() {
+    let mut gw = Gateway::start(Options::default()).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(gw.ca.clone()).unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let conn = endpoint
+        .connect(gw.listen, "localhost")
+        .unwrap()
+        .await
+        .unwrap();
+    gw.terminate();
+    let reason = tokio::time::timeout(Duration::from_secs(30), conn.closed())
+        .await
+        .unwrap();
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(
+                c.error_code,
+                quinn::VarInt::from_u32(gateway::listen::quic::CLOSE_CODE)
+            );
+        }
+        other => panic!("closed by {other:?}"),
+    }
+    assert!(gw.wait_exit().await.success());
+}
