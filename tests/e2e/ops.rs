@@ -295,3 +295,27 @@ async fn stream_over_http3_answers_before_the_body_ends() {
     }
     assert!(String::from_utf8_lossy(&rest).contains("allow"));
 }
+
+#[tokio::test]
+async fn an_endless_feed_line_is_skipped_without_holding_it_in_memory() {
+    let gw = Gateway::start(Options::default()).await;
+    // 3 MiB without a newline, then its end, then a good event.
+    let junk = "x".repeat(3 << 20);
+    gw.append_feed(&junk);
+    gw.append_feed("tail of the long line\n");
+    let now = gateway_core::trust::format_time(gateway::unix_now() as i64);
+    gw.append_feed(&format!(
+        "{}\n",
+        serde_json::json!({"type": "heartbeat", "at": now})
+    ));
+    let admin = gw.admin;
+    let s = eventually("two positions", || async move {
+        let s = get_plain(admin, "/v1/status").await?.json();
+        (s["feed_seq"] == 2).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        (s["feed_rejected"].as_u64(), s["feed_applied"].as_u64()),
+        (Some(1), Some(1))
+    );
+}

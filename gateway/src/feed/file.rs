@@ -13,6 +13,8 @@ use crate::app::App;
 
 /// How often the file is checked for new lines once the end is reached.
 const POLL: Duration = Duration::from_millis(50);
+/// Longest line kept; a longer one is skipped whole (it still takes its position).
+const MAX_LINE: usize = 1 << 20;
 /// How often the forgetting rules of `feed.md` run.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
 
@@ -34,6 +36,8 @@ pub async fn follow(
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 256 * 1024];
     let mut last_forget = tokio::time::Instant::now();
+    // Set while the rest of an over-long line is being skipped.
+    let mut skipping = false;
     loop {
         let n = match file.read(&mut chunk).await {
             Ok(n) => n,
@@ -47,10 +51,19 @@ pub async fn follow(
             let mut start = 0;
             while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
                 position += 1;
-                super::process(&app, root.as_ref(), position, &pending[start..start + i]);
+                if skipping {
+                    skipping = false;
+                    super::too_long(&app, position);
+                } else {
+                    super::process(&app, root.as_ref(), position, &pending[start..start + i]);
+                }
                 start += i + 1;
             }
             pending.drain(..start);
+            if pending.len() > MAX_LINE {
+                pending.clear();
+                skipping = true;
+            }
             app.metrics.feed_position.set(position as f64);
             continue;
         }

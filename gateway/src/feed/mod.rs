@@ -43,3 +43,13 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
     }
     app.feed.processed(position, app.boot.elapsed());
 }
+
+/// Records a line over the length limit as a skipped message at `position`.
+pub fn too_long(app: &App, position: u64) {
+    app.feed
+        .rejected
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics::counter!("gateway_feed_rejected_total", "kind" => "too_long").increment(1);
+    tracing::warn!(position, kind = "too_long", "feed message skipped");
+    app.feed.processed(position, app.boot.elapsed());
+}
