@@ -6,20 +6,11 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::support::client::tls_config;
 use crate::support::{Gateway, Options};
 
 fn tls(gw: &Gateway, alpn: &[u8]) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(gw.ca.clone()).unwrap();
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    cfg.alpn_protocols = vec![alpn.to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    tokio_rustls::TlsConnector::from(Arc::new(tls_config(&gw.ca, alpn, None)))
 }
 
 #[tokio::test]
@@ -79,16 +70,7 @@ async fn http2_advertises_the_stream_limit() {
 #[tokio::test]
 async fn sigterm_closes_quic_connections_with_an_application_code() {
     let mut gw = Gateway::start(Options::default()).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(gw.ca.clone()).unwrap();
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"h3".to_vec()];
+    let cfg = tls_config(&gw.ca, b"h3", None);
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
