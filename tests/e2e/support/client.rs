@@ -51,7 +51,9 @@ pub type Identity = (
     rustls::pki_types::PrivateKeyDer<'static>,
 );
 
-fn tls_config(
+/// A client TLS configuration trusting `ca`, offering `alpn`, optionally with a client
+/// certificate.
+pub fn tls_config(
     ca: &CertificateDer<'static>,
     alpn: &[u8],
     identity: Option<&Identity>,
