@@ -22,7 +22,8 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/18444) 2>/dev/null && break;
 export KEY; KEY=$(cat "$WORK/state/api.key")
 export CODE; CODE=$($BIN/gateway mint --state-dir "$WORK/state" --card-kind id_card --number 1 --validity 21600)
 export CODES="$WORK/codes.txt"
-$BIN/mint_codes "$WORK/state" "$(( ROUNDS * ${COLD_PER_ROUND:-250000} ))" "$CODES"
+PER=${COLD_PER_ROUND:-150000}
+$BIN/mint_codes "$WORK/state" "$(( ROUNDS * 2 * PER ))" "$CODES"
 printf '%s' "$CODE" >"$WORK/code.txt"
 GW=https://localhost:18443/v1/verify?venue=bus
 MIN=https://localhost:18444/v1/verify?venue=bus
@@ -36,15 +37,22 @@ h2_rps() { # url -> "rps mean max"
     -H "authorization: Bearer $KEY" -H 'content-type: text/plain' "$1" >"$WORK/h2.txt"
   awk '/^finished/ {r=$4} /^time for request/ {mean=$6; max=$5} END {print r, mean, max}' "$WORK/h2.txt"
 }
+h2_bench() { # url-port codes-file offset -> "rps p50 p99" (our own client: distinct bodies)
+  taskset -c 1 $BIN/h2bench "127.0.0.1:$1" "$WORK/state/tls/cert.pem" "$KEY" "$2" "$3" 16 16 "$SECS"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 
-printf '%-6s %-26s %-26s %-26s %-9s %s\n' round "h1 warm gw (rps p50 p99)" "h1 minimal" "h1 cold gw" "core/s" "ratios: h1 warm, h2 warm, cold vs core"
+printf '%-6s %-26s %-26s %-26s %-9s %s\n' round "h1 warm gw (rps p50 p99)" "h1 minimal" "h1 cold gw" "core/s" "ratios: h1 warm, h2 warm, h1 cold vs core, h2 cold vs core"
 for r in $(seq "$ROUNDS"); do
   gw1=$(wrk_rps benches/http/warm.lua "$GW"); min1=$(wrk_rps benches/http/warm.lua "$MIN")
-  cold=$(OFFSET=$(( (r - 1) * ${COLD_PER_ROUND:-250000} )) wrk_rps benches/http/cold.lua "$GW")
+  cold=$(OFFSET=$(( (r - 1) * 2 * PER )) wrk_rps benches/http/cold.lua "$GW")
+  cold2=$(h2_bench 18443 "$CODES" $(( (r - 1) * 2 * PER + PER )))
+  warm2gw=$(h2_bench 18443 "$WORK/code.txt" 0); warm2min=$(h2_bench 18444 "$WORK/code.txt" 0)
   core=$(taskset -c 0 $BIN/core_rate 3)
   gw2=$(h2_rps "$GW"); min2=$(h2_rps "$MIN")
-  printf '%-6s %-26s %-26s %-26s %-9s %s %s %s   (h2 gw: %s | h2 minimal: %s)\n' "$r" "$gw1" "$min1" "$cold" "$core" \
-    "$(ratio "${gw1%% *}" "${min1%% *}")" "$(ratio "${gw2%% *}" "${min2%% *}")" "$(ratio "${cold%% *}" "$core")" "$gw2" "$min2"
+  printf '%-6s %-26s %-26s %-26s %-9s %s %s %s %s\n' "$r" "$gw1" "$min1" "$cold" "$core" \
+    "$(ratio "${gw1%% *}" "${min1%% *}")" "$(ratio "${gw2%% *}" "${min2%% *}")" "$(ratio "${cold%% *}" "$core")" "$(ratio "${cold2%% *}" "$core")"
+  printf '       h2load warm: gw %s | minimal %s    h2bench warm (rps p50 p99): gw %s | minimal %s    h2bench cold gw: %s\n' \
+    "$gw2" "$min2" "$warm2gw" "$warm2min" "$cold2"
 done
-echo "cold codes: $(wc -l <"$CODES") distinct, ${COLD_PER_ROUND:-250000} per round (each round must send fewer)"
+echo "cold codes: $(wc -l <"$CODES") distinct, $PER per run (each run must send fewer)"
