@@ -33,8 +33,9 @@ async fn a_client_slow_to_send_headers_is_cut_off() {
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "the connection was not closed");
+    // Not long before the 1 s timeout (its clock may start at accept, before the handshake).
     assert!(
-        start.elapsed() >= Duration::from_millis(900),
+        start.elapsed() >= Duration::from_millis(500),
         "closed before the timeout"
     );
     let text = String::from_utf8_lossy(&buf);
