@@ -245,6 +245,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     .await;
     // Then close QUIC connections with an application code (H3_NO_ERROR).
     endpoint.close(quic::CLOSE_CODE.into(), b"shutting down");
+    // Let the CONNECTION_CLOSE frames leave before the process does.
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     for (_, t) in others {
         t.abort();
     }

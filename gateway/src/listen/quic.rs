@@ -89,6 +89,9 @@ async fn serve_connection(
     client_cert: Option<[u8; 32]>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Kept so that, on shutdown, this connection stays open until the endpoint closes it
+    // with the gateway's application code (dropping it would close it with code 0).
+    let quic = conn.clone();
     let Ok(mut h3conn) = h3::server::builder()
         .build::<_, Bytes>(h3_quinn::Connection::new(conn))
         .await
@@ -107,8 +110,10 @@ async fn serve_connection(
                 _ => return,
             },
             _ = stop.changed() => {
-                // Finish what is in flight, refuse new requests (GOAWAY).
+                // Refuse new requests (GOAWAY); requests in flight finish on their own
+                // streams; the endpoint then closes the connection (`serve.rs`).
                 let _ = h3conn.shutdown(0).await;
+                quic.closed().await;
                 return;
             }
         };
