@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use gateway_core::{Color, Sub};
 use http::Method;
 use http_body_util::BodyExt;
@@ -234,15 +233,7 @@ async fn stream_answers_each_line_before_the_body_ends() {
     let code = gw.mint(Sub([3; 16]), Color::Green, 1);
     for proto in [Proto::H1, Proto::H2] {
         let mut c = gw.client(proto).await;
-        let (tx, rx) =
-            tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(4);
-        let body = http_body_util::StreamBody::new(tokio_stream_from(rx)).boxed_unsync();
-        let req = http::Request::post("https://localhost/v1/verify/stream")
-            .header("host", "localhost")
-            .header("authorization", format!("Bearer {}", gw.api_key))
-            .header("content-type", "application/x-ndjson")
-            .body(body)
-            .unwrap();
+        let (req, tx) = crate::support::client::stream_request(&gw.api_key);
         let resp = match &mut c {
             crate::support::client::Client::H1(s) => {
                 futures_util::future::Either::Left(s.send_request(req))
@@ -252,10 +243,10 @@ async fn stream_answers_each_line_before_the_body_ends() {
             }
             crate::support::client::Client::H3 { .. } => unreachable!(),
         };
-        let line = |v: serde_json::Value| Ok(http_body::Frame::data(Bytes::from(format!("{v}\n"))));
-        tx.send(line(serde_json::json!({"code": code, "venue": "bus"})))
-            .await
-            .unwrap();
+        assert!(
+            tx.send(serde_json::json!({"code": code, "venue": "bus"}))
+                .await
+        );
         let resp = tokio::time::timeout(Duration::from_secs(30), resp)
             .await
             .unwrap()
@@ -264,25 +255,15 @@ async fn stream_answers_each_line_before_the_body_ends() {
         // The first answer arrives while the request body is still open.
         let first = next_line(&mut body).await;
         assert_eq!(first["decision"], "allow", "{proto:?}");
-        tx.send(Ok(http_body::Frame::data(Bytes::from(format!(
-            "{}\n",
-            "x".repeat(9000)
-        )))))
-        .await
-        .unwrap();
+        assert!(tx.send("x".repeat(9000)).await);
         assert_eq!(next_line(&mut body).await["error"], "body_too_large");
-        tx.send(line(serde_json::json!({"code": "JKM1:AB", "venue": "bus"})))
-            .await
-            .unwrap();
+        assert!(
+            tx.send(serde_json::json!({"code": "JKM1:AB", "venue": "bus"}))
+                .await
+        );
         assert_eq!(next_line(&mut body).await["reason"], "malformed");
         drop(tx);
     }
-}
-
-fn tokio_stream_from<T>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures_util::Stream<Item = T> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn next_line(body: &mut hyper::body::Incoming) -> serde_json::Value {

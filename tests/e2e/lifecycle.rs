@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use gateway_core::{Color, Sub};
 use http_body_util::BodyExt;
 
@@ -74,25 +73,15 @@ async fn sigterm_drains_in_flight_requests() {
     let mut gw = Gateway::start(Options::default()).await;
     let code = gw.mint(Sub([5; 16]), Color::Green, 1);
     let mut c = gw.client(crate::support::client::Proto::H2).await;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(4);
-    let mut rx = rx;
-    let body =
-        http_body_util::StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
-            .boxed_unsync();
-    let req = http::Request::post("https://localhost/v1/verify/stream")
-        .header("authorization", format!("Bearer {}", gw.api_key))
-        .body(body)
-        .unwrap();
+    let (req, tx) = crate::support::client::stream_request(&gw.api_key);
     let Client::H2(send) = &mut c else {
         unreachable!()
     };
     let resp = send.send_request(req);
-    tx.send(Ok(http_body::Frame::data(Bytes::from(format!(
-        "{}\n",
-        serde_json::json!({"code": code, "venue": "bus"})
-    )))))
-    .await
-    .unwrap();
+    assert!(
+        tx.send(serde_json::json!({"code": code, "venue": "bus"}))
+            .await
+    );
     let resp = tokio::time::timeout(Duration::from_secs(30), resp)
         .await
         .unwrap()
@@ -115,12 +104,10 @@ async fn sigterm_drains_in_flight_requests() {
             .then_some(())
     })
     .await;
-    tx.send(Ok(http_body::Frame::data(Bytes::from(format!(
-        "{}\n",
-        serde_json::json!({"code": code, "venue": "metro"})
-    )))))
-    .await
-    .unwrap();
+    assert!(
+        tx.send(serde_json::json!({"code": code, "venue": "metro"}))
+            .await
+    );
     drop(tx);
     let rest = tokio::time::timeout(Duration::from_secs(30), body.collect())
         .await

@@ -200,15 +200,7 @@ async fn over_the_concurrency_limit_answers_503_at_once() {
     let code = gw.mint(Sub([11; 16]), Color::Green, 1);
     // Hold the one slot with an open stream.
     let mut c = gw.client(Proto::H2).await;
-    let (tx, mut rx) =
-        tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>(1);
-    let body = http_body_util::BodyExt::boxed_unsync(http_body_util::StreamBody::new(
-        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)),
-    ));
-    let req = http::Request::post("https://localhost/v1/verify/stream")
-        .header("authorization", format!("Bearer {}", gw.api_key))
-        .body(body)
-        .unwrap();
+    let (req, tx) = crate::support::client::stream_request(&gw.api_key);
     let Client::H2(send) = &mut c else {
         unreachable!()
     };

@@ -251,3 +251,31 @@ pub async fn get_plain(addr: std::net::SocketAddr, path: &str) -> Option<Answer>
     let resp = send.send_request(req).await.ok()?;
     Some(read(resp).await)
 }
+
+/// The sending side of a request body that stays open, fed one line at a time.
+pub struct Lines(tokio::sync::mpsc::Sender<Result<http_body::Frame<Bytes>, std::io::Error>>);
+
+impl Lines {
+    /// Sends `line` and a newline; false once the request is gone.
+    pub async fn send(&self, line: impl std::fmt::Display) -> bool {
+        self.0
+            .send(Ok(http_body::Frame::data(Bytes::from(format!("{line}\n")))))
+            .await
+            .is_ok()
+    }
+}
+
+/// A `POST /v1/verify/stream` request whose body stays open until the `Lines` is dropped.
+pub fn stream_request(api_key: &str) -> (Request<ReqBody>, Lines) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let body =
+        http_body_util::StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+            .boxed_unsync();
+    let req = Request::post("https://localhost/v1/verify/stream")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {api_key}"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .expect("request");
+    (req, Lines(tx))
+}
