@@ -22,6 +22,14 @@ use crate::app::{App, BATCH_BODY_LIMIT, VERIFY_BODY_LIMIT};
 use crate::callers::Caller;
 use crate::metrics::{Proto, Route};
 
+/// A request body of any protocol (hyper's `Incoming`, HTTP/3's `H3Body`).
+pub trait ReqBody:
+    Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+{
+}
+
+impl<B: Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>> ReqBody for B {}
+
 /// Every response body: a whole buffer, or a channel for the stream endpoint.
 pub type RespBody = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -86,8 +94,7 @@ fn route_of(path: &str) -> Route {
 /// Handles one request of any protocol.
 pub async fn handle<B>(app: Arc<App>, conn: ConnInfo, req: Request<B>) -> Response<RespBody>
 where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: ReqBody + Send + Unpin + 'static,
 {
     let start = Instant::now();
     let route = route_of(req.uri().path());
@@ -117,8 +124,7 @@ type Outcome = Result<(Response<RespBody>, Option<Arc<Caller>>), (ApiError, Opti
 
 async fn dispatch<B>(app: &Arc<App>, conn: &ConnInfo, route: Route, req: Request<B>) -> Outcome
 where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: ReqBody + Send + Unpin + 'static,
 {
     match (
         route,
@@ -190,8 +196,7 @@ fn authenticate<B>(app: &App, conn: &ConnInfo, req: &Request<B>) -> Option<Arc<C
 /// Reads a whole body of at most `limit` bytes (413 beyond).
 async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
 where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: ReqBody,
 {
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -230,8 +235,7 @@ async fn verify<B>(
     req: Request<B>,
 ) -> Result<Response<RespBody>, ApiError>
 where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: ReqBody,
 {
     let text = is_text_plain(&req);
     let venue_param = query_param(req.uri().query(), "venue").map(str::to_owned);
@@ -276,8 +280,7 @@ async fn batch<B>(
     req: Request<B>,
 ) -> Result<Response<RespBody>, ApiError>
 where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: ReqBody,
 {
     let body = read_body(req.into_body(), BATCH_BODY_LIMIT).await?;
     Ok(json(
@@ -292,8 +295,7 @@ async fn card<B>(
     req: Request<B>,
 ) -> Result<Response<RespBody>, ApiError>
 where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: ReqBody,
 {
     let body = read_body(req.into_body(), VERIFY_BODY_LIMIT).await?;
     let request: CardRequest<'_> = api::parse_json(&body)?;
