@@ -22,6 +22,7 @@ pub mod pseudonym;
 pub mod reason;
 pub mod sigcache;
 pub mod signature;
+pub mod snapshot;
 pub mod status;
 mod status_table;
 pub mod token;

@@ -188,6 +188,8 @@ pub struct Policy {
     card_conditions: Conditions,
     /// Per venue: whether a card allow there gets `short_stay`.
     card_short_stay: Vec<bool>,
+    /// The document as accepted (its JSON payload), kept for snapshots.
+    document: Box<[u8]>,
 }
 
 impl Policy {
@@ -231,7 +233,13 @@ impl Policy {
             table,
             card_conditions,
             card_short_stay,
+            document: bytes.into(),
         })
+    }
+
+    /// The JSON document this policy was read from.
+    pub fn document(&self) -> &[u8] {
+        &self.document
     }
 
     /// Opens a root-signed policy (file form: COSE_Sign1, base64url, one line).

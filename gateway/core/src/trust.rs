@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ed25519_dalek::VerifyingKey;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::b64;
 use crate::cose::{Alg, Sign1};
@@ -24,7 +24,7 @@ pub type Kid = ShortId;
 pub const MAX_ISSUER_LEN: usize = 32;
 
 /// One entry of `trust.json` as written (all text).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct TrustEntry {
     pub kid: String,
     pub issuer: String,
@@ -113,6 +113,22 @@ pub fn format_time(secs: i64) -> String {
 }
 
 impl TrustedKey {
+    /// The entry this key reads back from (for snapshots).
+    pub fn to_entry(&self) -> TrustEntry {
+        let raw: Vec<u8> = match &self.public_key {
+            PublicKey::Ed25519(k) => k.to_bytes().to_vec(),
+            PublicKey::Es256(p) => p.to_vec(),
+        };
+        TrustEntry {
+            kid: b64::encode(self.kid.as_bytes()),
+            issuer: self.issuer.clone(),
+            alg: self.alg.name().to_owned(),
+            public_key: b64::encode(&raw),
+            not_before: format_time(self.not_before),
+            not_after: format_time(self.not_after),
+        }
+    }
+
     /// Validates one entry.
     pub fn from_entry(e: &TrustEntry) -> Result<TrustedKey, KeyError> {
         let kid = b64::decode(&e.kid)
