@@ -37,6 +37,10 @@ fn status_json(app: &App) -> String {
         "feed_applied": app.feed.applied.load(Ordering::Relaxed),
         "feed_rejected": app.feed.rejected.load(Ordering::Relaxed),
         "feed_caught_up": app.feed.caught_up(),
+        "feed_head": app.feed.head(),
+        "feed_lag": app.feed.lag(),
+        "feed_lag_seconds": app.feed.lag_time().as_secs_f64(),
+        "feed_resumed_from": app.feed.resumed_from.load(Ordering::Relaxed),
         "stale": app.stale(),
         "dev": app.dev,
         "status_set_size": app.verifier.status().len(),
@@ -57,6 +61,10 @@ fn route(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             let m = &app.metrics;
             m.status_set_size.set(app.verifier.status().len() as f64);
             m.feed_position.set(app.feed.position() as f64);
+            m.feed_head.set(app.feed.head() as f64);
+            m.feed_lag_messages.set(app.feed.lag() as f64);
+            m.feed_lag_seconds.set(app.feed.lag_time().as_secs_f64());
+            m.feed_stale.set(if app.stale() { 1.0 } else { 0.0 });
             if let Some(c) = app.verifier.sig_cache() {
                 let (h, mi) = c.hits_misses();
                 m.sig_cache_hits.set(h as f64);

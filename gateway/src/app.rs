@@ -28,6 +28,14 @@ pub struct FeedState {
     caught_up: AtomicBool,
     pub applied: AtomicU64,
     pub rejected: AtomicU64,
+    /// The newest position known to exist (the stream's last sequence; for the file
+    /// feed, the last line read).
+    head: AtomicU64,
+    /// Seconds the last processed message waited since it was published (NATS), 0 when
+    /// nothing is pending.
+    lag_ms: AtomicU64,
+    /// The snapshot position this run resumed from (0: replayed from the start).
+    pub resumed_from: AtomicU64,
 }
 
 impl Default for FeedState {
@@ -38,6 +46,9 @@ impl Default for FeedState {
             caught_up: AtomicBool::new(false),
             applied: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            head: AtomicU64::new(0),
+            lag_ms: AtomicU64::new(0),
+            resumed_from: AtomicU64::new(0),
         }
     }
 }
@@ -60,6 +71,35 @@ impl FeedState {
         self.last_message_ms
             .store(since_boot.as_millis().max(1) as u64, Ordering::Release);
         self.position.store(position, Ordering::Release);
+    }
+
+    /// Sets the resume point from a snapshot: the position the feed starts after.
+    pub fn resume_at(&self, position: u64) {
+        self.resumed_from.store(position, Ordering::Relaxed);
+        self.position.store(position, Ordering::Release);
+        self.head.fetch_max(position, Ordering::Relaxed);
+    }
+
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Relaxed).max(self.position())
+    }
+
+    /// Records the newest position known to exist.
+    pub fn saw_head(&self, head: u64) {
+        self.head.fetch_max(head, Ordering::Relaxed);
+    }
+
+    /// Messages known to exist but not processed yet.
+    pub fn lag(&self) -> u64 {
+        self.head().saturating_sub(self.position())
+    }
+
+    pub fn lag_time(&self) -> Duration {
+        Duration::from_millis(self.lag_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn set_lag_time(&self, d: Duration) {
+        self.lag_ms.store(d.as_millis() as u64, Ordering::Relaxed);
     }
 
     fn last_message(&self) -> Duration {

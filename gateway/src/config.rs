@@ -105,6 +105,19 @@ pub struct ServeArgs {
     /// Tokens held by the signature cache (0 turns it off). Default 1000000.
     #[arg(long)]
     pub sig_cache: Option<usize>,
+    /// Seconds between snapshots of the state into `--state-dir` (one is always written
+    /// at shutdown; 0: only then). Default 300.
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
+    /// NATS: a file holding the broker's auth token (one line).
+    #[arg(long)]
+    pub nats_token_file: Option<PathBuf>,
+    /// NATS: a `.creds` file (user JWT and NKey seed).
+    #[arg(long)]
+    pub nats_creds: Option<PathBuf>,
+    /// NATS: PEM CA bundle for the broker's certificate; TLS to the broker is then required.
+    #[arg(long)]
+    pub nats_ca: Option<PathBuf>,
     /// Testing only: decide as if the clock read this many seconds since the epoch.
     #[arg(long, hide = true)]
     #[serde(skip)]
@@ -144,7 +157,11 @@ impl ServeArgs {
             max_streams,
             header_timeout,
             shutdown_grace,
-            sig_cache
+            sig_cache,
+            snapshot_every,
+            nats_token_file,
+            nats_creds,
+            nats_ca
         );
         self.dev |= file.dev;
         self.log_json |= file.log_json;
@@ -160,6 +177,19 @@ pub enum FeedSource {
 }
 
 impl FeedSource {
+    /// The feed's identity, recorded in snapshots: the absolute path, or the broker and
+    /// stream.
+    pub fn id(&self) -> String {
+        match self {
+            FeedSource::File(p) => {
+                let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+                format!("file:{}", abs.display())
+            }
+            // The stream, not the broker address: any member of a cluster serves it.
+            FeedSource::Nats { stream, .. } => format!("nats:{stream}"),
+        }
+    }
+
     pub fn parse(s: &str) -> Result<FeedSource, ConfigError> {
         if let Some(p) = s.strip_prefix("file:") {
             if p.is_empty() {
@@ -210,7 +240,17 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     pub shutdown_grace: Duration,
     pub sig_cache: usize,
+    pub snapshot_every: Option<Duration>,
+    pub nats: NatsAuth,
     pub fixed_now: Option<u64>,
+}
+
+/// How to authenticate to the NATS broker (files are read when connecting).
+#[derive(Debug, Clone, Default)]
+pub struct NatsAuth {
+    pub token_file: Option<PathBuf>,
+    pub creds: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
 }
 
 /// Default state directory (relative to the working directory).
@@ -273,6 +313,15 @@ impl ServeArgs {
             )?),
             shutdown_grace: Duration::from_secs(self.shutdown_grace.unwrap_or(10)),
             sig_cache: self.sig_cache.unwrap_or(1_000_000),
+            snapshot_every: match self.snapshot_every.unwrap_or(300) {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
+            nats: NatsAuth {
+                token_file: self.nats_token_file,
+                creds: self.nats_creds,
+                ca: self.nats_ca,
+            },
             fixed_now: self.debug_fixed_now,
         })
     }

@@ -77,6 +77,11 @@ pub struct Metrics {
     pub status_set_size: Gauge,
     pub feed_position: Gauge,
     pub feed_applied: Counter,
+    pub feed_head: Gauge,
+    pub feed_lag_messages: Gauge,
+    pub feed_lag_seconds: Gauge,
+    pub feed_apply_rate: Gauge,
+    pub feed_stale: Gauge,
     pub sig_cache_hits: Gauge,
     pub sig_cache_misses: Gauge,
     handle: Option<PrometheusHandle>,
@@ -102,6 +107,11 @@ impl Metrics {
             status_set_size: metrics::gauge!("gateway_status_set_size"),
             feed_position: metrics::gauge!("gateway_feed_position"),
             feed_applied: metrics::counter!("gateway_feed_events_applied_total"),
+            feed_head: metrics::gauge!("gateway_feed_head"),
+            feed_lag_messages: metrics::gauge!("gateway_feed_lag_messages"),
+            feed_lag_seconds: metrics::gauge!("gateway_feed_lag_seconds"),
+            feed_apply_rate: metrics::gauge!("gateway_feed_apply_rate"),
+            feed_stale: metrics::gauge!("gateway_feed_stale"),
             sig_cache_hits: metrics::gauge!("gateway_sig_cache_hits"),
             sig_cache_misses: metrics::gauge!("gateway_sig_cache_misses"),
             handle,
@@ -126,6 +136,18 @@ impl Metrics {
             Some(s) => self.requests[p][r][s].increment(1),
             None => metrics::counter!("gateway_requests_total", "protocol" => proto.label(), "route" => route.label(), "status" => status.to_string()).increment(1),
         }
+    }
+
+    /// A snapshot was loaded at boot.
+    pub fn snapshot_loaded(&self, took: Duration) {
+        metrics::gauge!("gateway_snapshot_load_seconds").set(took.as_secs_f64());
+    }
+
+    /// A snapshot was written.
+    pub fn snapshot_written(&self, position: u64, took: Duration) {
+        metrics::gauge!("gateway_snapshot_position").set(position as f64);
+        metrics::gauge!("gateway_snapshot_write_seconds").set(took.as_secs_f64());
+        metrics::counter!("gateway_snapshots_written_total").increment(1);
     }
 
     /// Prometheus text.

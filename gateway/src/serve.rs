@@ -26,8 +26,14 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Task {
     Listener,
+    /// The feed: on stop it writes a last snapshot, which shutdown waits for.
+    Feed,
     Background,
 }
+
+/// Longest wait at shutdown for the feed's last snapshot (10 million subjects take a few
+/// seconds to write).
+const FEED_STOP_LIMIT: Duration = Duration::from_secs(60);
 
 fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError::file(path, e))
@@ -106,23 +112,28 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     let prometheus = crate::metrics::install();
     let (verifier, root) = load_verifier(&cfg)?;
     let callers = Callers::load(&cfg.callers)?;
-    let feed_path = match &cfg.feed {
-        FeedSource::File(p) => {
-            if !p.exists() {
-                return Err(ConfigError::flag(
-                    "feed",
-                    format!("{} does not exist", p.display()),
-                ));
-            }
-            p.clone()
-        }
-        FeedSource::Nats { .. } => {
+    if let FeedSource::File(p) = &cfg.feed {
+        if !p.exists() {
             return Err(ConfigError::flag(
                 "feed",
-                "NATS JetStream is not built into this version yet; use file:PATH",
-            ))
+                format!("{} does not exist", p.display()),
+            ));
         }
-    };
+    }
+    for (flag, file) in [
+        ("nats-token-file", &cfg.nats.token_file),
+        ("nats-creds", &cfg.nats.creds),
+        ("nats-ca", &cfg.nats.ca),
+    ] {
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(ConfigError::flag(
+                    flag,
+                    format!("{} does not exist", f.display()),
+                ));
+            }
+        }
+    }
 
     let tcp_tls = tls::server_config(
         &cfg.tls_cert,
@@ -176,13 +187,19 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         alt_svc: HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", local.port())).ok(),
     };
     let mut tasks: Vec<(Task, tokio::task::JoinHandle<()>)> = Vec::new();
-    if quick_start && feed_path == dev_setup.feed() {
+    if quick_start && cfg.feed == FeedSource::File(dev_setup.feed()) {
         let every = (cfg.stale_after / 3).max(Duration::from_secs(1));
-        let beat = DevSetup::heartbeats(feed_path.clone(), every, stop_rx.clone());
+        let beat = DevSetup::heartbeats(dev_setup.feed(), every, stop_rx.clone());
         tasks.push((Task::Background, tokio::spawn(beat)));
     }
-    let follow = crate::feed::file::follow(feed_path, app.clone(), root, stop_rx.clone());
-    tasks.push((Task::Background, tokio::spawn(follow)));
+    let plan = crate::feed::FeedPlan {
+        source: cfg.feed.clone(),
+        nats: cfg.nats.clone(),
+        state_dir: cfg.state_dir.clone(),
+        snapshot_every: cfg.snapshot_every,
+    };
+    let feed = crate::feed::run(plan, app.clone(), root, stop_rx.clone());
+    tasks.push((Task::Feed, tokio::spawn(feed)));
     let tls_acceptor = Some(tokio_rustls::TlsAcceptor::from(tcp_tls));
     let serve_tls = tcp::serve(
         listener,
@@ -247,8 +264,15 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     endpoint.close(quic::CLOSE_CODE.into(), b"shutting down");
     // Let the CONNECTION_CLOSE frames leave before the process does.
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
-    for (_, t) in others {
-        t.abort();
+    for (kind, t) in others {
+        if kind == Task::Feed {
+            // The last snapshot: bounded, so a stuck disk cannot hold the exit forever.
+            if tokio::time::timeout(FEED_STOP_LIMIT, t).await.is_err() {
+                tracing::error!("feed did not stop in time; exiting without a last snapshot");
+            }
+        } else {
+            t.abort();
+        }
     }
     match drained {
         Ok(()) => tracing::info!("drained"),

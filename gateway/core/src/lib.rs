@@ -12,6 +12,7 @@
 pub mod b64;
 pub mod base45;
 pub mod cbor;
+pub mod colors;
 pub mod cose;
 pub mod decide;
 pub mod feed_event;

@@ -18,13 +18,15 @@ const MAX_LINE: usize = 1 << 20;
 /// How often the forgetting rules of `feed.md` run.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
 
-/// Follows `path` until `stop` turns true.
+/// Follows `path` until `stop` turns true, applying the lines after `app.feed.position()`
+/// (the snapshot's position; 0 replays every line).
 pub async fn follow(
     path: PathBuf,
     app: Arc<App>,
     root: Option<RootKey>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let resume = app.feed.position();
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => {
@@ -51,7 +53,10 @@ pub async fn follow(
             let mut start = 0;
             while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
                 position += 1;
-                if skipping {
+                if position <= resume {
+                    // Already in the snapshot (an over-long line there too).
+                    skipping = false;
+                } else if skipping {
                     skipping = false;
                     super::too_long(&app, position);
                 } else {
@@ -64,10 +69,18 @@ pub async fn follow(
                 pending.clear();
                 skipping = true;
             }
-            app.metrics.feed_position.set(position as f64);
+            app.feed.saw_head(position);
+            app.metrics.feed_position.set(app.feed.position() as f64);
             continue;
         }
         if !app.feed.caught_up() {
+            if position < resume {
+                tracing::warn!(
+                    lines = position,
+                    snapshot_position = resume,
+                    "feed file is shorter than the snapshot's position: was it replaced? Waiting for more lines"
+                );
+            }
             app.feed.set_caught_up();
             tracing::info!(position, "feed caught up");
         }

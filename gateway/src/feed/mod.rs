@@ -1,13 +1,117 @@
 //! The change stream into the core: each source reads messages in order and hands each
 //! (with its position) to [`process`], which parses, applies and records it. Sources:
-//! the embedded default, a local JSON-lines file ([`file`]).
+//! the embedded default, a local JSON-lines file ([`file`]), and NATS JetStream
+//! ([`nats`]). [`run`] wraps either: it loads the newest snapshot first ([`snapshot`]),
+//! resumes after its position, writes snapshots as it goes and a last one on stop.
 
 pub mod file;
+pub mod nats;
+pub mod snapshot;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use gateway_core::feed_event;
 use gateway_core::trust::RootKey;
+use tokio::sync::watch;
 
 use crate::app::App;
+use crate::config::{FeedSource, NatsAuth};
+
+/// How a feed is run.
+pub struct FeedPlan {
+    pub source: FeedSource,
+    pub nats: NatsAuth,
+    pub state_dir: PathBuf,
+    pub snapshot_every: Option<Duration>,
+}
+
+/// Loads the newest snapshot, then follows the source until `stop`; then writes a last
+/// snapshot. Returns when that is on disk.
+pub async fn run(
+    plan: FeedPlan,
+    app: Arc<App>,
+    root: Option<RootKey>,
+    stop: watch::Receiver<bool>,
+) {
+    let store = snapshot::Store::new(&plan.state_dir, &plan.source.id());
+    let loaded = {
+        let (store, app) = (store.clone(), app.clone());
+        tokio::task::spawn_blocking(move || store.load(&app))
+            .await
+            .unwrap_or_default()
+    };
+    app.feed.resume_at(loaded.position);
+    let rate = tokio::spawn(apply_rate(app.clone(), stop.clone()));
+    let snapshots = tokio::spawn(snapshots(
+        store,
+        plan.snapshot_every,
+        loaded.position,
+        app.clone(),
+        stop.clone(),
+    ));
+    match plan.source {
+        FeedSource::File(path) => file::follow(path, app.clone(), root, stop).await,
+        FeedSource::Nats { url, stream } => {
+            nats::follow(url, stream, plan.nats, app.clone(), root, stop).await
+        }
+    }
+    rate.abort();
+    let _ = snapshots.await;
+}
+
+/// Writes a snapshot every `every` when the position moved, and one on stop.
+async fn snapshots(
+    store: snapshot::Store,
+    every: Option<Duration>,
+    mut last: u64,
+    app: Arc<App>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let wait = async {
+            match every {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let stopping = tokio::select! {
+            _ = wait => false,
+            _ = stop.changed() => true,
+        };
+        let position = app.feed.position();
+        // Periodic ones only once caught up (mid-replay one would be overtaken at once);
+        // on stop always, so an interrupted replay is not lost.
+        if position > last && (stopping || app.feed.caught_up()) {
+            let (s, a) = (store.clone(), app.clone());
+            match tokio::task::spawn_blocking(move || s.save(&a, position)).await {
+                Ok(Ok(_)) => last = position,
+                Ok(Err(e)) => tracing::error!(error = %e, "snapshot not written"),
+                Err(e) => tracing::error!(error = %e, "snapshot task failed"),
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Sets the events-applied-per-second gauge once a second.
+async fn apply_rate(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut before = app.feed.applied.load(Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = app.feed.applied.load(Ordering::Relaxed);
+        app.metrics.feed_apply_rate.set((now - before) as f64);
+        before = now;
+    }
+}
 
 /// Parses and applies the message at `position`. A bad message is counted and logged
 /// by kind and position only (its content may hold pseudonyms), and never stops the feed.
@@ -19,24 +123,18 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
     match feed_event::parse(msg, root) {
         Ok(ev) => match app.verifier.apply(ev) {
             Ok(_) => {
-                app.feed
-                    .applied
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                app.feed.applied.fetch_add(1, Ordering::Relaxed);
                 app.metrics.feed_applied.increment(1);
             }
             Err(e) => {
-                app.feed
-                    .rejected
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                app.feed.rejected.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("gateway_feed_rejected_total", "kind" => "policy_version")
                     .increment(1);
                 tracing::warn!(position, error = %e, "feed message refused");
             }
         },
         Err(e) => {
-            app.feed
-                .rejected
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            app.feed.rejected.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("gateway_feed_rejected_total", "kind" => e.kind()).increment(1);
             tracing::warn!(position, kind = e.kind(), error = %e, "feed message skipped");
         }
@@ -46,9 +144,7 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
 
 /// Records a line over the length limit as a skipped message at `position`.
 pub fn too_long(app: &App, position: u64) {
-    app.feed
-        .rejected
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    app.feed.rejected.fetch_add(1, Ordering::Relaxed);
     metrics::counter!("gateway_feed_rejected_total", "kind" => "too_long").increment(1);
     tracing::warn!(position, kind = "too_long", "feed message skipped");
     app.feed.processed(position, app.boot.elapsed());

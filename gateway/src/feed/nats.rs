@@ -1,0 +1,225 @@
+//! The production feed: a NATS JetStream stream, read in order with an ordered consumer
+//! (ephemeral, flow-controlled, no acks: the gateway keeps its own position). The
+//! stream sequence is the position.
+//!
+//! Faults: the client reconnects by itself with backoff; the ordered consumer recreates
+//! itself from the last sequence it delivered; and if the message stream still fails
+//! (broker restarted with its store, stream deleted and re-created) this loop builds a
+//! new consumer starting after the last position processed. A message at or below that
+//! position is never applied twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
+use futures_util::StreamExt;
+use gateway_core::trust::RootKey;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::config::NatsAuth;
+
+/// Backoff between attempts to (re)build the consumer: doubling from the first to the last.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often the stream's head is asked for while idle, and the forgetting rules run.
+const TICK: Duration = Duration::from_secs(1);
+/// Delivery errors in a row before the consumer is rebuilt from our own position.
+const MAX_ERRORS_IN_A_ROW: u32 = 3;
+/// How often the forgetting rules of `feed.md` run.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// Why the broker could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("{0}: {1}")]
+    File(String, std::io::Error),
+    #[error("connect: {0}")]
+    Connect(String),
+    #[error("stream {0}: {1}")]
+    Stream(String, String),
+    #[error("consumer: {0}")]
+    Consumer(String),
+}
+
+/// Connection options from the configuration (token, creds, CA).
+async fn options(auth: &NatsAuth) -> Result<async_nats::ConnectOptions, NatsError> {
+    let mut o = async_nats::ConnectOptions::new()
+        .name("jkm-gateway")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|ev| async move {
+            match ev {
+                async_nats::Event::Connected => tracing::info!("NATS connected"),
+                async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                other => tracing::debug!(event = %other, "NATS event"),
+            }
+        });
+    if let Some(p) = &auth.token_file {
+        let t = tokio::fs::read_to_string(p)
+            .await
+            .map_err(|e| NatsError::File(p.display().to_string(), e))?;
+        o = o.token(t.trim().to_owned());
+    }
+    if let Some(p) = &auth.creds {
+        o = o
+            .credentials_file(p)
+            .await
+            .map_err(|e| NatsError::File(p.display().to_string(), e))?;
+    }
+    if let Some(p) = &auth.ca {
+        o = o.add_root_certificates(p.clone()).require_tls(true);
+    }
+    Ok(o)
+}
+
+/// Connects (retrying in the background until the broker answers).
+pub async fn connect(url: &str, auth: &NatsAuth) -> Result<async_nats::Client, NatsError> {
+    options(auth)
+        .await?
+        .connect(url)
+        .await
+        .map_err(|e| NatsError::Connect(e.to_string()))
+}
+
+/// Follows `stream` from after `app.feed.position()` until `stop` turns true.
+pub async fn follow(
+    url: String,
+    stream: String,
+    auth: NatsAuth,
+    app: Arc<App>,
+    root: Option<RootKey>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = tokio::select! {
+        c = connect(&url, &auth) => match c {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "NATS feed cannot start");
+                return;
+            }
+        },
+        _ = stop.changed() => return,
+    };
+    let js = jetstream::new(client);
+    let mut backoff = BACKOFF_FIRST;
+    let mut boot_head: Option<u64> = None;
+    let mut last_forget = tokio::time::Instant::now();
+    loop {
+        let attempt = run_consumer(
+            &js,
+            &stream,
+            &app,
+            root.as_ref(),
+            &mut boot_head,
+            &mut last_forget,
+            &mut stop,
+        );
+        let began = tokio::time::Instant::now();
+        match attempt.await {
+            Ok(()) => return,
+            Err(e) => {
+                if began.elapsed() > BACKOFF_MAX * 2 {
+                    backoff = BACKOFF_FIRST;
+                }
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "NATS feed interrupted");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// One consumer's life: build it after the current position and apply what it
+/// delivers. `Ok` means `stop` fired.
+async fn run_consumer(
+    js: &jetstream::Context,
+    name: &str,
+    app: &App,
+    root: Option<&RootKey>,
+    boot_head: &mut Option<u64>,
+    last_forget: &mut tokio::time::Instant,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), NatsError> {
+    let mut stream = js
+        .get_stream(name)
+        .await
+        .map_err(|e| NatsError::Stream(name.to_owned(), e.to_string()))?;
+    let head = stream
+        .info()
+        .await
+        .map_err(|e| NatsError::Stream(name.to_owned(), e.to_string()))?
+        .state
+        .last_sequence;
+    app.feed.saw_head(head);
+    let target = *boot_head.get_or_insert(head);
+    let start = app.feed.position() + 1;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| NatsError::Consumer(e.to_string()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| NatsError::Consumer(e.to_string()))?;
+    tracing::info!(stream = name, start, head, "NATS feed consuming");
+    let mut tick = tokio::time::interval(TICK);
+    let mut errors_in_a_row = 0u32;
+    loop {
+        if !app.feed.caught_up() && app.feed.position() >= target {
+            app.feed.set_caught_up();
+            tracing::info!(position = app.feed.position(), "feed caught up");
+        }
+        tokio::select! {
+            m = messages.next() => match m {
+                Some(Ok(msg)) => {
+                    errors_in_a_row = 0;
+                    let Ok(info) = msg.info() else {
+                        // Not a JetStream delivery: nothing to position it by.
+                        continue;
+                    };
+                    let (seq, pending) = (info.stream_sequence, info.pending);
+                    let waited = time::OffsetDateTime::now_utc() - info.published;
+                    if seq <= app.feed.position() {
+                        continue;
+                    }
+                    super::process(app, root, seq, &msg.payload);
+                    app.feed.saw_head(seq + pending);
+                    app.feed.set_lag_time(if pending == 0 {
+                        Duration::ZERO
+                    } else {
+                        waited.try_into().unwrap_or(Duration::ZERO)
+                    });
+                    app.metrics.feed_position.set(seq as f64);
+                }
+                Some(Err(e)) => {
+                    // The ordered consumer recreates itself after most failures; after
+                    // several in a row, start over (with backoff) from our own position.
+                    errors_in_a_row += 1;
+                    tracing::warn!(error = %e, "NATS delivery error");
+                    if errors_in_a_row >= MAX_ERRORS_IN_A_ROW {
+                        return Err(NatsError::Consumer(e.to_string()));
+                    }
+                }
+                None => return Err(NatsError::Consumer("message stream ended".into())),
+            },
+            _ = tick.tick() => {
+                if last_forget.elapsed() >= FORGET_EVERY {
+                    *last_forget = tokio::time::Instant::now();
+                    let (s, r) = app.verifier.forget(app.now());
+                    tracing::debug!(statuses = s, revocations = r, "forgetting rules ran");
+                }
+            }
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
