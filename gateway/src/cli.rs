@@ -23,6 +23,9 @@ pub enum Command {
     Pseudonym(PseudonymArgs),
     /// Append an event to a feed file.
     Feed(FeedArgs),
+    /// Publish events (given, from a file, or from subjects' facts through the color
+    /// rules) to a NATS stream or a feed file.
+    Publish(Box<crate::publish::PublishArgs>),
     /// Make an issuer key pair; prints its trust-list entry.
     Keygen(KeygenArgs),
     /// Make the provincial root key pair.
@@ -67,6 +70,7 @@ pub fn main() -> i32 {
         Command::Mint(a) => crate::issue::mint(&a),
         Command::Pseudonym(a) => crate::issue::pseudonym(&a),
         Command::Feed(a) => crate::issue::feed(&a),
+        Command::Publish(a) => crate::publish::publish(&a),
         Command::Keygen(a) => crate::issue::keygen(&a),
         Command::RootKeygen(a) => crate::issue::root_keygen(&a),
         Command::Sign(a) => crate::issue::sign(&a),

@@ -51,7 +51,7 @@ pub struct SubjectArgs {
 }
 
 impl SubjectArgs {
-    fn resolve(&self, state: &Path) -> Result<Sub, ConfigError> {
+    pub fn resolve(&self, state: &Path) -> Result<Sub, ConfigError> {
         if let Some(s) = &self.sub {
             return b64::decode_array::<16>(s)
                 .map(Sub)
@@ -229,15 +229,42 @@ pub enum FeedEvent {
 }
 
 pub fn feed(a: &FeedArgs) -> Result<String, ConfigError> {
+    let line = event_line(&a.event, &a.state_dir)?;
+    let path = a
+        .file
+        .clone()
+        .unwrap_or_else(|| DevSetup::new(&a.state_dir).feed());
+    append_lines(&path, &[line])?;
+    Ok(format!("appended to {}", path.display()))
+}
+
+/// Appends lines to a feed file (one write, so a follower never sees half a batch's line).
+pub fn append_lines(path: &Path, lines: &[String]) -> Result<(), ConfigError> {
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| ConfigError::file(path, e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| ConfigError::file(path, e))
+}
+
+/// The feed line for an event given on the command line, checked with the gateway's
+/// own parser.
+pub fn event_line(event: &FeedEvent, state_dir: &Path) -> Result<String, ConfigError> {
     let now = crate::unix_now() as i64;
-    let line = match &a.event {
+    let line = match event {
         FeedEvent::Status {
             subject,
             color,
             ver,
             why,
         } => feed_event::status_line(
-            &subject.resolve(&a.state_dir)?,
+            &subject.resolve(state_dir)?,
             (*color).into(),
             *ver,
             *why,
@@ -254,17 +281,7 @@ pub fn feed(a: &FeedArgs) -> Result<String, ConfigError> {
     // Check our own line with the gateway's parser before it goes out.
     feed_event::parse(line.as_bytes(), None)
         .map_err(|e| ConfigError(format!("event refused: {e}")))?;
-    let path = a
-        .file
-        .clone()
-        .unwrap_or_else(|| DevSetup::new(&a.state_dir).feed());
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .map_err(|e| ConfigError::file(&path, e))?;
-    f.write_all(format!("{line}\n").as_bytes())
-        .map_err(|e| ConfigError::file(&path, e))?;
-    Ok(format!("appended to {}", path.display()))
+    Ok(line)
 }
 
 /// Reads a private key file: one line of base64url, a 32-byte Ed25519 seed or a P-256

@@ -16,6 +16,7 @@ pub mod feed;
 pub mod issue;
 pub mod listen;
 pub mod metrics;
+pub mod publish;
 pub mod serve;
 pub mod service;
 

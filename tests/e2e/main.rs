@@ -1,11 +1,12 @@
 //! End-to-end tests: the real `gateway` binary on free ports, real clients over real
-//! sockets (HTTP/1.1, HTTP/2, HTTP/3), the real feed file.
+//! sockets (HTTP/1.1, HTTP/2, HTTP/3), the real feed file and a real nats-server.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod support;
 
 mod api;
+mod feed;
 mod issuing;
 mod lifecycle;
 mod limits;

@@ -31,7 +31,8 @@ pub enum Case {
 }
 
 /// What is known of one subject that bears on the color.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Facts {
     pub case: Option<Case>,
     pub close_contact: bool,

@@ -3,6 +3,7 @@
 //! then `/readyz`, each with a deadline.
 
 pub mod client;
+pub mod nats;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -80,6 +81,11 @@ pub struct Options {
     pub plain: bool,
     /// Runs on the development setup before the gateway starts (to replace its files).
     pub prepare: Option<Prepare>,
+    /// `--feed` instead of the setup's feed file (e.g. `nats://…`).
+    pub feed_source: Option<String>,
+    /// Start on this state directory's setup (as made by an earlier gateway) instead of
+    /// a new one: a restart on the same host.
+    pub reuse: Option<std::sync::Arc<TempDir>>,
 }
 
 /// A running gateway.
@@ -92,25 +98,30 @@ pub struct Gateway {
     pub setup: DevSetup,
     pub api_key: String,
     pub ca: CertificateDer<'static>,
-    /// Holds the configuration files; removed when the gateway is dropped.
-    pub _dir: TempDir,
+    /// Holds the configuration files; removed when the last gateway using it is dropped.
+    pub dir: std::sync::Arc<TempDir>,
 }
 
 impl Gateway {
     /// Makes a development setup (as the quick start does) plus a restricted caller, and
     /// starts the binary on it with every file named explicitly.
-    pub async fn start(opts: Options) -> Gateway {
-        let dir = TempDir::new("gw");
+    pub async fn start(mut opts: Options) -> Gateway {
+        let reused = opts.reuse.is_some();
+        let dir = opts
+            .reuse
+            .take()
+            .unwrap_or_else(|| std::sync::Arc::new(TempDir::new("gw")));
         let setup = DevSetup::new(&dir.0.join("state"));
         setup.ensure().expect("dev setup");
         let api_key = setup.read_api_key().expect("api key");
-        let callers = serde_json::json!({"callers": [
-            {"name": "dev", "api_key_sha256": sha256_hex(api_key.as_bytes()), "venues": ["*"], "rate_per_s": 1_000_000},
-            {"name": "limited", "api_key_sha256": sha256_hex(LIMITED_KEY.as_bytes()), "venues": ["bus", "metro"], "rate_per_s": 3},
-        ]});
-        std::fs::write(setup.callers(), callers.to_string()).expect("callers");
-        std::fs::write(setup.feed(), &opts.feed).expect("feed");
-        let mut opts = opts;
+        if !reused {
+            let callers = serde_json::json!({"callers": [
+                {"name": "dev", "api_key_sha256": sha256_hex(api_key.as_bytes()), "venues": ["*"], "rate_per_s": 1_000_000},
+                {"name": "limited", "api_key_sha256": sha256_hex(LIMITED_KEY.as_bytes()), "venues": ["bus", "metro"], "rate_per_s": 3},
+            ]});
+            std::fs::write(setup.callers(), callers.to_string()).expect("callers");
+            std::fs::write(setup.feed(), &opts.feed).expect("feed");
+        }
         if let Some(prepare) = opts.prepare.take() {
             prepare(&setup);
         }
@@ -144,7 +155,11 @@ impl Gateway {
         flag("tls-key", &setup.key());
         flag("state-dir", &setup.dir);
         args.push("--feed".into());
-        args.push(format!("file:{}", setup.feed().display()));
+        args.push(
+            opts.feed_source
+                .clone()
+                .unwrap_or_else(|| format!("file:{}", setup.feed().display())),
+        );
         args.extend(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"].map(String::from));
         if opts.plain {
             args.extend(["--plain-listen", "127.0.0.1:0"].map(String::from));
@@ -194,7 +209,7 @@ impl Gateway {
             setup,
             api_key,
             ca,
-            _dir: dir,
+            dir,
         };
         gw.wait_ready().await;
         gw
@@ -253,6 +268,24 @@ impl Gateway {
             .await
             .expect("admin answers")
             .json()
+    }
+
+    /// A number from `/v1/status`.
+    pub async fn stat(&self, key: &str) -> u64 {
+        self.status().await[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} in /v1/status"))
+    }
+
+    /// Waits until `/v1/status` shows `key` at `want`.
+    pub async fn wait_stat(&self, key: &str, want: u64) {
+        let admin = self.admin;
+        let what = format!("{key} = {want}");
+        eventually(&what, || async move {
+            let v = client::get_plain(admin, "/v1/status").await?.json();
+            (v[key].as_u64() == Some(want)).then_some(())
+        })
+        .await;
     }
 
     /// Sends SIGTERM.
