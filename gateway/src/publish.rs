@@ -55,6 +55,9 @@ pub struct PublishArgs {
     /// NATS subject prefix.
     #[arg(long, default_value = "jkm")]
     pub subject_prefix: String,
+    /// NATS: replicas of the stream when this command creates it (3 on a cluster).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
     /// NATS: a file holding the broker's auth token.
     #[arg(long)]
     pub nats_token_file: Option<PathBuf>,
@@ -252,7 +255,8 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
                 .enable_all()
                 .build()
                 .map_err(|e| ConfigError(format!("runtime: {e}")))?;
-            let last = rt.block_on(send(&url, &stream, &a.subject_prefix, &auth, out))?;
+            let config = stream_config(&stream, &a.subject_prefix, a.replicas);
+            let last = rt.block_on(send(&url, &config, &auth, out))?;
             Ok(format!(
                 "{n} events published to {url}/{stream} (last sequence {last})"
             ))
@@ -261,9 +265,10 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
 }
 
 /// The stream a publisher creates when none exists (see the module docs).
-pub fn stream_config(name: &str, prefix: &str) -> stream::Config {
+pub fn stream_config(name: &str, prefix: &str, replicas: usize) -> stream::Config {
     stream::Config {
         name: name.to_owned(),
+        num_replicas: replicas.max(1),
         subjects: vec![format!("{prefix}.>")],
         storage: stream::StorageType::File,
         max_messages_per_subject: 1,
@@ -276,8 +281,7 @@ pub fn stream_config(name: &str, prefix: &str) -> stream::Config {
 /// acknowledgements in flight; returns the last sequence acknowledged.
 pub async fn send(
     url: &str,
-    name: &str,
-    prefix: &str,
+    stream: &stream::Config,
     auth: &NatsAuth,
     events: Vec<Outgoing>,
 ) -> Result<u64, ConfigError> {
@@ -290,7 +294,7 @@ pub async fn send(
     .map_err(|_| nats_err(&"no broker answered within 10 s"))?
     .map_err(|e| nats_err(&e))?;
     let js = jetstream::new(client);
-    js.get_or_create_stream(stream_config(name, prefix))
+    js.get_or_create_stream(stream.clone())
         .await
         .map_err(|e| nats_err(&e))?;
     let mut last = 0;

@@ -52,20 +52,66 @@ fn fatal_configuration_errors_exit_at_once_with_one_line() {
     );
 }
 
-#[test]
-fn every_file_in_config_parses() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-    let mut n = 0;
+/// Every file under `dir` (recursively) whose name ends with `ext`.
+fn files_with(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "toml") {
+        if p.is_dir() {
+            out.extend(files_with(&p, ext));
+        } else if p.extension().is_some_and(|x| x == ext) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_gateway_config_in_config_and_deploy_parses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut n = 0;
+    for dir in ["config", "deploy"] {
+        for p in files_with(&root.join(dir), "toml") {
             let text = std::fs::read_to_string(&p).unwrap();
-            toml::from_str::<gateway::config::ServeArgs>(&text)
+            let args = toml::from_str::<gateway::config::ServeArgs>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            args.resolve()
                 .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             n += 1;
         }
     }
-    assert!(n >= 1);
+    assert!(n >= 3);
+}
+
+/// The NATS server configurations in deploy/ pass the server's own check.
+#[test]
+fn every_nats_config_in_deploy_passes_nats_server_check() {
+    if !crate::support::nats::available() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats");
+    let confs = files_with(&dir, "conf");
+    assert!(confs.len() >= 5);
+    for p in confs {
+        let out = std::process::Command::new("nats-server")
+            .args(["-t", "-c"])
+            .arg(&p)
+            .env("JKM_NATS_TOKEN", "test-token")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            p.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mirror: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("edge-mirror-stream.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(mirror["mirror"]["name"], "JKM");
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ pub struct NatsServer {
 }
 
 /// Whether `nats-server` can run here; panics under `CI=true` if not.
-fn available() -> bool {
+pub fn available() -> bool {
     let ok = Command::new("nats-server")
         .arg("--version")
         .stdout(Stdio::null())
@@ -123,7 +123,8 @@ impl NatsServer {
             .into_iter()
             .map(|l| Outgoing::new(PREFIX, l))
             .collect();
-        send(&self.url(), STREAM, PREFIX, &NatsAuth::default(), events)
+        let config = gateway::publish::stream_config(STREAM, PREFIX, 1);
+        send(&self.url(), &config, &NatsAuth::default(), events)
             .await
             .map_err(|e| e.to_string())
     }
@@ -132,7 +133,7 @@ impl NatsServer {
     pub async fn publish_raw(&self, subject: &str, payload: &'static [u8]) {
         let client = async_nats::connect(self.url()).await.expect("connect");
         let js = async_nats::jetstream::new(client);
-        js.get_or_create_stream(gateway::publish::stream_config(STREAM, PREFIX))
+        js.get_or_create_stream(gateway::publish::stream_config(STREAM, PREFIX, 1))
             .await
             .expect("stream");
         js.publish(subject.to_owned(), payload.into())
