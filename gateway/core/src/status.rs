@@ -204,6 +204,15 @@ impl StatusSet {
         }
     }
 
+    /// Makes room for `n` subjects in all (for a large replay or snapshot load, so the
+    /// tables do not rehash on the way). Shard by shard; readers of other shards never wait.
+    pub fn reserve(&self, n: usize) {
+        let per = n.div_ceil(SHARDS);
+        for shard in self.shards.iter() {
+            shard.0.write().reserve(per);
+        }
+    }
+
     /// Drops green entries whose `at + max_validity` has passed (`feed.md`, "Forgetting"):
     /// no token issued before that version can still be valid. Returns how many went.
     pub fn forget(&self, now: u64, max_validity: u64) -> usize {

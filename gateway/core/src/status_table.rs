@@ -173,6 +173,14 @@ impl Table {
         }
     }
 
+    /// Makes room for `n` entries in all without growing again.
+    pub fn reserve(&mut self, n: usize) {
+        let want = (n * MAX_LOAD_DEN).div_ceil(MAX_LOAD_NUM * 2);
+        if want > self.buckets.len() {
+            self.rebuild(want, |_| true);
+        }
+    }
+
     fn grow(&mut self) {
         let target = (self.buckets.len() * 3 / 2).max(4);
         self.rebuild(target, |_| true);

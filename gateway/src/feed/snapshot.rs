@@ -125,6 +125,12 @@ impl Store {
         header: &snapshot::Header,
     ) -> Result<(), snapshot::SnapshotError> {
         snapshot::restore_header(&app.verifier, header)?;
+        // A hint, bounded by what the file can hold (34 bytes per status record).
+        let most = std::fs::metadata(path).map_or(0, |m| m.len() / 34);
+        let subjects = usize::try_from(header.subjects.min(most)).unwrap_or(0);
+        app.verifier
+            .status()
+            .reserve(app.verifier.status().len() + subjects);
         snapshot::read(Self::open(path)?, |r| {
             snapshot::restore_record(&app.verifier, r)
         })?;

@@ -1,0 +1,374 @@
+//! Flags, and what they resolve to: where the gateway is, the keys to mint with, the
+//! codes of the run (minted up front so minting does not compete with the gateway for
+//! the CPU while the load runs), the feed for revocations and churn.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use gateway::config::{FeedSource, NatsAuth};
+use gateway::dev::DevSetup;
+use gateway_core::pseudonym::PseudonymKey;
+
+use crate::churn::Feed;
+use crate::client::{Protocol, Target};
+use crate::mix::{Item, Kind, Minter, Mix};
+use crate::report::RunInfo;
+use crate::run::{Bounds, Model};
+use crate::threshold::Threshold;
+
+/// Codes minted for a cold run when nothing else says how many.
+const COLD_DEFAULT: usize = 200_000;
+/// Subjects reserved for churn.
+const CHURN_SUBJECTS: usize = 10_000;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Load-test the gateway: throughput, tail latency, correctness under load, revocation speed"
+)]
+pub struct Args {
+    /// The gateway's address (TLS port, or the plaintext one with --plain).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub target: SocketAddr,
+    #[arg(long, value_enum, default_value = "h2")]
+    pub protocol: Protocol,
+    /// Plaintext HTTP/1.1 or h2c (the gateway's --plain-listen).
+    #[arg(long)]
+    pub plain: bool,
+    /// Name the certificate must carry.
+    #[arg(long, default_value = "localhost")]
+    pub server_name: String,
+    /// The gateway's development state directory: API key, CA certificate, issuer key,
+    /// pseudonym key and feed file are taken from it unless given below.
+    #[arg(long, default_value = gateway::config::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// File holding the API key (one line).
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// PEM certificate (or CA) to trust.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Issuer private key (as `gateway keygen` writes it); with --kid and --iss.
+    #[arg(long, requires_all = ["kid", "iss"])]
+    pub issuer_key: Option<PathBuf>,
+    #[arg(long)]
+    pub kid: Option<String>,
+    #[arg(long)]
+    pub iss: Option<String>,
+    /// Pseudonym key (for card checks).
+    #[arg(long)]
+    pub pseudonym_key: Option<PathBuf>,
+    /// Connections to open.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Closed loop: requests in flight (spread over the connections).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Open loop: requests started per second (latency from each one's scheduled time).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds measured (after the warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Stop after this many measured requests (the duration still bounds the run).
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Seconds of warm-up, not counted.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// The mix, `kind=weight,…` (kinds: green, yellow, red, companions, expired, forged,
+    /// unknown_key, malformed, revoked, card).
+    #[arg(long)]
+    pub mix: Option<String>,
+    /// A file holding the mix (the same text, or a JSON object of weights).
+    #[arg(long, conflicts_with = "mix")]
+    pub mix_file: Option<PathBuf>,
+    /// Every request a code never sent before (the gateway verifies every signature).
+    #[arg(long)]
+    pub cold: bool,
+    /// Warm: codes in the repeating pool.
+    #[arg(long, default_value_t = 1000)]
+    pub pool: usize,
+    /// Cold: codes minted up front (default: enough for the rate and duration, or 200,000).
+    #[arg(long)]
+    pub cold_codes: Option<usize>,
+    /// The gateway's feed, for revocations and churn: `file:PATH` or
+    /// `nats://HOST:PORT/STREAM` (default: the state directory's feed file, if any).
+    #[arg(long)]
+    pub feed: Option<String>,
+    #[arg(long)]
+    pub nats_token_file: Option<PathBuf>,
+    #[arg(long)]
+    pub nats_creds: Option<PathBuf>,
+    #[arg(long)]
+    pub nats_ca: Option<PathBuf>,
+    #[arg(long, default_value = "jkm")]
+    pub subject_prefix: String,
+    /// Status changes per second published while the load runs (needs a feed).
+    #[arg(long)]
+    pub churn_rate: Option<f64>,
+    /// Write the JSON report here (shape: loadtest/report.schema.json).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Fail (exit 1) if this holds, e.g. `p99>2ms`, `wrong>0`, `rps<5000` (repeatable).
+    #[arg(long = "fail-if")]
+    pub fail_if: Vec<String>,
+    /// No live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Seconds to wait for one answer before counting a timeout.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Open loop: most requests waiting at once before new ones count as errors.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_outstanding: usize,
+    /// Seed for the mix (runs with the same seed send the same kinds in the same order).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Everything resolved, codes minted.
+pub struct Setup {
+    pub target: Target,
+    pub items: Vec<Item>,
+    pub churn: Vec<Item>,
+    pub feed: Option<Feed>,
+    pub model: Model,
+    pub bounds: Bounds,
+    pub thresholds: Vec<Threshold>,
+    pub info: RunInfo,
+    pub now: u64,
+}
+
+fn read_line(p: &PathBuf) -> Result<String, String> {
+    std::fs::read_to_string(p)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn secs(v: f64, flag: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v).map_err(|_| format!("--{flag}: not a duration in seconds"))
+}
+
+impl Args {
+    fn parsed_mix(&self) -> Result<Mix, String> {
+        let text = match (&self.mix, &self.mix_file) {
+            (Some(m), _) => m.clone(),
+            (None, Some(p)) => {
+                let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&t) {
+                    Ok(obj) => obj
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_u64().unwrap_or(u64::MAX)))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    Err(_) => t.trim().to_owned(),
+                }
+            }
+            (None, None) => return Ok(Mix::default()),
+        };
+        text.parse().map_err(|e| format!("--mix: {e}"))
+    }
+
+    /// Resolves keys and files, mints the codes.
+    pub fn setup(&self) -> Result<Setup, String> {
+        if self.protocol == Protocol::H3 && self.plain {
+            return Err("--plain: HTTP/3 always runs over TLS".into());
+        }
+        let dev = DevSetup::new(&self.state_dir);
+        let api_key = match &self.api_key_file {
+            Some(p) => read_line(p)?,
+            None => dev.read_api_key().map_err(|e| e.to_string())?,
+        };
+        let ca = if self.plain {
+            None
+        } else {
+            let path = self.ca.clone().unwrap_or_else(|| dev.cert());
+            let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let cert = rustls_pemfile::certs(&mut pem.as_slice())
+                .next()
+                .ok_or_else(|| format!("{}: no certificate", path.display()))?
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(cert)
+        };
+        let issuer = match (&self.issuer_key, &self.kid, &self.iss) {
+            (Some(k), Some(kid), Some(iss)) => gateway_core::mint::Issuer {
+                kid: kid.clone().into_bytes(),
+                issuer: iss.clone(),
+                key: gateway::issue::read_signing_key(k).map_err(|e| e.to_string())?,
+            },
+            _ => dev.issuer().map_err(|e| e.to_string())?,
+        };
+        let pk_path = self
+            .pseudonym_key
+            .clone()
+            .unwrap_or_else(|| dev.pseudonym_key());
+        let pseudonyms = gateway::dev::read_b64_32(&pk_path).ok();
+        let feed_text = self.feed.clone().or_else(|| {
+            let f = dev.feed();
+            f.exists().then(|| format!("file:{}", f.display()))
+        });
+        let feed = match feed_text {
+            Some(f) => Some(Feed {
+                source: FeedSource::parse(&f).map_err(|e| e.0)?,
+                auth: NatsAuth {
+                    token_file: self.nats_token_file.clone(),
+                    creds: self.nats_creds.clone(),
+                    ca: self.nats_ca.clone(),
+                },
+                prefix: self.subject_prefix.clone(),
+            }),
+            None => None,
+        };
+        let mut mix = self.parsed_mix()?;
+        if feed.is_none() {
+            mix.weights.retain(|(k, _)| *k != Kind::Revoked);
+            if self.churn_rate.is_some() {
+                return Err("--churn-rate needs the gateway's feed (--feed)".into());
+            }
+        }
+        let duration = secs(self.duration, "duration")?;
+        let warmup = secs(self.warmup, "warmup")?;
+        let timeout = secs(self.timeout, "timeout")?;
+        let model = match self.rate {
+            Some(r) if r > 0.0 && r.is_finite() => Model::Open { rate: r },
+            Some(_) => return Err("--rate must be above 0".into()),
+            None => Model::Closed {
+                concurrency: self.concurrency.max(1),
+            },
+        };
+        let count = if self.cold {
+            self.cold_codes
+                .unwrap_or_else(|| match (self.requests, self.rate) {
+                    (Some(n), _) => n as usize + 1000,
+                    (None, Some(r)) => ((r * (self.duration + self.warmup)) * 1.05) as usize + 100,
+                    (None, None) => COLD_DEFAULT,
+                })
+        } else {
+            self.pool.max(1)
+        };
+        let now = gateway::unix_now();
+        let churn_n = if self.churn_rate.is_some() {
+            CHURN_SUBJECTS
+        } else {
+            0
+        };
+        let (items, churn) = mint_all(issuer, pseudonyms, &mix, self.seed, now, count, churn_n)?;
+        let thresholds = self
+            .fail_if
+            .iter()
+            .map(|t| t.parse::<Threshold>().map_err(|e| format!("--fail-if {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let info = RunInfo {
+            target: self.target.to_string(),
+            protocol: self.protocol,
+            plain: self.plain,
+            model: match model {
+                Model::Open { .. } => "open loop".into(),
+                Model::Closed { .. } => "closed loop".into(),
+            },
+            rate: self.rate,
+            concurrency: self.rate.is_none().then_some(self.concurrency),
+            connections: self.connections,
+            codes: if self.cold { "cold" } else { "warm" }.into(),
+            pool: items.len(),
+            warmup_s: self.warmup,
+        };
+        Ok(Setup {
+            target: Target {
+                addr: self.target,
+                protocol: self.protocol,
+                plain: self.plain,
+                ca,
+                server_name: self.server_name.clone(),
+                api_key,
+                timeout,
+            },
+            items,
+            churn,
+            feed,
+            model,
+            bounds: Bounds {
+                duration,
+                requests: self.requests,
+                warmup,
+            },
+            thresholds,
+            info,
+            now,
+        })
+    }
+}
+
+/// Mints `count` items of the mix and `churn` green ones, on both cores.
+fn mint_all(
+    issuer: gateway_core::mint::Issuer,
+    pseudonyms: Option<[u8; 32]>,
+    mix: &Mix,
+    seed: u64,
+    now: u64,
+    count: usize,
+    churn: usize,
+) -> Result<(Vec<Item>, Vec<Item>), String> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let per = count.div_ceil(threads);
+    let seed_bytes = issuer.key.secret_bytes();
+    let alg = issuer.key.alg();
+    let parts: Vec<Result<Vec<Item>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (iss, kid) = (issuer.issuer.clone(), issuer.kid.clone());
+                let pk = pseudonyms.map(|b| PseudonymKey::new(&b));
+                let seed_bytes = seed_bytes.clone();
+                s.spawn(move || {
+                    let key = match alg {
+                        gateway_core::cose::Alg::EdDsa => {
+                            let b: [u8; 32] = seed_bytes
+                                .as_slice()
+                                .try_into()
+                                .map_err(|_| "issuer key".to_owned())?;
+                            gateway_core::mint::SigningKey::ed25519(&b)
+                        }
+                        gateway_core::cose::Alg::Es256 => {
+                            gateway_core::mint::SigningKey::es256(&seed_bytes)
+                                .map_err(|e| e.to_string())?
+                        }
+                    };
+                    let issuer = gateway_core::mint::Issuer {
+                        kid,
+                        issuer: iss,
+                        key,
+                    };
+                    let mut m = Minter::new(issuer, pk, mix, seed.wrapping_add(t as u64), now)?;
+                    let n = per.min(count.saturating_sub(t * per));
+                    (0..n).map(|_| m.next_item()).collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("minting thread failed".into()))
+            })
+            .collect()
+    });
+    let mut items = Vec::with_capacity(count);
+    for p in parts {
+        items.extend(p?);
+    }
+    let pk = pseudonyms.map(|b| PseudonymKey::new(&b));
+    let mut m = Minter::new(issuer, pk, mix, seed ^ 0xC4_0000, now)?;
+    let churn = (0..churn)
+        .map(|_| m.make(Kind::Green))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((items, churn))
+}

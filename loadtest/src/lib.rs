@@ -1,0 +1,155 @@
+//! `loadtest`: the SRE's load tester for the gateway. It mints its own codes with an
+//! issuer key the gateway trusts (so it knows the right answer to each), sends them over
+//! HTTP/1.1, HTTP/2 or HTTP/3 in a closed or open loop, checks every answer, optionally
+//! churns statuses through the feed and measures how fast a change reaches the gateway,
+//! and reports throughput, latency percentiles, errors, wrong decisions and
+//! propagation, as a table, JSON and HTML, with thresholds for CI.
+//!
+//! Data flows one way: [`args`] → setup (codes from [`mix`], revocations published) →
+//! [`run`] (with [`churn`] beside it) → [`stats`] merged → [`report`] → exit code.
+//! Traffic goes only where `--target` says (the tests use 127.0.0.1).
+
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod churn;
+pub mod client;
+pub mod mix;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod threshold;
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use args::Setup;
+use report::Report;
+
+/// Exit codes.
+pub const EXIT_PASS: i32 = 0;
+pub const EXIT_FAIL: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+/// Runs a whole load test from parsed arguments; returns the report.
+pub async fn execute(a: args::Args) -> Result<Report, String> {
+    let setup: Setup = a.setup()?;
+    let live = Arc::new(stats::Live::default());
+    // Revocations for the `revoked` codes, published and seen before the load starts.
+    if let Some(feed) = &setup.feed {
+        let revoked: Vec<&mix::Item> = setup
+            .items
+            .iter()
+            .filter(|i| i.kind == mix::Kind::Revoked)
+            .collect();
+        if let Some(last) = revoked.last() {
+            let lines = revoked
+                .iter()
+                .filter_map(|i| i.cti.as_ref())
+                .map(|cti| {
+                    serde_json::json!({"type": "revoke_token", "cti": gateway_core::b64::encode(cti),
+                                       "exp": setup.now + 7 * 3600})
+                    .to_string()
+                })
+                .collect();
+            feed.publish(lines).await?;
+            wait_denied(&setup.target, last).await?;
+        }
+    }
+    let progress = (!a.no_progress && std::io::stderr().is_terminal()).then(|| {
+        let live = live.clone();
+        tokio::spawn(progress_line(live))
+    });
+    let churn = match (&setup.feed, a.churn_rate) {
+        (Some(feed), Some(rate)) if rate > 0.0 => Some(tokio::spawn(churn::run(
+            feed.clone(),
+            setup.target.clone(),
+            setup.churn.clone(),
+            rate,
+            setup.bounds.warmup + setup.bounds.duration,
+        ))),
+        _ => None,
+    };
+    let plan = run::Plan {
+        target: setup.target.clone(),
+        connections: a.connections,
+        model: setup.model,
+        bounds: setup.bounds,
+        items: Arc::new(setup.items),
+        max_outstanding: a.max_outstanding,
+    };
+    let outcome = run::run(plan, live.clone()).await;
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!();
+    }
+    let propagation = match churn {
+        Some(c) => c.await.ok(),
+        None => None,
+    };
+    Ok(Report::build(
+        setup.info,
+        outcome,
+        propagation,
+        &setup.thresholds,
+    ))
+}
+
+/// Verifies `item` until the gateway denies it (its revocation arrived), up to 30 s.
+async fn wait_denied(t: &client::Target, item: &mix::Item) -> Result<(), String> {
+    let start = Instant::now();
+    let conn = client::Conn::connect(t)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {}", t.addr, e.name()))?;
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Ok((200, body)) = conn.post(t, item.path, item.body.clone(), item.json).await {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if v["reason"] == "token_revoked" {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err("the revocations published before the run never reached the gateway (is --feed the gateway's feed?)".into())
+}
+
+/// One line a second on a terminal: rate, errors, wrong answers, p99 of the last second.
+async fn progress_line(live: Arc<stats::Live>) {
+    let start = Instant::now();
+    let mut last = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let n = live.requests.load(Ordering::Relaxed);
+        let p99 = live.recent.lock().map_or(0, |mut h| {
+            let v = h.value_at_quantile(0.99);
+            h.reset();
+            v
+        });
+        eprint!(
+            "\r[{:>5.1}s] {:>8} req/s  errors {:<6} wrong {:<6} p99 {:.3} ms   ",
+            start.elapsed().as_secs_f64(),
+            n - last,
+            live.errors.load(Ordering::Relaxed),
+            live.wrong.load(Ordering::Relaxed),
+            p99 as f64 / 1000.0
+        );
+        last = n;
+    }
+}
+
+/// Writes the outputs the arguments ask for and gives the exit code.
+pub fn finish(a: &args::Args, report: &Report) -> Result<i32, String> {
+    println!("{}", report.table());
+    if let Some(p) = &a.json {
+        let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+        std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(p) = &a.html {
+        std::fs::write(p, report.html()).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(if report.passed { EXIT_PASS } else { EXIT_FAIL })
+}

@@ -1,0 +1,397 @@
+//! The traffic mix: what share of requests carries which kind of code, and the answer the
+//! gateway must give to each. Codes are minted here with an issuer key the gateway trusts
+//! (the core's own `mint`), for fresh random subjects the gateway's status set does not
+//! hold, so the right answer follows from the code alone (and, for `revoked`, from the
+//! revocations this tool publishes before the run).
+
+use std::str::FromStr;
+
+use bytes::Bytes;
+use gateway_core::mint::{Issuer, SigningKey};
+use gateway_core::pseudonym::{CardKind, PseudonymKey};
+use gateway_core::token::{Companion, NewClaims};
+use gateway_core::{Color, Sub};
+use rand::{Rng, SeedableRng};
+
+/// Kinds of request, in the order of `--mix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Green,
+    Yellow,
+    Red,
+    Companions,
+    Expired,
+    Forged,
+    UnknownKey,
+    Malformed,
+    Revoked,
+    Card,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 10] = [
+        Kind::Green,
+        Kind::Yellow,
+        Kind::Red,
+        Kind::Companions,
+        Kind::Expired,
+        Kind::Forged,
+        Kind::UnknownKey,
+        Kind::Malformed,
+        Kind::Revoked,
+        Kind::Card,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Green => "green",
+            Kind::Yellow => "yellow",
+            Kind::Red => "red",
+            Kind::Companions => "companions",
+            Kind::Expired => "expired",
+            Kind::Forged => "forged",
+            Kind::UnknownKey => "unknown_key",
+            Kind::Malformed => "malformed",
+            Kind::Revoked => "revoked",
+            Kind::Card => "card",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Kinds that must never be allowed: one allowed fails the run.
+    pub fn must_deny(self) -> bool {
+        matches!(
+            self,
+            Kind::Red
+                | Kind::Expired
+                | Kind::Forged
+                | Kind::UnknownKey
+                | Kind::Malformed
+                | Kind::Revoked
+        )
+    }
+}
+
+/// Shares per kind (they need not add up to anything; each is a weight).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix {
+    pub weights: Vec<(Kind, u32)>,
+}
+
+impl Default for Mix {
+    /// A morning rush: mostly green, a few of everything else.
+    fn default() -> Self {
+        "green=80,yellow=5,red=3,companions=3,expired=2,forged=2,unknown_key=1,malformed=1,revoked=1,card=2"
+            .parse()
+            .unwrap_or(Mix {
+                weights: vec![(Kind::Green, 1)],
+            })
+    }
+}
+
+impl FromStr for Mix {
+    type Err = String;
+
+    /// `kind=weight,kind=weight,…`, e.g. `green=90,forged=10`.
+    fn from_str(s: &str) -> Result<Mix, String> {
+        let mut weights = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, w) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected kind=weight"))?;
+            let kind = Kind::from_name(k.trim()).ok_or_else(|| {
+                let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown kind {k:?} (one of {})", names.join(", "))
+            })?;
+            let w: u32 = w
+                .trim()
+                .parse()
+                .map_err(|_| format!("{part:?}: weight is not a whole number"))?;
+            if w > 0 {
+                weights.push((kind, w));
+            }
+        }
+        if weights.is_empty() {
+            return Err("the mix is empty".into());
+        }
+        Ok(Mix { weights })
+    }
+}
+
+/// What the gateway must answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect {
+    pub allow: bool,
+    pub reason: &'static str,
+    /// For `companions`: how many companions are allowed, of how many.
+    pub companions: Option<(usize, usize)>,
+}
+
+/// One prepared request.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub kind: Kind,
+    /// `/v1/verify?venue=…` (text/plain body) or `/v1/verify/card` (JSON body).
+    pub path: &'static str,
+    pub body: Bytes,
+    pub json: bool,
+    pub expect: Expect,
+    /// The token id, for `revoked` codes (published as revocations before the run).
+    pub cti: Option<Vec<u8>>,
+    pub sub: Sub,
+}
+
+/// What minting needs.
+pub struct Minter {
+    pub issuer: Issuer,
+    /// A key the gateway does not trust, for `unknown_key`.
+    stranger: Issuer,
+    pseudonyms: Option<PseudonymKey>,
+    rng: rand::rngs::StdRng,
+    mix: Vec<(Kind, u32)>,
+    total: u32,
+    pub venue: &'static str,
+    now: u64,
+    serial: u64,
+}
+
+/// A venue at which yellow is allowed with a mask (`bus`) — the expectations below
+/// assume it; `school` is used for the `venue_restricted` share of yellow.
+const VENUE: &str = "bus";
+
+impl Minter {
+    pub fn new(
+        issuer: Issuer,
+        pseudonyms: Option<PseudonymKey>,
+        mix: &Mix,
+        seed: u64,
+        now: u64,
+    ) -> Result<Minter, String> {
+        let stranger = Issuer {
+            kid: b"lt-stranger".to_vec(),
+            issuer: issuer.issuer.clone(),
+            key: SigningKey::ed25519(&[0x77; 32]),
+        };
+        let mut weights = mix.weights.clone();
+        if pseudonyms.is_none() {
+            weights.retain(|(k, _)| *k != Kind::Card);
+            if weights.is_empty() {
+                return Err("card checks need the pseudonym key".into());
+            }
+        }
+        Ok(Minter {
+            issuer,
+            stranger,
+            pseudonyms,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            total: weights.iter().map(|(_, w)| w).sum(),
+            mix: weights,
+            venue: VENUE,
+            now,
+            serial: 0,
+        })
+    }
+
+    fn pick(&mut self) -> Kind {
+        let mut x = self.rng.gen_range(0..self.total);
+        for (k, w) in &self.mix {
+            if x < *w {
+                return *k;
+            }
+            x -= w;
+        }
+        Kind::Green
+    }
+
+    fn claims(&mut self, color: Color) -> NewClaims {
+        self.serial += 1;
+        let mut sub = [0u8; 16];
+        self.rng.fill(&mut sub[..]);
+        let mut cti = self.serial.to_le_bytes().to_vec();
+        cti.extend_from_slice(&self.rng.gen::<[u8; 4]>());
+        NewClaims {
+            iss: self.issuer.issuer.clone(),
+            sub: Sub(sub),
+            iat: self.now - 60,
+            exp: self.now + 6 * 3600,
+            cti,
+            color,
+            ver: 1,
+            why: None,
+            kind: None,
+            with: None,
+        }
+    }
+
+    fn code(&self, issuer: &Issuer, c: &NewClaims) -> Result<String, String> {
+        issuer.mint(c).map_err(|e| format!("minting: {e}"))
+    }
+
+    /// The next request of the mix.
+    pub fn next_item(&mut self) -> Result<Item, String> {
+        let kind = self.pick();
+        self.make(kind)
+    }
+
+    /// A request of the given kind.
+    pub fn make(&mut self, kind: Kind) -> Result<Item, String> {
+        let allow = |reason| Expect {
+            allow: true,
+            reason,
+            companions: None,
+        };
+        let deny = |reason| Expect {
+            allow: false,
+            reason,
+            companions: None,
+        };
+        let mut cti = None;
+        let (code, expect, sub) = match kind {
+            Kind::Green | Kind::Revoked => {
+                let c = self.claims(Color::Green);
+                if kind == Kind::Revoked {
+                    cti = Some(c.cti.clone());
+                }
+                let e = if kind == Kind::Revoked {
+                    deny("token_revoked")
+                } else {
+                    allow("ok")
+                };
+                (self.code(&self.issuer, &c)?, e, c.sub)
+            }
+            Kind::Yellow => {
+                let c = self.claims(Color::Yellow);
+                (self.code(&self.issuer, &c)?, allow("ok"), c.sub)
+            }
+            Kind::Red => {
+                let c = self.claims(Color::Red);
+                (self.code(&self.issuer, &c)?, deny("red_code"), c.sub)
+            }
+            Kind::Companions => {
+                let mut c = self.claims(Color::Green);
+                let n = self.rng.gen_range(1..=3usize);
+                let mut with = Vec::with_capacity(n);
+                let mut allowed = 0;
+                for i in 0..n {
+                    let mut s = [0u8; 16];
+                    self.rng.fill(&mut s[..]);
+                    // Every third companion is red (denied), the others green.
+                    let color = if i % 3 == 2 { Color::Red } else { Color::Green };
+                    if color != Color::Red {
+                        allowed += 1;
+                    }
+                    with.push(Companion {
+                        sub: Sub(s),
+                        color,
+                        ver: 1,
+                    });
+                }
+                c.with = Some(with);
+                let mut e = allow("ok");
+                e.companions = Some((allowed, n));
+                (self.code(&self.issuer, &c)?, e, c.sub)
+            }
+            Kind::Expired => {
+                let mut c = self.claims(Color::Green);
+                c.iat = self.now - 7200;
+                c.exp = self.now - 3600;
+                (self.code(&self.issuer, &c)?, deny("expired"), c.sub)
+            }
+            Kind::Forged => {
+                let c = self.claims(Color::Green);
+                let mut code = self.code(&self.issuer, &c)?;
+                // Another claim set signed by the same key: swap its signature in, so the
+                // code decodes but the signature does not match (bad_signature).
+                let mut c2 = c.clone();
+                c2.exp += 1;
+                let other = self.code(&self.issuer, &c2)?;
+                code = splice_signature(&code, &other).ok_or("forging failed")?;
+                (code, deny("bad_signature"), c.sub)
+            }
+            Kind::UnknownKey => {
+                let c = self.claims(Color::Green);
+                (self.code(&self.stranger, &c)?, deny("unknown_key"), c.sub)
+            }
+            Kind::Malformed => {
+                let c = self.claims(Color::Green);
+                let code = self.code(&self.issuer, &c)?;
+                // Cut in the middle: Base45 or CBOR fails.
+                let cut = code.len() / 2;
+                (code[..cut].to_owned(), deny("malformed"), c.sub)
+            }
+            Kind::Card => {
+                let number = format!("3301061980{:08}", self.rng.gen_range(0..100_000_000u32));
+                let sub = match &self.pseudonyms {
+                    Some(k) => k.pseudonym(CardKind::IdCard, &number),
+                    None => return Err("card checks need the pseudonym key".into()),
+                };
+                let body =
+                    serde_json::json!({"card_kind": "id_card", "number": number, "venue": VENUE});
+                return Ok(Item {
+                    kind,
+                    path: "/v1/verify/card",
+                    body: Bytes::from(body.to_string()),
+                    json: true,
+                    expect: allow("ok"),
+                    cti: None,
+                    sub,
+                });
+            }
+        };
+        Ok(Item {
+            kind,
+            path: "/v1/verify?venue=bus",
+            body: Bytes::from(code),
+            json: false,
+            expect,
+            cti,
+            sub,
+        })
+    }
+}
+
+/// Puts the COSE signature of `donor` into `code` (both minted by the same key over
+/// claims of the same length): the result parses and fails only its signature.
+fn splice_signature(code: &str, donor: &str) -> Option<String> {
+    use gateway_core::token;
+    let a = token::decode_text(code).ok()?;
+    let b = token::decode_text(donor).ok()?;
+    if a.len() != b.len() || a.len() < 64 {
+        return None;
+    }
+    let mut forged = a.clone();
+    let n = forged.len();
+    forged[n - 64..].copy_from_slice(&b[n - 64..]);
+    Some(token::encode_text(&forged))
+}
+
+/// Checks an answer body against what was expected; `Err` names what differed.
+pub fn check(expect: &Expect, body: &[u8]) -> Result<bool, &'static str> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| "not_json")?;
+    let allowed = match v["decision"].as_str() {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return Err("no_decision"),
+    };
+    if allowed != expect.allow {
+        return Err(if allowed {
+            "allowed_not_denied"
+        } else {
+            "denied_not_allowed"
+        });
+    }
+    if v["reason"].as_str() != Some(expect.reason) {
+        return Err("wrong_reason");
+    }
+    if let Some((ok, n)) = expect.companions {
+        let list = v["companions"].as_array().ok_or("no_companions")?;
+        let got = list.iter().filter(|c| c["decision"] == "allow").count();
+        if list.len() != n || got != ok {
+            return Err("wrong_companions");
+        }
+    }
+    Ok(allowed)
+}

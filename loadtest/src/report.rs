@@ -1,0 +1,427 @@
+//! The run's report: built once from the merged record, then printed as a table, written
+//! as JSON (shape: `loadtest/report.schema.json`, checked by a test) and as a
+//! self-contained HTML page with two plots (latency over time, latency distribution).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::churn::Propagation;
+use crate::run::Outcome;
+use crate::stats::Recorder;
+use crate::threshold::Threshold;
+
+/// Identifies the JSON shape.
+pub const SCHEMA: &str = "jkm-loadtest-report/1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Second {
+    pub t: usize,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Wrong {
+    pub total: u64,
+    pub unsafe_allows: u64,
+    /// kind → what differed → count.
+    pub by_kind: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PropagationReport {
+    pub changes: usize,
+    pub missed: u64,
+    pub publish_errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdResult {
+    pub expr: String,
+    pub value: f64,
+    pub failed: bool,
+}
+
+/// The settings the report echoes.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub target: String,
+    pub protocol: crate::client::Protocol,
+    pub plain: bool,
+    pub model: String,
+    pub rate: Option<f64>,
+    pub concurrency: Option<usize>,
+    pub connections: usize,
+    pub codes: String,
+    pub pool: usize,
+    pub warmup_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub run: RunInfo,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub answered: u64,
+    pub throughput_rps: f64,
+    /// Microseconds, answered requests only.
+    pub latency_us: Latency,
+    pub statuses: BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub sent_by_kind: BTreeMap<String, u64>,
+    pub wrong: Wrong,
+    /// Requests that reused a code of a cold run (the pool wrapped around).
+    pub reused_codes: u64,
+    pub propagation: Option<PropagationReport>,
+    pub timeline: Vec<Second>,
+    /// (percentile, µs) points of the distribution, for plots.
+    pub distribution: Vec<(f64, u64)>,
+    pub thresholds: Vec<ThresholdResult>,
+    pub passed: bool,
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+impl Report {
+    pub fn build(
+        run: RunInfo,
+        outcome: Outcome,
+        propagation: Option<Propagation>,
+        thresholds: &[Threshold],
+    ) -> Report {
+        let r: Recorder = outcome.recorder;
+        let h = &r.hist;
+        let answered = h.len();
+        let failed: u64 = r.errors.values().sum();
+        let requests = answered + failed;
+        let secs = outcome.elapsed.as_secs_f64().max(1e-9);
+        let non_200: u64 = r
+            .statuses
+            .iter()
+            .filter(|(s, _)| **s != 200)
+            .map(|(_, n)| n)
+            .sum();
+        let mut by_kind: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((k, what), n) in &r.wrong {
+            *by_kind
+                .entry(k.name().to_owned())
+                .or_default()
+                .entry((*what).to_owned())
+                .or_default() += n;
+        }
+        let wrong_total: u64 = r.wrong.values().sum();
+        let propagation = propagation.map(|mut p| {
+            p.latencies_ms.sort_by(|a, b| a.total_cmp(b));
+            PropagationReport {
+                changes: p.latencies_ms.len(),
+                missed: p.missed,
+                publish_errors: p.publish_errors,
+                p50_ms: pct(&p.latencies_ms, 0.5),
+                p99_ms: pct(&p.latencies_ms, 0.99),
+                max_ms: p.latencies_ms.last().copied().unwrap_or(0.0),
+            }
+        });
+        let latency = Latency {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        };
+        let distribution = [
+            0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0,
+        ]
+        .iter()
+        .map(|q| (q * 100.0, h.value_at_quantile(*q)))
+        .collect();
+        let timeline = r
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(t, s)| Second {
+                t,
+                requests: s.requests,
+                errors: s.errors,
+                p50_us: s.hist.value_at_quantile(0.5),
+                p99_us: s.hist.value_at_quantile(0.99),
+            })
+            .collect();
+        let throughput = answered as f64 / secs;
+        let mut report = Report {
+            schema: SCHEMA,
+            run,
+            duration_s: secs,
+            requests,
+            answered,
+            throughput_rps: throughput,
+            latency_us: latency,
+            statuses: r
+                .statuses
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            errors: r
+                .errors
+                .iter()
+                .map(|(k, v)| (k.name().to_owned(), *v))
+                .collect(),
+            sent_by_kind: r
+                .sent
+                .iter()
+                .map(|(k, v)| (k.name().to_owned(), *v))
+                .collect(),
+            wrong: Wrong {
+                total: wrong_total,
+                unsafe_allows: r.unsafe_allows,
+                by_kind,
+            },
+            reused_codes: outcome.reused,
+            propagation,
+            timeline,
+            distribution,
+            thresholds: Vec::new(),
+            passed: true,
+        };
+        let errors = (failed + non_200) as f64;
+        report.thresholds = thresholds
+            .iter()
+            .map(|t| {
+                let p = report.propagation.as_ref();
+                let value = match t.metric.as_str() {
+                    "p50" => report.latency_us.p50 as f64,
+                    "p90" => report.latency_us.p90 as f64,
+                    "p99" => report.latency_us.p99 as f64,
+                    "p999" => report.latency_us.p999 as f64,
+                    "max" => report.latency_us.max as f64,
+                    "rps" => report.throughput_rps,
+                    "requests" => report.requests as f64,
+                    "errors" => errors,
+                    "wrong" => report.wrong.total as f64,
+                    "unsafe" => report.wrong.unsafe_allows as f64,
+                    "propagation_p50" => p.map_or(0.0, |p| p.p50_ms),
+                    "propagation_p99" => p.map_or(0.0, |p| p.p99_ms),
+                    "propagation_max" => p.map_or(0.0, |p| p.max_ms),
+                    "missed" => p.map_or(0.0, |p| p.missed as f64),
+                    _ => f64::NAN,
+                };
+                ThresholdResult {
+                    expr: t.text.clone(),
+                    value,
+                    failed: t.holds(value),
+                }
+            })
+            .collect();
+        // A must-deny code allowed fails the run whatever the thresholds say.
+        report.passed =
+            report.wrong.unsafe_allows == 0 && report.thresholds.iter().all(|t| !t.failed);
+        report
+    }
+
+    /// The end-of-run table.
+    pub fn table(&self) -> String {
+        let l = &self.latency_us;
+        let ms = |us: u64| format!("{:.3} ms", us as f64 / 1000.0);
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} {} to {} for {:.1} s ({} connections, {} codes{})",
+            format!("{:?}", self.run.protocol).to_uppercase(),
+            self.run.model,
+            self.run.target,
+            self.duration_s,
+            self.run.connections,
+            self.run.codes,
+            if self.run.plain { ", plaintext" } else { "" }
+        );
+        let _ = writeln!(s, "  throughput      {:>12.0} req/s", self.throughput_rps);
+        let _ = writeln!(
+            s,
+            "  requests        {:>12}  (answered {})",
+            self.requests, self.answered
+        );
+        for (name, v) in [
+            ("p50", l.p50),
+            ("p90", l.p90),
+            ("p99", l.p99),
+            ("p99.9", l.p999),
+            ("max", l.max),
+        ] {
+            let _ = writeln!(s, "  latency {name:<7} {:>12}", ms(v));
+        }
+        let statuses: Vec<String> = self
+            .statuses
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        let _ = writeln!(s, "  statuses        {}", statuses.join(", "));
+        if !self.errors.is_empty() {
+            let e: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            let _ = writeln!(s, "  errors          {}", e.join(", "));
+        }
+        let _ = writeln!(
+            s,
+            "  wrong decisions {:>12}  (must-deny allowed: {})",
+            self.wrong.total, self.wrong.unsafe_allows
+        );
+        for (k, m) in &self.wrong.by_kind {
+            let parts: Vec<String> = m.iter().map(|(w, n)| format!("{w} {n}")).collect();
+            let _ = writeln!(s, "    {k:<14} {}", parts.join(", "));
+        }
+        if let Some(p) = &self.propagation {
+            let _ = writeln!(
+                s,
+                "  propagation     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} changes, {} missed)",
+                p.p50_ms, p.p99_ms, p.max_ms, p.changes, p.missed
+            );
+        }
+        for t in &self.thresholds {
+            let _ = writeln!(
+                s,
+                "  threshold {:<20} {} (measured {:.3})",
+                t.expr,
+                if t.failed { "FAILED" } else { "ok" },
+                t.value
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  result          {}",
+            if self.passed { "PASS" } else { "FAIL" }
+        );
+        s
+    }
+
+    /// A self-contained HTML page: the table, latency over time, the distribution.
+    pub fn html(&self) -> String {
+        let esc = |t: &str| {
+            t.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let over_time = svg_lines(
+            "latency over time (ms)",
+            "second",
+            &[
+                (
+                    "p50",
+                    "#1f77b4",
+                    self.timeline
+                        .iter()
+                        .map(|s| (s.t as f64, s.p50_us as f64 / 1000.0))
+                        .collect(),
+                ),
+                (
+                    "p99",
+                    "#d62728",
+                    self.timeline
+                        .iter()
+                        .map(|s| (s.t as f64, s.p99_us as f64 / 1000.0))
+                        .collect(),
+                ),
+            ],
+        );
+        // The distribution on a "nines" axis: x = -log10(1 - q), so 90, 99, 99.9 are equal steps.
+        let nines = |p: f64| -(1.0 - (p / 100.0).min(0.99999)).log10();
+        let dist = svg_lines(
+            "latency distribution (ms) by percentile (axis: 0, 90, 99, 99.9, 99.99)",
+            "nines",
+            &[(
+                "latency",
+                "#2ca02c",
+                self.distribution
+                    .iter()
+                    .map(|(p, us)| (nines(*p), *us as f64 / 1000.0))
+                    .collect(),
+            )],
+        );
+        let json = serde_json::to_string_pretty(self).unwrap_or_default();
+        format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>loadtest report</title>\
+             <style>body{{font-family:sans-serif;margin:2em;max-width:60em}}pre{{background:#f6f6f6;padding:1em}}</style>\
+             </head><body><h1>loadtest report</h1><pre>{}</pre>{over_time}{dist}\
+             <details><summary>JSON</summary><pre>{}</pre></details></body></html>\n",
+            esc(&self.table()),
+            esc(&json)
+        )
+    }
+}
+
+/// A line chart as inline SVG: series of (x, y) points with a name and a color.
+/// A named, colored line of (x, y) points.
+type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
+fn svg_lines(title: &str, xlabel: &str, series: &[Series<'_>]) -> String {
+    let (w, h, m) = (720.0, 300.0, 50.0);
+    let pts = series.iter().flat_map(|s| s.2.iter());
+    let xmax = pts.clone().map(|p| p.0).fold(0.0f64, f64::max).max(1.0);
+    let ymax = pts.map(|p| p.1).fold(0.0f64, f64::max).max(0.001) * 1.1;
+    let sx = |x: f64| m + x / xmax * (w - 2.0 * m);
+    let sy = |y: f64| h - m - y / ymax * (h - 2.0 * m);
+    let mut s = format!(
+        "<h2>{title}</h2><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+         style=\"border:1px solid #ccc\"><line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\
+         <line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{}\" stroke=\"#333\"/>",
+        h - m,
+        w - m,
+        h - m,
+        h - m
+    );
+    for i in 0..=4 {
+        let y = ymax * f64::from(i) / 4.0;
+        let _ = write!(
+            s,
+            "<text x=\"4\" y=\"{:.0}\" font-size=\"11\">{y:.2}</text>",
+            sy(y) + 4.0
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"11\">{xlabel} (max {xmax:.1})</text>",
+        w / 2.0,
+        h - 10.0
+    );
+    for (k, (name, color, points)) in series.iter().enumerate() {
+        let path: Vec<String> = points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
+            .collect();
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\
+             <text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\" fill=\"{color}\">{name}</text>",
+            path.join(" "),
+            w - m - 60.0,
+            m + 14.0 * k as f64
+        );
+    }
+    s.push_str("</svg>");
+    s
+}

@@ -1,0 +1,260 @@
+//! The load itself: a closed loop (N requests in flight, each worker sending its next
+//! request when the last is answered) or an open loop (requests started at a constant
+//! rate on a fixed schedule, each latency measured from the moment the schedule said to
+//! send it, so a slow server cannot hide its queue: no coordinated omission). A warm-up
+//! runs first and is not counted; the run ends at its duration or request count, always.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::client::{Conn, Target};
+use crate::mix::{check, Item};
+use crate::stats::{Live, Recorder};
+
+/// How requests are started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Model {
+    /// This many requests in flight at all times.
+    Closed { concurrency: usize },
+    /// This many requests started per second, whatever the answers do.
+    Open { rate: f64 },
+}
+
+/// When the run stops (whichever comes first).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub duration: Duration,
+    pub requests: Option<u64>,
+    pub warmup: Duration,
+}
+
+/// What a run needs.
+pub struct Plan {
+    pub target: Target,
+    pub connections: usize,
+    pub model: Model,
+    pub bounds: Bounds,
+    /// The requests, used in turn (wrapping around for a warm pool).
+    pub items: Arc<Vec<Item>>,
+    /// Open loop: most requests waiting for a connection before new ones count as
+    /// errors (`overflow`), so memory stays bounded if the server stalls.
+    pub max_outstanding: usize,
+}
+
+/// What a run produced.
+pub struct Outcome {
+    pub recorder: Recorder,
+    /// Measured time (after the warm-up).
+    pub elapsed: Duration,
+    /// Requests whose answer was never checked because the pool wrapped (cold runs).
+    pub reused: u64,
+}
+
+/// Shared by every worker.
+struct Shared {
+    target: Target,
+    conns: Vec<tokio::sync::RwLock<Option<Conn>>>,
+    items: Arc<Vec<Item>>,
+    next: AtomicUsize,
+    sent: AtomicU64,
+    stop: AtomicBool,
+    live: Arc<Live>,
+    /// The measured part starts here (after the warm-up).
+    measure_from: Instant,
+}
+
+impl Shared {
+    /// The connection for slot `i`, reconnecting if it is gone.
+    async fn conn(&self, i: usize) -> Option<Conn> {
+        let slot = &self.conns[i % self.conns.len()];
+        if let Some(c) = slot.read().await.as_ref() {
+            return Some(c.clone());
+        }
+        let mut w = slot.write().await;
+        if w.is_none() {
+            *w = Conn::connect(&self.target).await.ok();
+        }
+        w.clone()
+    }
+
+    async fn drop_conn(&self, i: usize) {
+        *self.conns[i % self.conns.len()].write().await = None;
+    }
+
+    /// The next item, or `None` when the budget of measured requests is spent (the
+    /// warm-up's requests do not count against it).
+    fn take(&self, limit: Option<u64>, measured: bool) -> Option<(usize, &Item)> {
+        if let (Some(l), true) = (limit, measured) {
+            if self.sent.fetch_add(1, Ordering::Relaxed) >= l {
+                return None;
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        Some((i, &self.items[i % self.items.len()]))
+    }
+
+    /// Sends one item on connection slot `c`; latency counted from `intended`.
+    async fn one(&self, c: usize, item: &Item, intended: Instant, rec: &mut Recorder) {
+        let counted = intended >= self.measure_from;
+        let second = intended
+            .saturating_duration_since(self.measure_from)
+            .as_secs() as usize;
+        let result = match self.conn(c).await {
+            Some(conn) => {
+                let r = conn
+                    .post(&self.target, item.path, item.body.clone(), item.json)
+                    .await;
+                if r.is_err() {
+                    self.drop_conn(c).await;
+                }
+                r
+            }
+            None => Err(crate::client::ClientError::Connect),
+        };
+        let us = intended.elapsed().as_micros() as u64;
+        if !counted {
+            return;
+        }
+        self.live.add(&self.live.requests);
+        match result {
+            Ok((status, body)) => {
+                rec.answered(second, item.kind, status, us);
+                if let Ok(mut h) = self.live.recent.lock() {
+                    let _ = h.record(us.max(1));
+                }
+                if status == 200 {
+                    if let Err(what) = check(&item.expect, &body) {
+                        rec.wrong(item.kind, what);
+                        self.live.add(&self.live.wrong);
+                    }
+                } else {
+                    self.live.add(&self.live.errors);
+                }
+            }
+            Err(e) => {
+                rec.failed(second, item.kind, e);
+                self.live.add(&self.live.errors);
+                if e == crate::client::ClientError::Connect {
+                    // The server is gone or refusing: do not spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the plan; `live` feeds the progress line.
+pub async fn run(plan: Plan, live: Arc<Live>) -> Outcome {
+    let start = Instant::now();
+    let measure_from = start + plan.bounds.warmup;
+    let end = measure_from + plan.bounds.duration;
+    let shared = Arc::new(Shared {
+        target: plan.target.clone(),
+        conns: (0..plan.connections.max(1))
+            .map(|_| tokio::sync::RwLock::new(None))
+            .collect(),
+        items: plan.items.clone(),
+        next: AtomicUsize::new(0),
+        sent: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        live,
+        measure_from,
+    });
+    // Every connection up front (failures are retried per request).
+    for i in 0..shared.conns.len() {
+        let _ = shared.conn(i).await;
+    }
+    let limit = plan.bounds.requests;
+    let stopper = {
+        let s = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(end.into()).await;
+            s.stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let mut recorder = Recorder::default();
+    match plan.model {
+        Model::Closed { concurrency } => {
+            let mut workers = Vec::new();
+            for w in 0..concurrency.max(1) {
+                let s = shared.clone();
+                workers.push(tokio::spawn(async move {
+                    let mut rec = Recorder::default();
+                    while !s.stop.load(Ordering::Relaxed) {
+                        let now = Instant::now();
+                        let Some((_, item)) = s.take(limit, now >= s.measure_from) else {
+                            break;
+                        };
+                        s.one(w, item, now, &mut rec).await;
+                    }
+                    rec
+                }));
+            }
+            for w in workers {
+                if let Ok(r) = w.await {
+                    recorder.merge(r);
+                }
+            }
+        }
+        Model::Open { rate } => {
+            let permits = Arc::new(Semaphore::new(plan.max_outstanding.max(1)));
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Recorder>();
+            let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+            let mut n: u32 = 0;
+            let mut overflow = Recorder::default();
+            loop {
+                let intended = start + interval * n;
+                if intended >= end || shared.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                tokio::time::sleep_until(intended.into()).await;
+                let Some((i, _)) = shared.take(limit, intended >= measure_from) else {
+                    break;
+                };
+                n = n.saturating_add(1);
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    // Too many waiting: counted as a failed request at its time.
+                    if intended >= measure_from {
+                        let sec = intended.duration_since(measure_from).as_secs() as usize;
+                        let kind = shared.items[i % shared.items.len()].kind;
+                        overflow.failed(sec, kind, crate::client::ClientError::Timeout);
+                        shared.live.add(&shared.live.errors);
+                    }
+                    continue;
+                };
+                let (s, tx) = (shared.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let mut rec = Recorder::default();
+                    let item = &s.items[i % s.items.len()];
+                    s.one(i, item, intended, &mut rec).await;
+                    drop(permit);
+                    let _ = tx.send(rec);
+                });
+                // Merge finished requests as we go, so memory stays flat.
+                while let Ok(r) = rx.try_recv() {
+                    recorder.merge(r);
+                }
+            }
+            drop(tx);
+            // Wait for what is in flight, bounded by the request timeout.
+            let deadline = Instant::now() + plan.target.timeout + Duration::from_secs(1);
+            while let Ok(Some(r)) = tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+                recorder.merge(r);
+            }
+            recorder.merge(overflow);
+        }
+    }
+    stopper.abort();
+    let elapsed = Instant::now()
+        .min(end)
+        .saturating_duration_since(measure_from);
+    let used = shared.next.load(Ordering::Relaxed) as u64;
+    Outcome {
+        recorder,
+        elapsed,
+        reused: used.saturating_sub(plan.items.len() as u64),
+    }
+}

@@ -1,0 +1,367 @@
+//! `loadtest` against the real gateway binary on free ports of 127.0.0.1: each protocol,
+//! both load models, a churn run through the feed, the JSON report against its schema,
+//! a threshold that fails the exit code, and the gateway killed mid-run.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The gateway binary of the same build (cargo builds it for the workspace's tests).
+fn gateway_bin() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_loadtest"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = dir.join("gateway");
+    if !bin.exists() {
+        let profile_release = dir.ends_with("release");
+        let mut c = Command::new(env!("CARGO"));
+        c.args(["build", "-p", "gateway", "--bin", "gateway"]);
+        if profile_release {
+            c.arg("--release");
+        }
+        assert!(c.status().unwrap().success(), "building the gateway binary");
+    }
+    bin
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "loadtest-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A quick-start gateway (its own development setup) on free ports.
+struct Gateway {
+    child: Child,
+    listen: SocketAddr,
+    plain: SocketAddr,
+    admin: SocketAddr,
+    dir: TempDir,
+}
+
+impl Gateway {
+    fn start() -> Gateway {
+        let dir = TempDir::new("gw");
+        let state = dir.0.join("state");
+        let mut child = Command::new(gateway_bin())
+            .args(["serve", "--state-dir"])
+            .arg(&state)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--plain-listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().unwrap().unwrap();
+        std::thread::spawn(move || for _ in lines {});
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let addr = |k: &str| v[k].as_str().unwrap().parse().unwrap();
+        Gateway {
+            child,
+            listen: addr("listen"),
+            plain: addr("plain"),
+            admin: addr("admin"),
+            dir,
+        }
+    }
+
+    fn state(&self) -> String {
+        self.dir.0.join("state").display().to_string()
+    }
+
+    /// `/v1/status` from the admin port, if it answers.
+    fn status(&self) -> Option<serde_json::Value> {
+        use std::io::{Read, Write};
+        let mut s =
+            std::net::TcpStream::connect_timeout(&self.admin, Duration::from_secs(2)).ok()?;
+        s.write_all(b"GET /v1/status HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs loadtest with the common flags; returns its output and the JSON report.
+fn loadtest(gw: &Gateway, extra: &[&str]) -> (Output, serde_json::Value) {
+    let json = gw.dir.0.join(format!("report-{}.json", rand_tag()));
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "--state-dir",
+            &gw.state(),
+            "--no-progress",
+            "--warmup",
+            "0.3",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .args(extra)
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (out, report)
+}
+
+fn rand_tag() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+fn schema_check(report: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("report.schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(report).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "report does not match its schema: {errors:?}"
+    );
+}
+
+fn assert_clean(out: &Output, r: &serde_json::Value, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{what}: {stderr}\n{r}");
+    assert!(r["answered"].as_u64().unwrap() > 0, "{what}: {r}");
+    assert_eq!(r["wrong"]["total"], 0, "{what}: {r}");
+    assert_eq!(r["errors"], serde_json::json!({}), "{what}: {r}");
+    assert_eq!(
+        r["statuses"].as_object().unwrap().len(),
+        1,
+        "{what}: only 200s: {r}"
+    );
+    assert_eq!(r["passed"], true);
+    schema_check(r);
+}
+
+#[test]
+fn every_protocol_closed_loop_answers_correctly() {
+    let gw = Gateway::start();
+    let target = gw.listen.to_string();
+    for proto in ["h1", "h2", "h3"] {
+        let (out, r) = loadtest(
+            &gw,
+            &[
+                "--target",
+                &target,
+                "--protocol",
+                proto,
+                "--duration",
+                "1.5",
+                "--concurrency",
+                "16",
+            ],
+        );
+        assert_clean(&out, &r, proto);
+        // Every kind of the default mix was sent, revoked ones included.
+        for kind in [
+            "green", "yellow", "red", "forged", "expired", "revoked", "card",
+        ] {
+            assert!(
+                r["sent_by_kind"][kind].as_u64().unwrap_or(0) > 0,
+                "{proto} {kind}: {r}"
+            );
+        }
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            table.contains("latency p99") && table.contains("PASS"),
+            "{table}"
+        );
+    }
+    // h2c on the plaintext listener, cold codes.
+    let plain = gw.plain.to_string();
+    let (out, r) = loadtest(
+        &gw,
+        &[
+            "--target",
+            &plain,
+            "--plain",
+            "--protocol",
+            "h2",
+            "--cold",
+            "--requests",
+            "400",
+        ],
+    );
+    assert_clean(&out, &r, "h2c cold");
+    assert_eq!(r["requests"], 400);
+    assert_eq!(r["reused_codes"], 0);
+}
+
+#[test]
+fn open_loop_keeps_its_schedule_and_writes_html() {
+    let gw = Gateway::start();
+    let html = gw.dir.0.join("report.html");
+    let (out, r) = loadtest(
+        &gw,
+        &[
+            "--target",
+            &gw.listen.to_string(),
+            "--protocol",
+            "h2",
+            "--rate",
+            "400",
+            "--duration",
+            "2",
+            "--html",
+            &html.display().to_string(),
+        ],
+    );
+    assert_clean(&out, &r, "open loop");
+    let sent = r["requests"].as_f64().unwrap();
+    assert!(
+        (700.0..=820.0).contains(&sent),
+        "about 400/s for 2 s: {sent}"
+    );
+    assert_eq!(r["run"]["model"], "open loop");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("latency over time"));
+    assert!(!page.contains("src=\"http"), "self-contained");
+}
+
+#[test]
+fn churn_measures_propagation_through_the_feed() {
+    let gw = Gateway::start();
+    let (out, r) = loadtest(
+        &gw,
+        &[
+            "--target",
+            &gw.listen.to_string(),
+            "--duration",
+            "2",
+            "--churn-rate",
+            "10",
+        ],
+    );
+    assert_clean(&out, &r, "churn");
+    let p = &r["propagation"];
+    assert!(p["changes"].as_u64().unwrap() >= 10, "{p}");
+    assert_eq!(p["missed"], 0, "{p}");
+    assert!(p["p99_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_threshold_that_holds_fails_the_exit_code() {
+    let gw = Gateway::start();
+    let (out, r) = loadtest(
+        &gw,
+        &[
+            "--target",
+            &gw.listen.to_string(),
+            "--duration",
+            "0.5",
+            "--fail-if",
+            "p50<1000s",
+            "--fail-if",
+            "wrong>0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(r["passed"], false);
+    assert_eq!(r["thresholds"][0]["failed"], true);
+    assert_eq!(r["thresholds"][1]["failed"], false);
+    schema_check(&r);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED"));
+    // Bad usage: exit 2 with one line.
+    let (out, _) = loadtest(&gw, &["--mix", "green=1,purple=2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("purple"));
+}
+
+#[test]
+fn the_gateway_stopped_midway_gives_errors_and_a_clean_exit() {
+    let mut gw = Gateway::start();
+    let json = gw.dir.0.join("stopped.json");
+    let mut lt = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["--state-dir", &gw.state(), "--no-progress", "--warmup", "0"])
+        .args([
+            "--target",
+            &gw.listen.to_string(),
+            "--duration",
+            "4",
+            "--timeout",
+            "1",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the load is flowing (the gateway has cache hits), then kill it.
+    let start = Instant::now();
+    loop {
+        let hits = gw
+            .status()
+            .and_then(|v| v["sig_cache_hits"].as_u64())
+            .unwrap_or(0);
+        if hits > 100 {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "load never reached the gateway");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = lt.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "loadtest hung after the gateway died"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.code().is_some(), "exited, not killed by a signal");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let errors: u64 = r["errors"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(errors > 0, "{r}");
+    assert!(r["answered"].as_u64().unwrap() > 0);
+    assert_eq!(r["wrong"]["total"], 0);
+    schema_check(&r);
+}
