@@ -20,6 +20,8 @@ use crate::threshold::Threshold;
 
 /// Codes minted for a cold run when nothing else says how many.
 const COLD_DEFAULT: usize = 200_000;
+/// Cold runs: codes set aside for the warm-up (reused during it only).
+const WARMUP_CODES: usize = 1000;
 /// Subjects reserved for churn.
 const CHURN_SUBJECTS: usize = 10_000;
 
@@ -137,6 +139,8 @@ pub struct Args {
 pub struct Setup {
     pub target: Target,
     pub items: Vec<Item>,
+    /// Cold runs: items kept for the warm-up (see `run::Plan`).
+    pub warmup_items: usize,
     pub churn: Vec<Item>,
     pub feed: Option<Feed>,
     pub model: Model,
@@ -243,16 +247,20 @@ impl Args {
                 concurrency: self.concurrency.max(1),
             },
         };
-        let count = if self.cold {
-            self.cold_codes
-                .unwrap_or_else(|| match (self.requests, self.rate) {
-                    (Some(n), _) => n as usize + 1000,
-                    (None, Some(r)) => ((r * (self.duration + self.warmup)) * 1.05) as usize + 100,
-                    (None, None) => COLD_DEFAULT,
-                })
-        } else {
-            self.pool.max(1)
-        };
+        let warmup_items = if self.cold { WARMUP_CODES } else { 0 };
+        let count = warmup_items
+            + if self.cold {
+                self.cold_codes
+                    .unwrap_or_else(|| match (self.requests, self.rate) {
+                        (Some(n), _) => n as usize + 1000,
+                        (None, Some(r)) => {
+                            ((r * (self.duration + self.warmup)) * 1.05) as usize + 100
+                        }
+                        (None, None) => COLD_DEFAULT,
+                    })
+            } else {
+                self.pool.max(1)
+            };
         let now = gateway::unix_now();
         let churn_n = if self.churn_rate.is_some() {
             CHURN_SUBJECTS
@@ -291,6 +299,7 @@ impl Args {
                 timeout,
             },
             items,
+            warmup_items,
             churn,
             feed,
             model,

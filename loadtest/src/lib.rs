@@ -77,6 +77,7 @@ pub async fn execute(a: args::Args) -> Result<Report, String> {
         connections: a.connections,
         model: setup.model,
         bounds: setup.bounds,
+        warmup_items: setup.warmup_items,
         items: Arc::new(setup.items),
         max_outstanding: a.max_outstanding,
     };

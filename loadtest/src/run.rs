@@ -42,6 +42,9 @@ pub struct Plan {
     /// Open loop: most requests waiting for a connection before new ones count as
     /// errors (`overflow`), so memory stays bounded if the server stalls.
     pub max_outstanding: usize,
+    /// Cold runs: the first this many items serve the warm-up, round and round, so the
+    /// measured requests all carry codes never sent before. 0: one pool for both.
+    pub warmup_items: usize,
 }
 
 /// What a run produced.
@@ -58,7 +61,9 @@ struct Shared {
     target: Target,
     conns: Vec<tokio::sync::RwLock<Option<Conn>>>,
     items: Arc<Vec<Item>>,
+    warmup_items: usize,
     next: AtomicUsize,
+    next_warmup: AtomicUsize,
     sent: AtomicU64,
     stop: AtomicBool,
     live: Arc<Live>,
@@ -92,7 +97,12 @@ impl Shared {
                 return None;
             }
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let w = self.warmup_items.min(self.items.len().saturating_sub(1));
+        let i = if measured || w == 0 {
+            w + self.next.fetch_add(1, Ordering::Relaxed)
+        } else {
+            self.next_warmup.fetch_add(1, Ordering::Relaxed) % w
+        };
         Some((i, &self.items[i % self.items.len()]))
     }
 
@@ -157,7 +167,9 @@ pub async fn run(plan: Plan, live: Arc<Live>) -> Outcome {
             .map(|_| tokio::sync::RwLock::new(None))
             .collect(),
         items: plan.items.clone(),
+        warmup_items: plan.warmup_items,
         next: AtomicUsize::new(0),
+        next_warmup: AtomicUsize::new(0),
         sent: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         live,
@@ -252,9 +264,10 @@ pub async fn run(plan: Plan, live: Arc<Live>) -> Outcome {
         .min(end)
         .saturating_duration_since(measure_from);
     let used = shared.next.load(Ordering::Relaxed) as u64;
+    let fresh = plan.items.len().saturating_sub(shared.warmup_items) as u64;
     Outcome {
         recorder,
         elapsed,
-        reused: used.saturating_sub(plan.items.len() as u64),
+        reused: used.saturating_sub(fresh),
     }
 }
