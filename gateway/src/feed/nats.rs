@@ -25,6 +25,8 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How often the stream's head is asked for while idle, and the forgetting rules run.
 const TICK: Duration = Duration::from_secs(1);
+/// During a replay the lag in seconds is measured every this many messages.
+const LAG_EVERY: u64 = 1024;
 /// Messages received but not yet applied, at most.
 const APPLY_QUEUE: usize = 65_536;
 /// A replay longer than this many subjects sizes the status set first.
@@ -245,7 +247,11 @@ async fn run_consumer(
                         continue;
                     };
                     let (seq, pending) = (info.stream_sequence, info.pending);
-                    let waited = time::OffsetDateTime::now_utc() - info.published;
+                    // The lag in seconds, read off the clock now and then during a
+                    // replay (a clock read per message showed in profiles), and always
+                    // once nothing is pending.
+                    let waited = (pending == 0 || seq % LAG_EVERY == 0)
+                        .then(|| time::OffsetDateTime::now_utc() - info.published);
                     if seq <= pipe.forwarded {
                         continue;
                     }
@@ -254,11 +260,11 @@ async fn run_consumer(
                     }
                     pipe.forwarded = seq;
                     app.feed.saw_head(seq + pending);
-                    app.feed.set_lag_time(if pending == 0 {
-                        Duration::ZERO
-                    } else {
-                        waited.try_into().unwrap_or(Duration::ZERO)
-                    });
+                    if pending == 0 {
+                        app.feed.set_lag_time(Duration::ZERO);
+                    } else if let Some(w) = waited {
+                        app.feed.set_lag_time(w.try_into().unwrap_or(Duration::ZERO));
+                    }
                 }
                 Some(Err(e)) => {
                     // The ordered consumer recreates itself after most failures; after
