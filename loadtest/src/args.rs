@@ -66,7 +66,8 @@ pub struct Args {
     /// Connections to open.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
-    /// Closed loop: requests in flight (spread over the connections).
+    /// Closed loop: requests in flight (spread over the connections); open loop: most in
+    /// flight (at least 512).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Open loop: requests started per second (latency from each one's scheduled time).

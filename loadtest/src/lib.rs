@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 use args::Setup;
 use report::Report;
 
+/// Open loop: workers at least (requests in flight at most, per `--concurrency` above it).
+const OPEN_WORKERS_MIN: usize = 512;
+
 /// Exit codes.
 pub const EXIT_PASS: i32 = 0;
 pub const EXIT_FAIL: i32 = 1;
@@ -78,6 +81,7 @@ pub async fn execute(a: args::Args) -> Result<Report, String> {
         model: setup.model,
         bounds: setup.bounds,
         warmup_items: setup.warmup_items,
+        open_workers: a.concurrency.max(OPEN_WORKERS_MIN),
         items: Arc::new(setup.items),
         max_outstanding: a.max_outstanding,
     };

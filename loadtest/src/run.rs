@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
-
 use crate::client::{Conn, Target};
 use crate::mix::{check, Item};
 use crate::stats::{Live, Recorder};
@@ -42,6 +40,8 @@ pub struct Plan {
     /// Open loop: most requests waiting for a connection before new ones count as
     /// errors (`overflow`), so memory stays bounded if the server stalls.
     pub max_outstanding: usize,
+    /// Open loop: workers sending scheduled requests (at most this many in flight).
+    pub open_workers: usize,
     /// Cold runs: the first this many items serve the warm-up, round and round, so the
     /// measured requests all carry codes never sent before. 0: one pool for both.
     pub warmup_items: usize,
@@ -212,51 +212,61 @@ pub async fn run(plan: Plan, live: Arc<Live>) -> Outcome {
             }
         }
         Model::Open { rate } => {
-            let permits = Arc::new(Semaphore::new(plan.max_outstanding.max(1)));
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Recorder>();
+            // A fixed set of workers, each with its own record, takes scheduled requests
+            // from one queue: any free worker takes the next, so requests run as
+            // concurrently as the workers allow, and a request waiting in the queue is
+            // still timed from its scheduled moment.
+            let (tx, rx) =
+                tokio::sync::mpsc::channel::<(usize, Instant)>(plan.max_outstanding.max(1));
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            let mut workers = Vec::new();
+            for _ in 0..plan.open_workers.max(1) {
+                let (s, rx) = (shared.clone(), rx.clone());
+                workers.push(tokio::spawn(async move {
+                    let mut rec = Recorder::default();
+                    loop {
+                        let job = rx.lock().await.recv().await;
+                        let Some((i, intended)) = job else { break };
+                        let item = &s.items[i % s.items.len()];
+                        s.one(i, item, intended, &mut rec).await;
+                    }
+                    rec
+                }));
+            }
             let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
             let mut n: u32 = 0;
-            let mut overflow = Recorder::default();
             loop {
                 let intended = start + interval * n;
                 if intended >= end || shared.stop.load(Ordering::Relaxed) {
                     break;
                 }
-                tokio::time::sleep_until(intended.into()).await;
+                // The timer ticks by the millisecond: requests due within it go out
+                // together, each still timed from its own scheduled moment.
+                if intended > Instant::now() {
+                    tokio::time::sleep_until(intended.into()).await;
+                }
                 let Some((i, _)) = shared.take(limit, intended >= measure_from) else {
                     break;
                 };
                 n = n.saturating_add(1);
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                if tx.try_send((i, intended)).is_err() {
                     // Too many waiting: counted as a failed request at its time.
                     if intended >= measure_from {
                         let sec = intended.duration_since(measure_from).as_secs() as usize;
                         let kind = shared.items[i % shared.items.len()].kind;
-                        overflow.failed(sec, kind, crate::client::ClientError::Timeout);
+                        recorder.failed(sec, kind, crate::client::ClientError::Timeout);
                         shared.live.add(&shared.live.errors);
                     }
-                    continue;
-                };
-                let (s, tx) = (shared.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let mut rec = Recorder::default();
-                    let item = &s.items[i % s.items.len()];
-                    s.one(i, item, intended, &mut rec).await;
-                    drop(permit);
-                    let _ = tx.send(rec);
-                });
-                // Merge finished requests as we go, so memory stays flat.
-                while let Ok(r) = rx.try_recv() {
-                    recorder.merge(r);
                 }
             }
             drop(tx);
-            // Wait for what is in flight, bounded by the request timeout.
+            // Let the workers finish what is queued, bounded by the request timeout.
             let deadline = Instant::now() + plan.target.timeout + Duration::from_secs(1);
-            while let Ok(Some(r)) = tokio::time::timeout_at(deadline.into(), rx.recv()).await {
-                recorder.merge(r);
+            for w in workers {
+                if let Ok(Ok(r)) = tokio::time::timeout_at(deadline.into(), w).await {
+                    recorder.merge(r);
+                }
             }
-            recorder.merge(overflow);
         }
     }
     stopper.abort();
