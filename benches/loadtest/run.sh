@@ -12,7 +12,7 @@ ROUNDS=${ROUNDS:-2}
 cargo build --release -q -p gateway -p gateway-benches -p loadtest --bins
 BIN=target/release
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 STATE="$WORK/state"
 
 taskset -c 0 $BIN/gateway serve --state-dir "$STATE" --listen 127.0.0.1:18443 \

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use gateway_core::trust::RootKey;
+use tokio::sync::mpsc::Receiver;
 use tokio::sync::watch;
 
 use crate::app::App;
@@ -29,6 +30,11 @@ const TICK: Duration = Duration::from_secs(1);
 const LAG_EVERY: u64 = 1024;
 /// Messages received but not yet applied, at most.
 const APPLY_QUEUE: usize = 65_536;
+/// Messages handed to the applier at once, at most.
+const BATCH: usize = 256;
+
+/// Messages in order: (stream sequence, payload).
+type Batch = Vec<(u64, bytes::Bytes)>;
 /// A replay longer than this many subjects sizes the status set first.
 const RESERVE_ABOVE: u64 = 100_000;
 /// Delivery errors in a row before the consumer is rebuilt from our own position.
@@ -114,7 +120,7 @@ pub async fn follow(
     // going while a thread of its own parses and applies (measured: a replay ran at
     // 0.64 of a bare consumer's rate with both on one task). The queue is bounded, so
     // a slow apply slows the consumer, never memory.
-    let (tx, rx) = tokio::sync::mpsc::channel::<(u64, bytes::Bytes)>(APPLY_QUEUE);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(APPLY_QUEUE / BATCH);
     let target = Arc::new(AtomicU64::new(u64::MAX));
     let applier = {
         let (app, target) = (app.clone(), target.clone());
@@ -157,7 +163,7 @@ pub async fn follow(
 
 /// The receiving side of the pipeline, kept across consumers.
 struct Pipe {
-    tx: tokio::sync::mpsc::Sender<(u64, bytes::Bytes)>,
+    tx: tokio::sync::mpsc::Sender<Batch>,
     /// Last position handed to the applier (resuming starts after it).
     forwarded: u64,
     /// The stream's last sequence at boot: caught up once applied (set on first connect).
@@ -166,18 +172,40 @@ struct Pipe {
 }
 
 /// Applies messages in order on the applier thread; marks the feed caught up.
-fn apply_loop(
-    mut rx: tokio::sync::mpsc::Receiver<(u64, bytes::Bytes)>,
-    app: &App,
-    root: Option<&RootKey>,
-    target: &AtomicU64,
-) {
-    while let Some((seq, payload)) = rx.blocking_recv() {
-        super::process(app, root, seq, &payload);
-        if !app.feed.caught_up() && seq >= target.load(Ordering::Relaxed) {
-            app.feed.set_caught_up();
-            tracing::info!(position = seq, "feed caught up");
+fn apply_loop(mut rx: Receiver<Batch>, app: &App, root: Option<&RootKey>, target: &AtomicU64) {
+    while let Some(batch) = rx.blocking_recv() {
+        for (seq, payload) in batch {
+            super::process(app, root, seq, &payload);
+            if !app.feed.caught_up() && seq >= target.load(Ordering::Relaxed) {
+                app.feed.set_caught_up();
+                tracing::info!(position = seq, "feed caught up");
+            }
         }
+    }
+}
+
+/// Records a delivered message into `batch` (skipping one already handed on) and
+/// updates the head and lag.
+fn take(app: &App, pipe: &mut Pipe, msg: &jetstream::Message, batch: &mut Batch) {
+    let Ok(info) = msg.info() else {
+        // Not a JetStream delivery: nothing to position it by.
+        return;
+    };
+    let (seq, pending) = (info.stream_sequence, info.pending);
+    if seq <= pipe.forwarded {
+        return;
+    }
+    batch.push((seq, msg.payload.clone()));
+    pipe.forwarded = seq;
+    app.feed.saw_head(seq + pending);
+    // The lag in seconds, read off the clock now and then during a replay (a clock read
+    // per message showed in profiles), and always once nothing is pending.
+    if pending == 0 {
+        app.feed.set_lag_time(Duration::ZERO);
+    } else if seq % LAG_EVERY == 0 {
+        let waited = time::OffsetDateTime::now_utc() - info.published;
+        app.feed
+            .set_lag_time(waited.try_into().unwrap_or(Duration::ZERO));
     }
 }
 
@@ -239,44 +267,41 @@ async fn run_consumer(
     let mut errors_in_a_row = 0u32;
     loop {
         tokio::select! {
-            m = messages.next() => match m {
-                Some(Ok(msg)) => {
-                    errors_in_a_row = 0;
-                    let Ok(info) = msg.info() else {
-                        // Not a JetStream delivery: nothing to position it by.
-                        continue;
-                    };
-                    let (seq, pending) = (info.stream_sequence, info.pending);
-                    // The lag in seconds, read off the clock now and then during a
-                    // replay (a clock read per message showed in profiles), and always
-                    // once nothing is pending.
-                    let waited = (pending == 0 || seq % LAG_EVERY == 0)
-                        .then(|| time::OffsetDateTime::now_utc() - info.published);
-                    if seq <= pipe.forwarded {
-                        continue;
+            m = messages.next() => {
+                // This message and whatever else has already arrived, up to a batch: the
+                // applier then wakes once per batch, not once per message.
+                let mut batch = Vec::with_capacity(BATCH);
+                let mut next = Some(m);
+                while let Some(m) = next.take() {
+                    match m {
+                        Some(Ok(msg)) => {
+                            errors_in_a_row = 0;
+                            take(app, pipe, &msg, &mut batch);
+                        }
+                        Some(Err(e)) => {
+                            // The ordered consumer recreates itself after most failures;
+                            // after several in a row, start over (with backoff) from our
+                            // own position.
+                            errors_in_a_row += 1;
+                            tracing::warn!(error = %e, "NATS delivery error");
+                            if errors_in_a_row >= MAX_ERRORS_IN_A_ROW {
+                                let _ = pipe.tx.send(batch).await;
+                                return Err(NatsError::Consumer(e.to_string()));
+                            }
+                        }
+                        None => {
+                            let _ = pipe.tx.send(batch).await;
+                            return Err(NatsError::Consumer("message stream ended".into()));
+                        }
                     }
-                    if pipe.tx.send((seq, msg.payload.clone())).await.is_err() {
-                        return Ok(());
-                    }
-                    pipe.forwarded = seq;
-                    app.feed.saw_head(seq + pending);
-                    if pending == 0 {
-                        app.feed.set_lag_time(Duration::ZERO);
-                    } else if let Some(w) = waited {
-                        app.feed.set_lag_time(w.try_into().unwrap_or(Duration::ZERO));
-                    }
-                }
-                Some(Err(e)) => {
-                    // The ordered consumer recreates itself after most failures; after
-                    // several in a row, start over (with backoff) from our own position.
-                    errors_in_a_row += 1;
-                    tracing::warn!(error = %e, "NATS delivery error");
-                    if errors_in_a_row >= MAX_ERRORS_IN_A_ROW {
-                        return Err(NatsError::Consumer(e.to_string()));
+                    if batch.len() < BATCH {
+                        next = messages.next().now_or_never();
                     }
                 }
-                None => return Err(NatsError::Consumer("message stream ended".into())),
-            },
+                if !batch.is_empty() && pipe.tx.send(batch).await.is_err() {
+                    return Ok(());
+                }
+            }
             _ = tick.tick() => {
                 if last_forget.elapsed() >= FORGET_EVERY {
                     *last_forget = tokio::time::Instant::now();
