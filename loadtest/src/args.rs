@@ -9,7 +9,11 @@ use std::time::Duration;
 use clap::Parser;
 use gateway::config::{FeedSource, NatsAuth};
 use gateway::dev::DevSetup;
+use gateway_core::policy::reference_policy_json;
 use gateway_core::pseudonym::PseudonymKey;
+use gateway_core::trust::RootKey;
+use gateway_core::Policy;
+use std::sync::Arc;
 
 use crate::churn::Feed;
 use crate::client::{Protocol, Target};
@@ -70,6 +74,10 @@ pub struct Args {
     /// flight (at least 512).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Concurrent streams per HTTP/2 or HTTP/3 connection (sets --concurrency to
+    /// connections × streams).
+    #[arg(long)]
+    pub streams: Option<usize>,
     /// Open loop: requests started per second (latency from each one's scheduled time).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -89,6 +97,17 @@ pub struct Args {
     /// A file holding the mix (the same text, or a JSON object of weights).
     #[arg(long, conflicts_with = "mix")]
     pub mix_file: Option<PathBuf>,
+    /// Venue categories to scan at, in turn at random (`bus,school,public`); the expected
+    /// answer at each comes from the gateway's policy.
+    #[arg(long, default_value = "bus", value_delimiter = ',')]
+    pub venues: Vec<String>,
+    /// The gateway's signed policy (default: the state directory's), checked with
+    /// --root-key (default: the state directory's); the reference policy of `policy.md`
+    /// when neither is there.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    #[arg(long)]
+    pub root_key: Option<PathBuf>,
     /// Every request a code never sent before (the gateway verifies every signature).
     #[arg(long)]
     pub cold: bool,
@@ -162,6 +181,28 @@ fn secs(v: f64, flag: &str) -> Result<Duration, String> {
 }
 
 impl Args {
+    /// Requests in flight (closed loop), from --streams when given.
+    pub fn concurrency(&self) -> usize {
+        match self.streams {
+            Some(s) => (s * self.connections).max(1),
+            None => self.concurrency.max(1),
+        }
+    }
+
+    /// The gateway's policy, for the expected answers.
+    fn load_policy(&self, dev: &DevSetup) -> Result<Policy, String> {
+        let path = self.policy.clone().unwrap_or_else(|| dev.policy());
+        let root = self.root_key.clone().unwrap_or_else(|| dev.root_pub());
+        if !path.exists() && self.policy.is_none() {
+            return Policy::from_json(reference_policy_json(1).as_bytes())
+                .map_err(|e| e.to_string());
+        }
+        let text = read_line(&path)?;
+        let root = RootKey::from_b64(&read_line(&root)?)
+            .map_err(|e| format!("{}: {e}", root.display()))?;
+        Policy::from_signed(&text, &root).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     fn parsed_mix(&self) -> Result<Mix, String> {
         let text = match (&self.mix, &self.mix_file) {
             (Some(m), _) => m.clone(),
@@ -231,6 +272,7 @@ impl Args {
             }),
             None => None,
         };
+        let policy = Arc::new(self.load_policy(&dev)?);
         let mut mix = self.parsed_mix()?;
         if feed.is_none() {
             mix.weights.retain(|(k, _)| *k != Kind::Revoked);
@@ -245,7 +287,7 @@ impl Args {
             Some(r) if r > 0.0 && r.is_finite() => Model::Open { rate: r },
             Some(_) => return Err("--rate must be above 0".into()),
             None => Model::Closed {
-                concurrency: self.concurrency.max(1),
+                concurrency: self.concurrency(),
             },
         };
         let warmup_items = if self.cold { WARMUP_CODES } else { 0 };
@@ -268,7 +310,14 @@ impl Args {
         } else {
             0
         };
-        let (items, churn) = mint_all(issuer, pseudonyms, &mix, self.seed, now, count, churn_n)?;
+        let minting = Minting {
+            mix: &mix,
+            policy,
+            venues: &self.venues,
+            seed: self.seed,
+            now,
+        };
+        let (items, churn) = mint_all(issuer, pseudonyms, &minting, count, churn_n)?;
         let thresholds = self
             .fail_if
             .iter()
@@ -283,7 +332,7 @@ impl Args {
                 Model::Closed { .. } => "closed loop".into(),
             },
             rate: self.rate,
-            concurrency: self.rate.is_none().then_some(self.concurrency),
+            concurrency: self.rate.is_none().then_some(self.concurrency()),
             connections: self.connections,
             codes: if self.cold { "cold" } else { "warm" }.into(),
             pool: items.len(),
@@ -316,13 +365,20 @@ impl Args {
     }
 }
 
-/// Mints `count` items of the mix and `churn` green ones, on both cores.
+/// What every minting thread shares.
+struct Minting<'a> {
+    mix: &'a Mix,
+    policy: Arc<Policy>,
+    venues: &'a [String],
+    seed: u64,
+    now: u64,
+}
+
+/// Mints `count` items of the mix and `churn` green ones, on every core.
 fn mint_all(
     issuer: gateway_core::mint::Issuer,
     pseudonyms: Option<[u8; 32]>,
-    mix: &Mix,
-    seed: u64,
-    now: u64,
+    m: &Minting<'_>,
     count: usize,
     churn: usize,
 ) -> Result<(Vec<Item>, Vec<Item>), String> {
@@ -330,36 +386,37 @@ fn mint_all(
         .map_or(1, |n| n.get())
         .min(8);
     let per = count.div_ceil(threads);
-    let seed_bytes = issuer.key.secret_bytes();
+    let secret = issuer.key.secret_bytes();
     let alg = issuer.key.alg();
+    let minter = |seed: u64| -> Result<Minter, String> {
+        let key = match alg {
+            gateway_core::cose::Alg::EdDsa => {
+                let b: [u8; 32] = secret
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| "issuer key".to_owned())?;
+                gateway_core::mint::SigningKey::ed25519(&b)
+            }
+            gateway_core::cose::Alg::Es256 => {
+                gateway_core::mint::SigningKey::es256(&secret).map_err(|e| e.to_string())?
+            }
+        };
+        let issuer = gateway_core::mint::Issuer {
+            kid: issuer.kid.clone(),
+            issuer: issuer.issuer.clone(),
+            key,
+        };
+        let pk = pseudonyms.map(|b| PseudonymKey::new(&b));
+        Minter::new(issuer, pk, m.mix, m.policy.clone(), m.venues, seed, m.now)
+    };
     let parts: Vec<Result<Vec<Item>, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (iss, kid) = (issuer.issuer.clone(), issuer.kid.clone());
-                let pk = pseudonyms.map(|b| PseudonymKey::new(&b));
-                let seed_bytes = seed_bytes.clone();
+                let minter = &minter;
                 s.spawn(move || {
-                    let key = match alg {
-                        gateway_core::cose::Alg::EdDsa => {
-                            let b: [u8; 32] = seed_bytes
-                                .as_slice()
-                                .try_into()
-                                .map_err(|_| "issuer key".to_owned())?;
-                            gateway_core::mint::SigningKey::ed25519(&b)
-                        }
-                        gateway_core::cose::Alg::Es256 => {
-                            gateway_core::mint::SigningKey::es256(&seed_bytes)
-                                .map_err(|e| e.to_string())?
-                        }
-                    };
-                    let issuer = gateway_core::mint::Issuer {
-                        kid,
-                        issuer: iss,
-                        key,
-                    };
-                    let mut m = Minter::new(issuer, pk, mix, seed.wrapping_add(t as u64), now)?;
+                    let mut mt = minter(m.seed.wrapping_add(t as u64))?;
                     let n = per.min(count.saturating_sub(t * per));
-                    (0..n).map(|_| m.next_item()).collect()
+                    (0..n).map(|_| mt.next_item()).collect()
                 })
             })
             .collect();
@@ -375,10 +432,9 @@ fn mint_all(
     for p in parts {
         items.extend(p?);
     }
-    let pk = pseudonyms.map(|b| PseudonymKey::new(&b));
-    let mut m = Minter::new(issuer, pk, mix, seed ^ 0xC4_0000, now)?;
+    let mut mt = minter(m.seed ^ 0xC4_0000)?;
     let churn = (0..churn)
-        .map(|_| m.make(Kind::Green))
+        .map(|_| mt.make(Kind::Green))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((items, churn))
 }

@@ -97,7 +97,7 @@ pub async fn run(
         }
         let t = target.clone();
         probes.push(tokio::spawn(async move {
-            probe(&t, item.path, item.body, published).await
+            probe(&t, &item.path, item.body, published).await
         }));
     }
     for p in probes {

@@ -81,7 +81,7 @@ pub async fn execute(a: args::Args) -> Result<Report, String> {
         model: setup.model,
         bounds: setup.bounds,
         warmup_items: setup.warmup_items,
-        open_workers: a.concurrency.max(OPEN_WORKERS_MIN),
+        open_workers: a.concurrency().max(OPEN_WORKERS_MIN),
         items: Arc::new(setup.items),
         max_outstanding: a.max_outstanding,
     };
@@ -109,7 +109,7 @@ async fn wait_denied(t: &client::Target, item: &mix::Item) -> Result<(), String>
         .await
         .map_err(|e| format!("cannot connect to {}: {}", t.addr, e.name()))?;
     while start.elapsed() < Duration::from_secs(30) {
-        if let Ok((200, body)) = conn.post(t, item.path, item.body.clone(), item.json).await {
+        if let Ok((200, body)) = conn.post(t, &item.path, item.body.clone(), item.json).await {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             if v["reason"] == "token_revoked" {
                 return Ok(());

@@ -8,10 +8,12 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use gateway_core::mint::{Issuer, SigningKey};
+use gateway_core::policy::VenueId;
 use gateway_core::pseudonym::{CardKind, PseudonymKey};
 use gateway_core::token::{Companion, NewClaims};
-use gateway_core::{Color, Sub};
+use gateway_core::{Color, Policy, Sub, Verdict};
 use rand::{Rng, SeedableRng};
+use std::sync::Arc;
 
 /// Kinds of request, in the order of `--mix`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,7 +137,7 @@ pub struct Expect {
 pub struct Item {
     pub kind: Kind,
     /// `/v1/verify?venue=…` (text/plain body) or `/v1/verify/card` (JSON body).
-    pub path: &'static str,
+    pub path: String,
     pub body: Bytes,
     pub json: bool,
     pub expect: Expect,
@@ -153,23 +155,35 @@ pub struct Minter {
     rng: rand::rngs::StdRng,
     mix: Vec<(Kind, u32)>,
     total: u32,
-    pub venue: &'static str,
+    /// The gateway's policy: the expected answers at each venue come from it.
+    policy: Arc<Policy>,
+    venues: Vec<(String, VenueId)>,
     now: u64,
     serial: u64,
 }
-
-/// A venue at which yellow is allowed with a mask (`bus`) — the expectations below
-/// assume it; `school` is used for the `venue_restricted` share of yellow.
-const VENUE: &str = "bus";
 
 impl Minter {
     pub fn new(
         issuer: Issuer,
         pseudonyms: Option<PseudonymKey>,
         mix: &Mix,
+        policy: Arc<Policy>,
+        venues: &[String],
         seed: u64,
         now: u64,
     ) -> Result<Minter, String> {
+        let venues = venues
+            .iter()
+            .map(|v| {
+                policy
+                    .venue(v)
+                    .map(|id| (v.clone(), id))
+                    .ok_or_else(|| format!("venue {v:?} is not in the gateway's policy"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if venues.is_empty() {
+            return Err("no venue given".into());
+        }
         let stranger = Issuer {
             kid: b"lt-stranger".to_vec(),
             issuer: issuer.issuer.clone(),
@@ -189,7 +203,8 @@ impl Minter {
             rng: rand::rngs::StdRng::seed_from_u64(seed),
             total: weights.iter().map(|(_, w)| w).sum(),
             mix: weights,
-            venue: VENUE,
+            policy,
+            venues,
             now,
             serial: 0,
         })
@@ -236,12 +251,21 @@ impl Minter {
         self.make(kind)
     }
 
-    /// A request of the given kind.
+    /// A request of the given kind, at a venue of the list.
     pub fn make(&mut self, kind: Kind) -> Result<Item, String> {
-        let allow = |reason| Expect {
-            allow: true,
-            reason,
-            companions: None,
+        let (venue, vid) = self.venues[self.rng.gen_range(0..self.venues.len())].clone();
+        let judged = |policy: &Policy, color| {
+            let j = policy.judge(vid, color);
+            (j.verdict == Verdict::Allow, j.reason.label())
+        };
+        let policy = self.policy.clone();
+        let by_policy = |color| {
+            let (allow, reason) = judged(&policy, color);
+            Expect {
+                allow,
+                reason,
+                companions: None,
+            }
         };
         let deny = |reason| Expect {
             allow: false,
@@ -252,23 +276,25 @@ impl Minter {
         let (code, expect, sub) = match kind {
             Kind::Green | Kind::Revoked => {
                 let c = self.claims(Color::Green);
-                if kind == Kind::Revoked {
-                    cti = Some(c.cti.clone());
-                }
                 let e = if kind == Kind::Revoked {
+                    cti = Some(c.cti.clone());
                     deny("token_revoked")
                 } else {
-                    allow("ok")
+                    by_policy(Color::Green)
                 };
                 (self.code(&self.issuer, &c)?, e, c.sub)
             }
             Kind::Yellow => {
                 let c = self.claims(Color::Yellow);
-                (self.code(&self.issuer, &c)?, allow("ok"), c.sub)
+                (
+                    self.code(&self.issuer, &c)?,
+                    by_policy(Color::Yellow),
+                    c.sub,
+                )
             }
             Kind::Red => {
                 let c = self.claims(Color::Red);
-                (self.code(&self.issuer, &c)?, deny("red_code"), c.sub)
+                (self.code(&self.issuer, &c)?, by_policy(Color::Red), c.sub)
             }
             Kind::Companions => {
                 let mut c = self.claims(Color::Green);
@@ -278,9 +304,9 @@ impl Minter {
                 for i in 0..n {
                     let mut s = [0u8; 16];
                     self.rng.fill(&mut s[..]);
-                    // Every third companion is red (denied), the others green.
-                    let color = if i % 3 == 2 { Color::Red } else { Color::Green };
-                    if color != Color::Red {
+                    // Companions in turn green, yellow, red: each decided on its own.
+                    let color = [Color::Green, Color::Yellow, Color::Red][i % 3];
+                    if judged(&policy, color).0 {
                         allowed += 1;
                     }
                     with.push(Companion {
@@ -290,7 +316,7 @@ impl Minter {
                     });
                 }
                 c.with = Some(with);
-                let mut e = allow("ok");
+                let mut e = by_policy(Color::Green);
                 e.companions = Some((allowed, n));
                 (self.code(&self.issuer, &c)?, e, c.sub)
             }
@@ -302,14 +328,14 @@ impl Minter {
             }
             Kind::Forged => {
                 let c = self.claims(Color::Green);
-                let mut code = self.code(&self.issuer, &c)?;
+                let code = self.code(&self.issuer, &c)?;
                 // Another claim set signed by the same key: swap its signature in, so the
                 // code decodes but the signature does not match (bad_signature).
                 let mut c2 = c.clone();
                 c2.exp += 1;
                 let other = self.code(&self.issuer, &c2)?;
-                code = splice_signature(&code, &other).ok_or("forging failed")?;
-                (code, deny("bad_signature"), c.sub)
+                let forged = splice_signature(&code, &other).ok_or("forging failed")?;
+                (forged, deny("bad_signature"), c.sub)
             }
             Kind::UnknownKey => {
                 let c = self.claims(Color::Green);
@@ -328,14 +354,20 @@ impl Minter {
                     Some(k) => k.pseudonym(CardKind::IdCard, &number),
                     None => return Err("card checks need the pseudonym key".into()),
                 };
+                // Not in the status set: green (policy.md, card checks).
+                let j = self.policy.judge_card(vid, Color::Green);
                 let body =
-                    serde_json::json!({"card_kind": "id_card", "number": number, "venue": VENUE});
+                    serde_json::json!({"card_kind": "id_card", "number": number, "venue": venue});
                 return Ok(Item {
                     kind,
-                    path: "/v1/verify/card",
+                    path: "/v1/verify/card".into(),
                     body: Bytes::from(body.to_string()),
                     json: true,
-                    expect: allow("ok"),
+                    expect: Expect {
+                        allow: j.verdict == Verdict::Allow,
+                        reason: j.reason.label(),
+                        companions: None,
+                    },
                     cti: None,
                     sub,
                 });
@@ -343,7 +375,7 @@ impl Minter {
         };
         Ok(Item {
             kind,
-            path: "/v1/verify?venue=bus",
+            path: format!("/v1/verify?venue={venue}"),
             body: Bytes::from(code),
             json: false,
             expect,

@@ -115,7 +115,7 @@ impl Shared {
         let result = match self.conn(c).await {
             Some(conn) => {
                 let r = conn
-                    .post(&self.target, item.path, item.body.clone(), item.json)
+                    .post(&self.target, &item.path, item.body.clone(), item.json)
                     .await;
                 if r.is_err() {
                     self.drop_conn(c).await;

@@ -205,7 +205,8 @@ fn every_protocol_closed_loop_answers_correctly() {
             "{table}"
         );
     }
-    // h2c on the plaintext listener, cold codes.
+    // h2c on the plaintext listener, cold codes, several venues (yellow is allowed with
+    // a mask on a bus, denied at a school; the expectations come from the policy).
     let plain = gw.plain.to_string();
     let (out, r) = loadtest(
         &gw,
@@ -218,6 +219,14 @@ fn every_protocol_closed_loop_answers_correctly() {
             "--cold",
             "--requests",
             "400",
+            "--venues",
+            "bus,school,public",
+            "--mix",
+            "green=1,yellow=3,companions=1,card=1",
+            "--connections",
+            "2",
+            "--streams",
+            "8",
         ],
     );
     assert_clean(&out, &r, "h2c cold");
