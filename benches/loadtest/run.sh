@@ -50,12 +50,14 @@ for r in $(seq "$ROUNDS"); do
     printf '%-5s %-5s %-34s %-34s %s\n' "$r" "$p" "$g" "$m" "$(ratio "${g%% *}" "${m%% *}")"
   done
 done
-echo "== cold (every code new), closed loop, 64 in flight"
+echo "== cold (every code new), closed loop, 64 in flight: vs the minimal server, and vs the core's cold rate"
 for p in h1 h2 h3; do
   c=$(conns $p)
   g=$(lt 127.0.0.1:18443 $p $GREEN --connections "$c" --concurrency 64 --cold)
+  m=$(lt 127.0.0.1:18444 $p $GREEN --connections "$c" --concurrency 64 --cold)
   core=$(taskset -c 0 $BIN/core_rate 3)
-  printf 'cold %-4s gateway %-34s core decisions/s %-8s ratio %s\n' "$p" "$g" "$core" "$(ratio "${g%% *}" "$core")"
+  printf 'cold %-4s gateway %-30s minimal %-30s ratio %s | core decisions/s %-8s ratio %s\n' "$p" "$g" "$m" \
+    "$(ratio "${g%% *}" "${m%% *}")" "$core" "$(ratio "${g%% *}" "$core")"
 done
 echo "== where latency leaves its floor: HTTP/2 open loop, warm, default mix"
 for rate in 2000 5000 10000 20000 30000 40000 50000 60000; do
@@ -65,9 +67,15 @@ echo "== propagation under churn: HTTP/2 open loop 10000/s, 20 changes/s through
 taskset -c 1 $BIN/loadtest --state-dir "$STATE" --target 127.0.0.1:18443 --protocol h2 \
   --connections 4 --rate 10000 --duration "$((SECS * 2))" --warmup 1 --churn-rate 20 --no-progress \
   --json "$WORK/churn.json" | sed -n '1,20p'
-if command -v oha >/dev/null; then
-  echo "== oha (HTTP/3) against the minimal h3 server, same duration"
+OHA=${OHA:-$(command -v oha || true)}
+if [ -n "$OHA" ]; then
+  echo "== HTTP/3 clients on the same server (the minimal h3 server), 64 in flight, one code repeated"
   CODE=$($BIN/gateway mint --state-dir "$STATE" --card-kind id_card --number 1 --validity 21600)
-  taskset -c 1 oha --http-version 3 -z "${SECS}s" -c 64 --insecure -m POST -d "$CODE" \
-    "https://127.0.0.1:18444/v1/verify?venue=bus" | sed -n '1,12p'
+  for r in 1 2; do
+    o=$(taskset -c 1 "$OHA" --http-version 3 -z "${SECS}s" -c 64 --insecure --no-tui -m POST -d "$CODE" \
+      -H "authorization: Bearer $(cat "$STATE/api.key")" -H 'content-type: text/plain' \
+      "https://localhost:18444/v1/verify?venue=bus" 2>&1 | awk '/Requests\/sec/ {print $2}')
+    l=$(lt 127.0.0.1:18444 h3 $GREEN --connections 64 --concurrency 64 --pool 1)
+    printf 'round %s: oha %s req/s | loadtest %s\n' "$r" "$o" "$l"
+  done
 fi

@@ -185,3 +185,28 @@ pub mod dash {
         }
     }
 }
+
+/// The fixed answer of the minimal servers: a verify answer of the gateway's shape.
+pub const FIXED_ANSWER: &str = r#"{"decision":"allow","color":"green","reason":"ok","conditions":[],"policy_version":1,"feed_seq":0,"stale":false}"#;
+
+/// The baseline servers' arguments `CERT KEY ADDR`, the certificate chain and key read.
+pub fn server_args(
+    usage: &str,
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+    String,
+) {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, cert, key, addr] = args.as_slice() else {
+        eprintln!("usage: {usage} CERT KEY ADDR");
+        std::process::exit(2);
+    };
+    let certs = rustls_pemfile::certs(&mut std::fs::read(cert).expect("cert").as_slice())
+        .collect::<Result<_, _>>()
+        .expect("pem");
+    let key = rustls_pemfile::private_key(&mut std::fs::read(key).expect("key").as_slice())
+        .expect("pem")
+        .expect("a key");
+    (certs, key, addr.clone())
+}

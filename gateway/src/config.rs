@@ -253,6 +253,34 @@ pub struct NatsAuth {
     pub ca: Option<PathBuf>,
 }
 
+/// The broker flags of the commands that publish to NATS (`gateway publish`,
+/// `loadtest`); `serve` has the same three in its TOML-capable flag set.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NatsArgs {
+    /// NATS: a file holding the broker's auth token (one line).
+    #[arg(long)]
+    pub nats_token_file: Option<PathBuf>,
+    /// NATS: a `.creds` file (user JWT and NKey seed).
+    #[arg(long)]
+    pub nats_creds: Option<PathBuf>,
+    /// NATS: PEM CA bundle for the broker's certificate; TLS to the broker is then required.
+    #[arg(long)]
+    pub nats_ca: Option<PathBuf>,
+    /// NATS subject prefix of the events (`PREFIX.status.<sub>`, …).
+    #[arg(long, default_value = "jkm")]
+    pub subject_prefix: String,
+}
+
+impl NatsArgs {
+    pub fn auth(&self) -> NatsAuth {
+        NatsAuth {
+            token_file: self.nats_token_file.clone(),
+            creds: self.nats_creds.clone(),
+            ca: self.nats_ca.clone(),
+        }
+    }
+}
+
 /// Default state directory (relative to the working directory).
 pub const DEFAULT_STATE_DIR: &str = "gateway-state";
 

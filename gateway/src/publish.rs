@@ -25,7 +25,7 @@ use gateway_core::trust::RootKey;
 use gateway_core::{b64, feed_event, Color, Sub};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, FeedSource, NatsAuth, DEFAULT_STATE_DIR};
+use crate::config::{ConfigError, FeedSource, NatsArgs, NatsAuth, DEFAULT_STATE_DIR};
 use crate::dev::{read_b64_32, DevSetup};
 use crate::issue::FeedEvent;
 
@@ -52,21 +52,11 @@ pub struct PublishArgs {
     /// Root public key: `key` and `policy` events are checked against it before sending.
     #[arg(long)]
     pub root_key: Option<PathBuf>,
-    /// NATS subject prefix.
-    #[arg(long, default_value = "jkm")]
-    pub subject_prefix: String,
     /// NATS: replicas of the stream when this command creates it (3 on a cluster).
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
-    /// NATS: a file holding the broker's auth token.
-    #[arg(long)]
-    pub nats_token_file: Option<PathBuf>,
-    /// NATS: a `.creds` file.
-    #[arg(long)]
-    pub nats_creds: Option<PathBuf>,
-    /// NATS: PEM CA bundle for the broker (TLS required).
-    #[arg(long)]
-    pub nats_ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// One event from the command line (instead of --events or --facts).
@@ -242,20 +232,17 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
             Ok(format!("{n} events appended to {}", path.display()))
         }
         FeedSource::Nats { url, stream } => {
+            let prefix = &a.nats.subject_prefix;
             let out: Vec<Outgoing> = lines
                 .into_iter()
-                .map(|line| Outgoing::new(&a.subject_prefix, line))
+                .map(|line| Outgoing::new(prefix, line))
                 .collect();
-            let auth = NatsAuth {
-                token_file: a.nats_token_file.clone(),
-                creds: a.nats_creds.clone(),
-                ca: a.nats_ca.clone(),
-            };
+            let auth = a.nats.auth();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| ConfigError(format!("runtime: {e}")))?;
-            let config = stream_config(&stream, &a.subject_prefix, a.replicas);
+            let config = stream_config(&stream, prefix, a.replicas);
             let last = rt.block_on(send(&url, &config, &auth, out))?;
             Ok(format!(
                 "{n} events published to {url}/{stream} (last sequence {last})"

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use gateway::config::{FeedSource, NatsAuth};
+use gateway::config::{FeedSource, NatsArgs};
 use gateway::dev::DevSetup;
 use gateway_core::policy::reference_policy_json;
 use gateway_core::pseudonym::PseudonymKey;
@@ -121,14 +121,8 @@ pub struct Args {
     /// `nats://HOST:PORT/STREAM` (default: the state directory's feed file, if any).
     #[arg(long)]
     pub feed: Option<String>,
-    #[arg(long)]
-    pub nats_token_file: Option<PathBuf>,
-    #[arg(long)]
-    pub nats_creds: Option<PathBuf>,
-    #[arg(long)]
-    pub nats_ca: Option<PathBuf>,
-    #[arg(long, default_value = "jkm")]
-    pub subject_prefix: String,
+    #[command(flatten)]
+    pub nats: NatsArgs,
     /// Status changes per second published while the load runs (needs a feed).
     #[arg(long)]
     pub churn_rate: Option<f64>,
@@ -263,12 +257,8 @@ impl Args {
         let feed = match feed_text {
             Some(f) => Some(Feed {
                 source: FeedSource::parse(&f).map_err(|e| e.0)?,
-                auth: NatsAuth {
-                    token_file: self.nats_token_file.clone(),
-                    creds: self.nats_creds.clone(),
-                    ca: self.nats_ca.clone(),
-                },
-                prefix: self.subject_prefix.clone(),
+                auth: self.nats.auth(),
+                prefix: self.nats.subject_prefix.clone(),
             }),
             None => None,
         };

@@ -6,23 +6,10 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 
-const BODY: &str = r#"{"decision":"allow","color":"green","reason":"ok","conditions":[],"policy_version":1,"feed_seq":0,"stale":false}"#;
+use gateway_benches::FIXED_ANSWER as BODY;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let (cert, key, addr) = match args.as_slice() {
-        [_, c, k, a] => (c.clone(), k.clone(), a.clone()),
-        _ => {
-            eprintln!("usage: minimal_h3 CERT KEY ADDR");
-            std::process::exit(2);
-        }
-    };
-    let certs: Vec<_> = rustls_pemfile::certs(&mut std::fs::read(&cert).expect("cert").as_slice())
-        .collect::<Result<_, _>>()
-        .expect("pem");
-    let key = rustls_pemfile::private_key(&mut std::fs::read(&key).expect("key").as_slice())
-        .expect("pem")
-        .expect("a key");
+    let (certs, key, addr) = gateway_benches::server_args("minimal_h3");
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
