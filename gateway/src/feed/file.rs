@@ -15,8 +15,6 @@ use crate::app::App;
 const POLL: Duration = Duration::from_millis(50);
 /// Longest line kept; a longer one is skipped whole (it still takes its position).
 const MAX_LINE: usize = 1 << 20;
-/// How often the forgetting rules of `feed.md` run.
-const FORGET_EVERY: Duration = Duration::from_secs(60);
 
 /// Follows `path` until `stop` turns true, applying the lines after `app.feed.position()`
 /// (the snapshot's position; 0 replays every line).
@@ -37,7 +35,6 @@ pub async fn follow(
     let mut position = 0u64;
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 256 * 1024];
-    let mut last_forget = tokio::time::Instant::now();
     // Set while the rest of an over-long line is being skipped.
     let mut skipping = false;
     loop {
@@ -83,11 +80,6 @@ pub async fn follow(
             }
             app.feed.set_caught_up();
             tracing::info!(position, "feed caught up");
-        }
-        if last_forget.elapsed() >= FORGET_EVERY {
-            last_forget = tokio::time::Instant::now();
-            let (s, r) = app.verifier.forget(app.now());
-            tracing::debug!(statuses = s, revocations = r, "forgetting rules ran");
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}

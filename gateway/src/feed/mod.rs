@@ -45,6 +45,7 @@ pub async fn run(
     };
     app.feed.resume_at(loaded.position);
     let rate = tokio::spawn(apply_rate(app.clone(), stop.clone()));
+    let forgetting = tokio::spawn(forgetting(app.clone(), stop.clone()));
     let snapshots = tokio::spawn(snapshots(
         store,
         plan.snapshot_every,
@@ -59,6 +60,7 @@ pub async fn run(
         }
     }
     rate.abort();
+    forgetting.abort();
     let _ = snapshots.await;
 }
 
@@ -95,6 +97,23 @@ async fn snapshots(
         if stopping {
             return;
         }
+    }
+}
+
+/// How often the forgetting rules of `feed.md` run.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs the forgetting rules of `feed.md` every [`FORGET_EVERY`], whatever the source.
+async fn forgetting(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(FORGET_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let (s, r) = app.verifier.forget(app.now());
+        tracing::debug!(statuses = s, revocations = r, "forgetting rules ran");
     }
 }
 

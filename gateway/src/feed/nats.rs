@@ -24,8 +24,6 @@ use crate::config::NatsAuth;
 /// Backoff between attempts to (re)build the consumer: doubling from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How often the stream's head is asked for while idle, and the forgetting rules run.
-const TICK: Duration = Duration::from_secs(1);
 /// During a replay the lag in seconds is measured every this many messages.
 const LAG_EVERY: u64 = 1024;
 /// Messages received but not yet applied, at most.
@@ -39,8 +37,6 @@ type Batch = Vec<(u64, bytes::Bytes)>;
 const RESERVE_ABOVE: u64 = 100_000;
 /// Delivery errors in a row before the consumer is rebuilt from our own position.
 const MAX_ERRORS_IN_A_ROW: u32 = 3;
-/// How often the forgetting rules of `feed.md` run.
-const FORGET_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the broker could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -135,9 +131,8 @@ pub async fn follow(
         boot_head: None,
     };
     let mut backoff = BACKOFF_FIRST;
-    let mut last_forget = tokio::time::Instant::now();
     loop {
-        let attempt = run_consumer(&js, &stream, &app, &mut pipe, &mut last_forget, &mut stop);
+        let attempt = run_consumer(&js, &stream, &app, &mut pipe, &mut stop);
         let began = tokio::time::Instant::now();
         match attempt.await {
             Ok(()) => break,
@@ -216,7 +211,6 @@ async fn run_consumer(
     name: &str,
     app: &App,
     pipe: &mut Pipe,
-    last_forget: &mut tokio::time::Instant,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), NatsError> {
     let mut stream = js
@@ -263,7 +257,6 @@ async fn run_consumer(
         .await
         .map_err(|e| NatsError::Consumer(e.to_string()))?;
     tracing::info!(stream = name, start, head, "NATS feed consuming");
-    let mut tick = tokio::time::interval(TICK);
     let mut errors_in_a_row = 0u32;
     loop {
         tokio::select! {
@@ -300,13 +293,6 @@ async fn run_consumer(
                 }
                 if !batch.is_empty() && pipe.tx.send(batch).await.is_err() {
                     return Ok(());
-                }
-            }
-            _ = tick.tick() => {
-                if last_forget.elapsed() >= FORGET_EVERY {
-                    *last_forget = tokio::time::Instant::now();
-                    let (s, r) = app.verifier.forget(app.now());
-                    tracing::debug!(statuses = s, revocations = r, "forgetting rules ran");
                 }
             }
             _ = stop.changed() => return Ok(()),
