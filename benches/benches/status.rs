@@ -131,6 +131,20 @@ fn feed_apply(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    g.bench_function("parse_status_lines", |b| {
+        b.iter(|| {
+            for l in &lines {
+                black_box(feed_event::parse(l.as_bytes(), None).expect("valid line"));
+            }
+        })
+    });
+    g.bench_function("parse_status_lines_serde_only", |b| {
+        b.iter(|| {
+            for l in &lines {
+                black_box(feed_event::parse_generic(l.as_bytes(), None).expect("valid line"));
+            }
+        })
+    });
     let events: Vec<_> = lines
         .iter()
         .map(|l| feed_event::parse(l.as_bytes(), None).expect("valid line"))

@@ -9,10 +9,10 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::b64;
 use crate::policy::{Policy, PolicyError};
 use crate::status::{Color, Cti, Status, Sub};
 use crate::trust::{self, KeyError, Kid, RootDocError, RootKey, TrustEntry, TrustedKey};
+use crate::{b64, feed_scan};
 
 /// A feed event, checked and ready to apply.
 #[derive(Debug, Clone)]
@@ -86,26 +86,43 @@ impl From<serde_json::Error> for FeedError {
 
 /// Every field of every event type, all optional: one flat struct parses faster than
 /// an internally tagged enum (serde buffers those), and unknown fields are ignored.
+/// Filled by `feed_scan` for the common shape, by serde otherwise.
 #[derive(Deserialize)]
-struct RawEvent<'a> {
+pub(crate) struct RawEvent<'a> {
     #[serde(rename = "type", borrow)]
-    ty: Cow<'a, str>,
+    pub ty: Cow<'a, str>,
     #[serde(borrow, default)]
-    sub: Option<Cow<'a, str>>,
+    pub sub: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    color: Option<Cow<'a, str>>,
+    pub color: Option<Cow<'a, str>>,
     #[serde(default)]
-    ver: Option<u64>,
+    pub ver: Option<u64>,
     #[serde(default)]
-    why: Option<u64>,
+    pub why: Option<u64>,
     #[serde(borrow, default)]
-    at: Option<Cow<'a, str>>,
+    pub at: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    cti: Option<Cow<'a, str>>,
+    pub cti: Option<Cow<'a, str>>,
     #[serde(default)]
-    exp: Option<u64>,
+    pub exp: Option<u64>,
     #[serde(borrow, default)]
-    signed: Option<Cow<'a, str>>,
+    pub signed: Option<Cow<'a, str>>,
+}
+
+impl RawEvent<'_> {
+    pub(crate) fn empty() -> Self {
+        RawEvent {
+            ty: Cow::Borrowed(""),
+            sub: None,
+            color: None,
+            ver: None,
+            why: None,
+            at: None,
+            cti: None,
+            exp: None,
+            signed: None,
+        }
+    }
 }
 
 /// The payload of a `key` event: a trust-list entry plus an action.
@@ -131,7 +148,20 @@ fn field<T>(v: Option<T>, name: &'static str) -> Result<T, FeedError> {
 
 /// Parses one message. `root` verifies `key` and `policy` events.
 pub fn parse(msg: &[u8], root: Option<&RootKey>) -> Result<Event, FeedError> {
-    let raw: RawEvent<'_> = serde_json::from_slice(msg)?;
+    let raw = match feed_scan::event(msg) {
+        Some(raw) => raw,
+        None => serde_json::from_slice(msg)?,
+    };
+    event(raw, root)
+}
+
+/// [`parse`] through serde_json alone, without the fast path (to test and measure it).
+#[doc(hidden)]
+pub fn parse_generic(msg: &[u8], root: Option<&RootKey>) -> Result<Event, FeedError> {
+    event(serde_json::from_slice(msg)?, root)
+}
+
+fn event(raw: RawEvent<'_>, root: Option<&RootKey>) -> Result<Event, FeedError> {
     match &*raw.ty {
         "status" => {
             let sub =

@@ -16,6 +16,7 @@ pub mod colors;
 pub mod cose;
 pub mod decide;
 pub mod feed_event;
+mod feed_scan;
 pub mod id;
 pub mod mint;
 pub mod policy;

@@ -292,6 +292,76 @@ fn feed_line_decoder() {
     );
 }
 
+/// Textual variations on a feed line that the fast path must either parse exactly as
+/// serde does or hand over to serde: spacing, escapes, duplicates, `null`, floats,
+/// leading zeros, huge numbers, unknown fields, trailing bytes.
+fn feed_variant(rng: &mut StdRng, line: &str) -> Vec<u8> {
+    const EDITS: &[(&str, &str)] = &[
+        (",", " , "),
+        (":", " :\t"),
+        ("{", "\r\n{ "),
+        ("}", " }\n"),
+        ("\"ver\":", "\"ver\":0"),
+        ("\"ver\":", "\"ver\":-"),
+        ("\"ver\":", "\"ver\":1844674407370955161"),
+        ("\"ver\":", "\"ver\":null,\"x\":"),
+        ("\"exp\":", "\"exp\":0"),
+        ("\"why\":", "\"why\":1.5,\"w\":"),
+        ("\"type\"", "\"typ\\u0065\""),
+        ("\"type\"", "\"type\":\"status\",\"type\""),
+        ("\"color\":\"", "\"color\":\"\\u0072"),
+        ("\"sub\":\"", "\"sub\":\"\u{e9}"),
+        ("\"at\":\"", "\"at\":\"\t"),
+        ("}", ",\"extra\":[1,{\"a\":2}]}"),
+        ("}", ",}"),
+        ("}", "}x"),
+        ("}", "} "),
+        ("\"ver\":", "\"ver\":1e3,\"v\":"),
+        ("\"ver\":", "\"ver\": 0"),
+    ];
+    let mut s = line.to_owned();
+    for _ in 0..rng.gen_range(1..4) {
+        let (from, to) = EDITS[rng.gen_range(0..EDITS.len())];
+        if let Some(i) = s.find(from) {
+            s.replace_range(i..i + from.len(), to);
+        }
+    }
+    s.into_bytes()
+}
+
+/// The fast path for common feed lines (`feed_scan.rs`) gives what serde alone gives,
+/// value for value and error for error.
+#[test]
+fn feed_fast_path_matches_serde() {
+    let mut rng = StdRng::seed_from_u64(14);
+    let mut seeds: Vec<String> = vectors()
+        .iter()
+        .flat_map(|c| c["status"].as_array().cloned().unwrap_or_default())
+        .map(|e| e.to_string())
+        .collect();
+    seeds.push(r#"{"type":"revoke_token","cti":"zSHAKrA5O2R1QKXWscpy3Q","exp":1780000000}"#.into());
+    seeds.push(r#"{"type":"heartbeat","at":"2026-05-28T20:24:40Z"}"#.into());
+    seeds.push(r#"{"type":"status","sub":"AAAAAAAAAAAAAAAAAAAAAA","color":"red","ver":7,"why":3,"at":"2026-05-28T20:24:40+08:00"}"#.into());
+    let (mut ok, mut bad) = (0, 0);
+    for _ in 0..CASES {
+        let input = if rng.gen_bool(0.5) {
+            let seed = &seeds[rng.gen_range(0..seeds.len())];
+            feed_variant(&mut rng, seed)
+        } else {
+            json_input(&mut rng, &seeds)
+        };
+        let fast = format!("{:?}", feed_event::parse(&input, None));
+        let generic = format!("{:?}", feed_event::parse_generic(&input, None));
+        assert_eq!(fast, generic, "input {:?}", String::from_utf8_lossy(&input));
+        if fast.starts_with("Ok") {
+            ok += 1;
+        } else {
+            bad += 1;
+        }
+    }
+    assert!(ok > 10_000 && bad > 10_000, "{ok} parsed, {bad} refused");
+}
+
 #[test]
 fn policy_decoder() {
     let mut rng = StdRng::seed_from_u64(5);
