@@ -373,3 +373,61 @@ async fn publish_command_runs_the_color_rules_and_refuses_bad_input_whole() {
         first + 6
     );
 }
+
+/// The edge topology of `deploy/`: a hub with JetStream domain `hub`, a leaf node with
+/// its own domain whose stream `JKM` is a mirror of the hub's, created from
+/// `deploy/nats/edge-mirror-stream.json` itself. A gateway on the hub and one on the edge
+/// reach the same positions (a mirror keeps the origin's sequence numbers) and the same
+/// decisions; with the hub down the edge gateway keeps answering; when the hub returns,
+/// new events reach the edge.
+#[tokio::test]
+async fn an_edge_leaf_mirror_follows_the_hub() {
+    use crate::support::nats::Role;
+    let leaf_port = NatsServer::free_port();
+    let Some(mut hub) = NatsServer::start_in(Role::Hub { leaf_port }) else {
+        return;
+    };
+    let Some(edge) = NatsServer::start_in(Role::Edge {
+        hub_leaf_port: leaf_port,
+    }) else {
+        return;
+    };
+    let last = hub.publish(statuses(0..50)).await;
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/nats/edge-mirror-stream.json");
+    let config: async_nats::jetstream::stream::Config =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let client = async_nats::connect(edge.url()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .create_stream(config)
+        .await
+        .expect("the mirror stream of deploy/ is created on the edge");
+
+    let central = Gateway::start(nats_options(&hub, &[])).await;
+    let site = Gateway::start(nats_options(&edge, &["--stale-after", "2"])).await;
+    central.wait_stat("feed_seq", last).await;
+    site.wait_stat("feed_seq", last).await;
+    assert_eq!(site.stat("status_set_size").await, 50);
+
+    let code = site.mint(sub(9), Color::Green, 1);
+    let other = site.mint(sub(10), Color::Green, 1);
+    let last = hub.publish(vec![status(9, Color::Red, 2)]).await;
+    central.wait_stat("feed_seq", last).await;
+    site.wait_stat("feed_seq", last).await;
+    assert_eq!(verify(&central, &code).await.0, "deny");
+    assert_eq!(verify(&site, &code).await.0, "deny");
+
+    // The hub goes down: the site keeps answering from its own broker's mirror.
+    hub.kill();
+    assert_eq!(verify(&site, &other).await.0, "allow");
+    hub.restart();
+    let last = hub.publish(vec![status(10, Color::Red, 2)]).await;
+    site.wait_stat("feed_seq", last).await;
+    assert_eq!(
+        site.stat("feed_applied").await,
+        52,
+        "nothing lost or doubled"
+    );
+    assert_eq!(verify(&site, &other).await.0, "deny");
+}

@@ -10,6 +10,10 @@
 //! Forgetting ([`StatusSet::forget`]) goes one shard at a time under that shard's write
 //! lock: a reader waits at most for one shard's rebuild (about 10,000 entries at
 //! 10 million subjects, ~0.1 ms), and readers of the other 1,023 shards never wait.
+//!
+//! At 10 million subjects the tables take ~540 MiB read at random, so a lookup costs one
+//! cache miss, plus a TLB miss and a page walk unless the memory sits in huge pages: the
+//! binaries' jemalloc is built to ask for them (`.cargo/config.toml`).
 
 use std::hash::{BuildHasher, Hash, Hasher};
 

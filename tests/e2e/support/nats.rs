@@ -20,6 +20,17 @@ pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
     store: TempDir,
+    /// A configuration file, for servers that need more than flags (JetStream domains,
+    /// leaf nodes).
+    config: Option<std::path::PathBuf>,
+}
+
+/// Where a JetStream server sits in a hub-and-edge topology (`deploy/nats/`).
+pub enum Role {
+    /// JetStream domain `hub`, accepting leaf nodes on `leaf_port`.
+    Hub { leaf_port: u16 },
+    /// JetStream domain `edge`, a leaf node of the hub listening on `hub_leaf_port`.
+    Edge { hub_leaf_port: u16 },
 }
 
 /// Whether `nats-server` can run here; panics under `CI=true` if not.
@@ -60,22 +71,69 @@ impl NatsServer {
             child: None,
             port: free_port(),
             store: TempDir::new("nats"),
+            config: None,
         };
         s.spawn();
         Some(s)
     }
 
+    /// Starts a server in `role`, configured as `deploy/nats/` does it (without the
+    /// cluster and the accounts), or `None` when there is no nats-server.
+    pub fn start_in(role: Role) -> Option<NatsServer> {
+        if !available() {
+            return None;
+        }
+        let port = free_port();
+        let store = TempDir::new("nats");
+        let (domain, leaf) = match role {
+            Role::Hub { leaf_port } => ("hub", format!("listen: 127.0.0.1:{leaf_port}")),
+            Role::Edge { hub_leaf_port } => (
+                "edge",
+                format!("remotes: [ {{ url: \"nats-leaf://127.0.0.1:{hub_leaf_port}\" }} ]"),
+            ),
+        };
+        let text = format!(
+            "listen: 127.0.0.1:{port}\n\
+             jetstream {{ domain: {domain}, store_dir: \"{}\" }}\n\
+             leafnodes {{ {leaf} }}\n",
+            store.0.join("js").display()
+        );
+        let config = store.0.join("server.conf");
+        std::fs::write(&config, text).expect("write nats config");
+        let mut s = NatsServer {
+            child: None,
+            port,
+            store,
+            config: Some(config),
+        };
+        s.spawn();
+        Some(s)
+    }
+
+    /// A free port for a hub's leaf-node listener.
+    pub fn free_port() -> u16 {
+        free_port()
+    }
+
     fn spawn(&mut self) {
-        let child = Command::new("nats-server")
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&self.store.0)
+        let mut cmd = Command::new("nats-server");
+        match &self.config {
+            Some(c) => {
+                cmd.arg("-c").arg(c);
+            }
+            None => {
+                cmd.args([
+                    "-js",
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-sd",
+                ])
+                .arg(&self.store.0);
+            }
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
