@@ -382,8 +382,8 @@ async fn publish_command_runs_the_color_rules_and_refuses_bad_input_whole() {
 /// new events reach the edge.
 #[tokio::test]
 async fn an_edge_leaf_mirror_follows_the_hub() {
-    use crate::support::nats::Role;
-    let leaf_port = NatsServer::free_port();
+    use crate::support::nats::{free_port, Role};
+    let leaf_port = free_port();
     let Some(mut hub) = NatsServer::start_in(Role::Hub { leaf_port }) else {
         return;
     };

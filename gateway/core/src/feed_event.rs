@@ -87,7 +87,7 @@ impl From<serde_json::Error> for FeedError {
 /// Every field of every event type, all optional: one flat struct parses faster than
 /// an internally tagged enum (serde buffers those), and unknown fields are ignored.
 /// Filled by `feed_scan` for the common shape, by serde otherwise.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(crate) struct RawEvent<'a> {
     #[serde(rename = "type", borrow)]
     pub ty: Cow<'a, str>,
@@ -107,22 +107,6 @@ pub(crate) struct RawEvent<'a> {
     pub exp: Option<u64>,
     #[serde(borrow, default)]
     pub signed: Option<Cow<'a, str>>,
-}
-
-impl RawEvent<'_> {
-    pub(crate) fn empty() -> Self {
-        RawEvent {
-            ty: Cow::Borrowed(""),
-            sub: None,
-            color: None,
-            ver: None,
-            why: None,
-            at: None,
-            cti: None,
-            exp: None,
-            signed: None,
-        }
-    }
 }
 
 /// The payload of a `key` event: a trust-list entry plus an action.

@@ -72,7 +72,7 @@ impl<'a> Cursor<'a> {
 pub(crate) fn event(msg: &[u8]) -> Option<RawEvent<'_>> {
     let mut c = Cursor { b: msg, i: 0 };
     let mut ty = None;
-    let mut raw = RawEvent::empty();
+    let mut raw = RawEvent::default();
     let mut seen = 0u16;
     c.ws();
     c.eat(b'{')?;

@@ -254,18 +254,24 @@ fn full_decisions_on_mutated_codes_always_deny_or_verify() {
     assert!(denied > 15_000, "{denied}");
 }
 
+/// The vectors' status events, a token revocation and a heartbeat.
+fn unsigned_feed_lines() -> Vec<String> {
+    let mut lines: Vec<String> = vectors()
+        .iter()
+        .flat_map(|c| c["status"].as_array().cloned().unwrap_or_default())
+        .map(|e| e.to_string())
+        .collect();
+    lines.push(r#"{"type":"revoke_token","cti":"zSHAKrA5O2R1QKXWscpy3Q","exp":1780000000}"#.into());
+    lines.push(r#"{"type":"heartbeat","at":"2026-05-28T20:24:40Z"}"#.into());
+    lines
+}
+
 #[test]
 fn feed_line_decoder() {
     let mut rng = StdRng::seed_from_u64(4);
     let root = RootSigner::from_seed(&[0x52; 32]);
     let root_key = RootKey::from_b64(&root.public_b64()).expect("root");
-    let mut seeds: Vec<String> = vectors()
-        .iter()
-        .flat_map(|c| c["status"].as_array().cloned().unwrap_or_default())
-        .map(|e| e.to_string())
-        .collect();
-    seeds.push(r#"{"type":"revoke_token","cti":"zSHAKrA5O2R1QKXWscpy3Q","exp":1780000000}"#.into());
-    seeds.push(r#"{"type":"heartbeat","at":"2026-05-28T20:24:40Z"}"#.into());
+    let mut seeds = unsigned_feed_lines();
     seeds.push(root.key_revoke_event("emotZWQtMQ"));
     seeds.push(root.policy_event(&reference_policy_json(9)));
     let entry = vector_trust()["keys"][0].clone();
@@ -334,13 +340,7 @@ fn feed_variant(rng: &mut StdRng, line: &str) -> Vec<u8> {
 #[test]
 fn feed_fast_path_matches_serde() {
     let mut rng = StdRng::seed_from_u64(14);
-    let mut seeds: Vec<String> = vectors()
-        .iter()
-        .flat_map(|c| c["status"].as_array().cloned().unwrap_or_default())
-        .map(|e| e.to_string())
-        .collect();
-    seeds.push(r#"{"type":"revoke_token","cti":"zSHAKrA5O2R1QKXWscpy3Q","exp":1780000000}"#.into());
-    seeds.push(r#"{"type":"heartbeat","at":"2026-05-28T20:24:40Z"}"#.into());
+    let mut seeds = unsigned_feed_lines();
     seeds.push(r#"{"type":"status","sub":"AAAAAAAAAAAAAAAAAAAAAA","color":"red","ver":7,"why":3,"at":"2026-05-28T20:24:40+08:00"}"#.into());
     let (mut ok, mut bad) = (0, 0);
     for _ in 0..CASES {

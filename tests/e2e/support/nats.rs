@@ -54,7 +54,8 @@ pub fn available() -> bool {
     ok
 }
 
-fn free_port() -> u16 {
+/// A free port of 127.0.0.1 (for a server, or a hub's leaf-node listener).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -108,11 +109,6 @@ impl NatsServer {
         };
         s.spawn();
         Some(s)
-    }
-
-    /// A free port for a hub's leaf-node listener.
-    pub fn free_port() -> u16 {
-        free_port()
     }
 
     fn spawn(&mut self) {
