@@ -163,7 +163,7 @@ fn many(c: &mut Criterion) {
     let codes: Vec<String> = (0..1)
         .flat_map(|_| {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/spec/vectors/policy.json");
+                .join("../spec/vectors/policy.json");
             let v: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(path).expect("vectors"))
                     .expect("json");

@@ -16,7 +16,7 @@ use serde_json::Value;
 pub const NOW: u64 = 1_780_000_000;
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/vectors")
 }
 
 /// One vector case by file and name.

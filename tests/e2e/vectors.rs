@@ -1,4 +1,4 @@
-//! Every verify case of `../shared/spec/vectors/` over HTTP/1.1 and HTTP/2, and a sample
+//! Every verify case of `spec/vectors/` over HTTP/1.1 and HTTP/2, and a sample
 //! over HTTP/3, against one gateway running on the vectors' trust list and policy, with
 //! the vectors' clock (`--debug-fixed-now`) and their status events and revocations in
 //! its feed file (key revocations signed by the gateway's root key).
@@ -12,7 +12,7 @@ use crate::support::client::Proto;
 use crate::support::{Gateway, Options};
 
 fn verify_cases() -> Vec<(String, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/vectors");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/vectors");
     let mut out = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("vectors")

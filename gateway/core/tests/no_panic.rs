@@ -21,7 +21,7 @@ use serde_json::Value;
 const CASES: usize = 100_000;
 
 fn vectors() -> Vec<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/vectors");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors");
     let mut out = Vec::new();
     for e in std::fs::read_dir(&dir).expect("spec vectors") {
         let p = e.expect("entry").path();

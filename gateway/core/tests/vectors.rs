@@ -1,4 +1,4 @@
-//! Every case of every JSON file in `../shared/spec/vectors/` (and in each directory of
+//! Every case of every JSON file in `spec/vectors/` (and in each directory of
 //! `JKM_EXTRA_VECTORS`, colon-separated) runs through the core. A new file counts without
 //! a code change; a case of a shape this runner does not know fails, naming the case.
 
@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 /// The spec's own vectors, next to this repository.
 fn spec_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors")
 }
 
 fn dirs() -> Vec<PathBuf> {
@@ -169,7 +169,7 @@ fn every_vector_passes() {
     }
     assert!(
         ran >= 186,
-        "only {ran} vector cases found: is ../shared/spec/vectors there?"
+        "only {ran} vector cases found: is spec/vectors there?"
     );
     assert!(
         failures.is_empty(),
