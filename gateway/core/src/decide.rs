@@ -6,7 +6,6 @@
 //! policy steps take `&Authentic`. This module holds the state those steps read, and
 //! the feed writes into it through [`Verifier::apply`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ed25519_dalek::VerifyingKey;
@@ -17,7 +16,7 @@ use crate::feed_event::Event;
 use crate::policy::{Judgement, Policy, PolicyError, VenueId, Verdict};
 use crate::pseudonym::{CardKind, PseudonymKey};
 use crate::reason::Reason;
-use crate::sigcache::SigCache;
+use crate::sigcache::{Digest, SigCache};
 use crate::signature::{self, SignatureValid};
 use crate::status::{Color, RevokedTokens, StatusApplied, StatusSet, Sub};
 use crate::token::{self, Claims, Token, MAX_COMPANIONS};
@@ -146,8 +145,6 @@ pub struct Verifier {
     revoked: RevokedTokens,
     cache: Option<SigCache>,
     pseudonyms: Option<PseudonymKey>,
-    /// Signatures left to verify singly after a batch failed.
-    batch_cooldown: AtomicU64,
 }
 
 /// Why steps 2 to 8 stopped: a reason, or (when asked not to verify) a signature that is
@@ -163,8 +160,16 @@ impl From<Reason> for Fail {
     }
 }
 
-/// Signatures verified singly after a failed batch (see [`Verifier::decide_many`]).
-pub const BATCH_COOLDOWN: u64 = 1024;
+/// How step 4 is settled for one token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SigMode {
+    /// From the cache, else by verifying now.
+    Verify,
+    /// From the cache only; a miss is [`Fail::NotCached`].
+    CacheOnly,
+    /// Already settled by a batch verification of this very token: its verdict.
+    Settled(bool),
+}
 
 impl Verifier {
     pub fn new(
@@ -182,26 +187,25 @@ impl Verifier {
             cache: (settings.sig_cache_capacity > 0)
                 .then(|| SigCache::new(settings.sig_cache_capacity)),
             pseudonyms,
-            batch_cooldown: AtomicU64::new(0),
         }
     }
 
     /// Decides a scanned code at `venue` at `now` (seconds since the epoch).
     pub fn decide(&self, code: &str, venue: &str, now: u64) -> Result<Decision, RequestError> {
-        self.decide_inner(code, venue, now, true)
+        self.decide_inner(code, venue, now, SigMode::Verify)
             .map(|d| d.unwrap_or_else(|| Decision::failed(Reason::BadSignature, 0)))
     }
 
     /// Like [`decide`](Self::decide), but never verifies a signature: `Ok(None)` when the
     /// code would need one (its signature is not in the cache). A server answers warm
-    /// codes this way at once and queues the others for batch verification.
+    /// codes this way at once and hands the others to its verification pool.
     pub fn decide_if_cached(
         &self,
         code: &str,
         venue: &str,
         now: u64,
     ) -> Result<Option<Decision>, RequestError> {
-        self.decide_inner(code, venue, now, false)
+        self.decide_inner(code, venue, now, SigMode::CacheOnly)
     }
 
     fn decide_inner(
@@ -209,7 +213,7 @@ impl Verifier {
         code: &str,
         venue: &str,
         now: u64,
-        verify: bool,
+        mode: SigMode,
     ) -> Result<Option<Decision>, RequestError> {
         let policy = self.policy.load();
         let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
@@ -221,55 +225,63 @@ impl Verifier {
                 Err(_) => return Ok(Some(Decision::failed(Reason::Malformed, policy.version()))),
             };
         let trust = self.trust.load();
-        match self.authenticate_inner(&token, &trust, &bytes, now, verify) {
-            Ok(auth) => Ok(Some(self.judge(&auth, policy, venue))),
-            Err(Fail::Reason(reason)) => Ok(Some(Decision::failed(reason, policy.version()))),
-            Err(Fail::NotCached) => Ok(None),
+        Ok(self.decide_token(&token, &trust, policy, venue, now, mode))
+    }
+
+    fn decide_token(
+        &self,
+        token: &Token<'_>,
+        trust: &TrustList,
+        policy: &Policy,
+        venue: VenueId,
+        now: u64,
+        mode: SigMode,
+    ) -> Option<Decision> {
+        match self.authenticate_inner(token, trust, now, mode) {
+            Ok(auth) => Some(self.judge(&auth, policy, venue)),
+            Err(Fail::Reason(reason)) => Some(Decision::failed(reason, policy.version())),
+            Err(Fail::NotCached) => None,
         }
     }
 
     /// Decides many scans at once. Same answers as [`decide`](Self::decide) for each
-    /// item; the difference is cost: Ed25519 signatures that miss the signature cache are
-    /// first checked together with batch verification (≈ 0.55 of a single verification
-    /// each, `benches/README.md`) and recorded in the cache, so each item's own decision
-    /// then takes the cache path. A failed batch falls back to single verifications and
-    /// turns batching off for the next [`BATCH_COOLDOWN`] signatures, so a caller who
-    /// salts traffic with forgeries costs at most a few percent more, not a multiple.
-    /// Without a signature cache this is a loop over `decide`.
+    /// item; the difference is cost. Each code is decoded once. Ed25519 signatures that
+    /// miss the signature cache are checked together with batch verification (≈ 0.55 of
+    /// a single verification each, `benches/README.md`); a failed batch is bisected
+    /// ([`signature::verify_ed25519_batch`]), so a forgery fails only itself and is never
+    /// verified a second time; each verdict is used as it is and the good ones recorded
+    /// in the cache. There is no global state: a batch that failed changes nothing for
+    /// the next one. Without a signature cache this is a loop over `decide`.
     pub fn decide_many(
         &self,
         items: &[(&str, &str)],
         now: u64,
     ) -> Vec<Result<Decision, RequestError>> {
-        if items.len() > 1 {
-            self.prevalidate_signatures(items);
+        if items.len() < 2 || self.cache.is_none() {
+            return items
+                .iter()
+                .map(|(code, venue)| self.decide(code, venue, now))
+                .collect();
         }
-        items
-            .iter()
-            .map(|(code, venue)| self.decide(code, venue, now))
-            .collect()
-    }
-
-    fn prevalidate_signatures(&self, items: &[(&str, &str)]) {
-        let Some(cache) = &self.cache else { return };
-        if self.batch_cooldown.load(Ordering::Relaxed) > 0 {
-            let n = items.len() as u64;
-            let _ = self
-                .batch_cooldown
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                    Some(c.saturating_sub(n))
-                });
-            return;
-        }
+        let policy = self.policy.load();
+        let Some(policy) = policy.as_deref() else {
+            return vec![Err(RequestError::NoPolicy); items.len()];
+        };
         let trust = self.trust.load();
-        let buffers: Vec<Vec<u8>> = items
+        let buffers: Vec<Option<Vec<u8>>> = items
             .iter()
-            .map(|(code, _)| token::decode_text(code).unwrap_or_default())
+            .map(|(code, _)| token::decode_text(code).ok())
             .collect();
-        // (signed bytes, signature, key, digest, serial) of each EdDSA cache miss.
-        let mut pending = Vec::new();
-        for bytes in &buffers {
-            let Ok(t) = Token::parse(bytes) else { continue };
+        let tokens: Vec<Option<Token<'_>>> = buffers
+            .iter()
+            .map(|b| b.as_deref().and_then(|b| Token::parse(b).ok()))
+            .collect();
+        // Each EdDSA token that passes steps 2 and 3 and misses the cache: its index,
+        // signed bytes, key and cache key.
+        let mut pending: Vec<(usize, Vec<u8>, VerifyingKey, Digest, u64)> = Vec::new();
+        let cache = self.cache.as_ref();
+        for (i, t) in tokens.iter().enumerate() {
+            let Some(t) = t else { continue };
             let Some(key) = trust.get(t.cose.kid) else {
                 continue;
             };
@@ -279,34 +291,47 @@ impl Verifier {
             if trust.is_revoked(&key.kid) || key.alg != t.cose.alg {
                 continue;
             }
-            let digest = SigCache::digest(bytes);
-            if cache.hit(&digest, key.serial) {
+            let digest = SigCache::key(&t.cose);
+            if cache.is_some_and(|c| c.hit(&digest, key.serial)) {
                 continue;
             }
-            pending.push((
-                t.cose.signed_bytes(),
-                *t.cose.signature,
-                *vk,
-                digest,
-                key.serial,
-            ));
+            pending.push((i, t.cose.signed_bytes(), *vk, digest, key.serial));
         }
-        if pending.len() < 2 {
-            return;
-        }
-        let batch: Vec<(&[u8], &[u8; 64], &VerifyingKey)> = pending
-            .iter()
-            .map(|(m, s, k, _, _)| (m.as_slice(), s, k))
-            .collect();
-        let verdicts = signature::verify_ed25519_batch(&batch);
-        if verdicts.iter().any(|ok| !ok) {
-            self.batch_cooldown.store(BATCH_COOLDOWN, Ordering::Relaxed);
-        }
-        for ((_, _, _, digest, serial), ok) in pending.into_iter().zip(verdicts) {
-            if ok {
-                cache.record(digest, serial);
+        let mut settled: Vec<Option<bool>> = vec![None; items.len()];
+        if pending.len() >= 2 {
+            let batch: Vec<(&[u8], &[u8; 64], &VerifyingKey)> = pending
+                .iter()
+                .filter_map(|(i, m, k, _, _)| {
+                    tokens[*i]
+                        .as_ref()
+                        .map(|t| (m.as_slice(), t.cose.signature, k))
+                })
+                .collect();
+            let verdicts = signature::verify_ed25519_batch(&batch);
+            for ((i, _, _, digest, serial), ok) in pending.into_iter().zip(verdicts) {
+                settled[i] = Some(ok);
+                if ok {
+                    if let Some(c) = cache {
+                        c.record(digest, serial);
+                    }
+                }
             }
         }
+        items
+            .iter()
+            .zip(&tokens)
+            .zip(settled)
+            .map(|(((_, venue), token), settled)| {
+                let venue = policy.venue(venue).ok_or(RequestError::UnknownVenue)?;
+                let Some(token) = token else {
+                    return Ok(Decision::failed(Reason::Malformed, policy.version()));
+                };
+                let mode = settled.map_or(SigMode::Verify, SigMode::Settled);
+                Ok(self
+                    .decide_token(token, &trust, policy, venue, now, mode)
+                    .unwrap_or_else(|| Decision::failed(Reason::BadSignature, policy.version())))
+            })
+            .collect()
     }
 
     /// Steps 2 to 8 of `token.md`.
@@ -314,10 +339,9 @@ impl Verifier {
         &self,
         token: &'t Token<'t>,
         trust: &'t TrustList,
-        cose_bytes: &[u8],
         now: u64,
     ) -> Result<Authentic<'t>, Reason> {
-        self.authenticate_inner(token, trust, cose_bytes, now, true)
+        self.authenticate_inner(token, trust, now, SigMode::Verify)
             .map_err(|f| match f {
                 Fail::Reason(r) => r,
                 Fail::NotCached => Reason::BadSignature,
@@ -328,9 +352,8 @@ impl Verifier {
         &self,
         token: &'t Token<'t>,
         trust: &'t TrustList,
-        cose_bytes: &[u8],
         now: u64,
-        verify: bool,
+        mode: SigMode,
     ) -> Result<Authentic<'t>, Fail> {
         let key = trust
             .get(token.cose.kid)
@@ -341,7 +364,7 @@ impl Verifier {
         if key.alg != token.cose.alg {
             return Err(Reason::AlgMismatch.into());
         }
-        let sig = self.check_signature(token, key, cose_bytes, verify)?;
+        let sig = self.check_signature(token, key, mode)?;
         let c = &token.claims;
         if c.iss != key.issuer {
             return Err(Reason::IssuerMismatch.into());
@@ -366,28 +389,32 @@ impl Verifier {
         Ok(Authentic { sig })
     }
 
-    /// Step 4, through the cache when there is one; with `verify` false, a miss is
-    /// [`Fail::NotCached`] instead of a verification.
+    /// Step 4: settled by a batch already, or through the cache when there is one, or by
+    /// verifying now (unless `mode` forbids it).
     fn check_signature<'t>(
         &self,
         token: &'t Token<'t>,
         key: &'t TrustedKey,
-        cose_bytes: &[u8],
-        verify: bool,
+        mode: SigMode,
     ) -> Result<SignatureValid<'t>, Fail> {
         let bad = |_| Fail::Reason(Reason::BadSignature);
         let mut scratch = Vec::new();
+        match mode {
+            SigMode::Settled(true) => return Ok(SignatureValid::new(token, key)),
+            SigMode::Settled(false) => return Err(Reason::BadSignature.into()),
+            SigMode::Verify | SigMode::CacheOnly => {}
+        }
         let Some(cache) = &self.cache else {
-            if !verify {
+            if mode == SigMode::CacheOnly {
                 return Err(Fail::NotCached);
             }
             return signature::verify(token, key, &mut scratch).map_err(bad);
         };
-        let digest = SigCache::digest(cose_bytes);
+        let digest = SigCache::key(&token.cose);
         if cache.hit(&digest, key.serial) {
             return Ok(SignatureValid::new(token, key));
         }
-        if !verify {
+        if mode == SigMode::CacheOnly {
             return Err(Fail::NotCached);
         }
         let valid = signature::verify(token, key, &mut scratch).map_err(bad)?;

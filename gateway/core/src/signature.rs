@@ -122,7 +122,11 @@ pub fn verify_raw(key: &PublicKey, msg: &[u8], sig: &[u8; 64]) -> Result<(), Bad
 /// Verifies many Ed25519 signatures at once (ed25519-dalek's batch equation with random
 /// coefficients), each entry `(message, signature, key)`; returns one verdict per entry.
 /// Small-order R is refused first, one by one, as [`verify_raw`] does. If the batch
-/// equation fails, every entry is verified alone, so a forgery fails only itself.
+/// equation fails, the batch is bisected: a half that passes is settled at once, a half
+/// known to hold a forgery is split again without being checked whole, and groups of
+/// [`BISECT_SINGLES`] or fewer are verified one by one. One forgery among n signatures
+/// costs about two batch checks of n (against n single verifications, roughly twice as
+/// dear, if the batch were given up), and only the forgery fails.
 pub fn verify_ed25519_batch(
     items: &[(&[u8], &[u8; 64], &ed25519_dalek::VerifyingKey)],
 ) -> Vec<bool> {
@@ -138,19 +142,66 @@ pub fn verify_ed25519_batch(
     if idx.is_empty() {
         return ok;
     }
-    let msgs: Vec<&[u8]> = idx.iter().map(|&i| items[i].0).collect();
-    let sigs: Vec<Signature> = idx
-        .iter()
-        .map(|&i| Signature::from_bytes(items[i].1))
-        .collect();
-    let keys: Vec<ed25519_dalek::VerifyingKey> = idx.iter().map(|&i| *items[i].2).collect();
-    if idx.len() > 1 && ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok() {
-        return ok;
-    }
-    for (n, &i) in idx.iter().enumerate() {
-        ok[i] = ed25519_dalek::Verifier::verify(&keys[n], msgs[n], &sigs[n]).is_ok();
-    }
+    let mut b = Bisect {
+        items,
+        ok: &mut ok,
+        checks: 0,
+    };
+    b.resolve(&idx, false);
     ok
+}
+
+/// Groups this small are verified one by one rather than split further.
+pub const BISECT_SINGLES: usize = 2;
+
+struct Bisect<'a, 'b> {
+    items: &'a [(&'a [u8], &'a [u8; 64], &'a ed25519_dalek::VerifyingKey)],
+    ok: &'b mut [bool],
+    /// Batch equations and single verifications done (for the tests).
+    checks: usize,
+}
+
+impl Bisect<'_, '_> {
+    fn batch_ok(&mut self, idx: &[usize]) -> bool {
+        self.checks += 1;
+        let msgs: Vec<&[u8]> = idx.iter().map(|&i| self.items[i].0).collect();
+        let sigs: Vec<Signature> = idx
+            .iter()
+            .map(|&i| Signature::from_bytes(self.items[i].1))
+            .collect();
+        let keys: Vec<ed25519_dalek::VerifyingKey> =
+            idx.iter().map(|&i| *self.items[i].2).collect();
+        ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
+    }
+
+    /// Settles every entry of `idx`; `known_bad` when `idx` as a whole is known to fail.
+    /// Returns whether all of them verified.
+    fn resolve(&mut self, idx: &[usize], known_bad: bool) -> bool {
+        if idx.len() <= BISECT_SINGLES {
+            let mut all = true;
+            for &i in idx {
+                self.checks += 1;
+                let (msg, sig, key) = self.items[i];
+                let good =
+                    ed25519_dalek::Verifier::verify(key, msg, &Signature::from_bytes(sig)).is_ok();
+                self.ok[i] = good;
+                all &= good;
+            }
+            return all;
+        }
+        if !known_bad && self.batch_ok(idx) {
+            return true;
+        }
+        let (left, right) = idx.split_at(idx.len() / 2);
+        if self.resolve(left, false) {
+            // The whole failed and the left half passed: the fault is on the right.
+            self.resolve(right, true);
+            false
+        } else {
+            self.resolve(right, false);
+            false
+        }
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +254,41 @@ mod tests {
         sigs[6][..32].copy_from_slice(&SMALL_ORDER_Y[1]);
         let got = run(&sigs);
         assert_eq!(got, [true, true, true, false, true, true, false, true]);
+    }
+
+    /// One forgery among 64: settled by bisection in far fewer checks than 64 singles,
+    /// and only the forgery fails, wherever it sits.
+    #[test]
+    fn bisection_finds_one_forgery_cheaply() {
+        let keys: Vec<SigningKey> = (0..64u8)
+            .map(|i| SigningKey::from_bytes(&[i.wrapping_add(1); 32]))
+            .collect();
+        let vks: Vec<VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
+        let msgs: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 40]).collect();
+        for bad in [0usize, 17, 63] {
+            let mut sigs: Vec<[u8; 64]> = keys
+                .iter()
+                .zip(&msgs)
+                .map(|(k, m)| k.sign(m).to_bytes())
+                .collect();
+            sigs[bad][50] ^= 1;
+            let items: Vec<(&[u8], &[u8; 64], &VerifyingKey)> = (0..64)
+                .map(|i| (msgs[i].as_slice(), &sigs[i], &vks[i]))
+                .collect();
+            let mut ok = vec![true; 64];
+            let mut b = Bisect {
+                items: &items,
+                ok: &mut ok,
+                checks: 0,
+            };
+            let idx: Vec<usize> = (0..64).collect();
+            assert!(!b.resolve(&idx, false));
+            let checks = b.checks;
+            let want: Vec<bool> = (0..64).map(|i| i != bad).collect();
+            assert_eq!(ok, want, "forgery at {bad}");
+            // log2(64/2) levels of one or two checks each, plus two singles.
+            assert!(checks <= 14, "{checks} checks for one forgery at {bad}");
+        }
     }
 
     /// Same verdict as dalek's `verify_strict` on valid, tampered and small-order inputs.

@@ -534,9 +534,11 @@ fn decide_many_batches_clean_traffic_into_the_cache() {
     assert!(got
         .iter()
         .all(|d| d.as_ref().unwrap().holder.verdict == Verdict::Allow));
-    // Every decision took the cache path after the batch filled it.
-    let (hits, _) = f.v.sig_cache().unwrap().hits_misses();
-    assert!(hits >= 16, "{hits}");
+    // The batch's verdicts were recorded: every code is now a cache hit.
+    assert_eq!(f.v.sig_cache().unwrap().len(), 16);
+    for c in &codes {
+        assert!(f.v.decide_if_cached(c, "bus", NOW).unwrap().is_some());
+    }
     // The server's first try: a cached code is decided, a new one is left for the batch,
     // one that fails before the signature is decided.
     let d =
@@ -555,4 +557,111 @@ fn decide_many_batches_clean_traffic_into_the_cache() {
         f.v.decide_if_cached(&codes[3], "moon", NOW),
         Err(RequestError::UnknownVenue)
     );
+}
+
+/// CBOR of a COSE_Sign1 rebuilt from its parts, in the shapes a sender may choose
+/// without touching what the signature covers.
+fn reencode(
+    protected: &[u8],
+    unprotected: &[u8],
+    payload: &[u8],
+    sig: &[u8],
+    tagged: bool,
+    long_heads: bool,
+) -> String {
+    let bstr = |out: &mut Vec<u8>, b: &[u8]| {
+        if long_heads {
+            // A two-byte length head where one (or none) would do.
+            out.push(0x59);
+            out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        } else if b.len() < 24 {
+            out.push(0x40 | b.len() as u8);
+        } else if b.len() < 256 {
+            out.extend_from_slice(&[0x58, b.len() as u8]);
+        } else {
+            out.push(0x59);
+            out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        }
+        out.extend_from_slice(b);
+    };
+    let mut out = Vec::new();
+    if tagged {
+        out.push(0xd2);
+    }
+    out.push(0x84);
+    bstr(&mut out, protected);
+    out.extend_from_slice(unprotected);
+    bstr(&mut out, payload);
+    bstr(&mut out, sig);
+    gateway_core::token::encode_text(&out)
+}
+
+/// The P-256 group order, for the high-S twin of an ES256 signature.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+fn twin_s(s: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(P256_N[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        out[i] = d.rem_euclid(256) as u8;
+    }
+    out
+}
+
+/// One genuine code sent in many byte-distinct forms (tagged or not, an empty or a
+/// filled unprotected map, non-minimal length heads, ES256's high-S twin) costs one
+/// signature verification: the first form misses the cache, every other form hits.
+#[test]
+fn byte_variants_of_one_token_share_one_cache_entry() {
+    for alg in [Alg::EdDsa, Alg::Es256] {
+        let f = fixture(Settings::default());
+        let issuer = if alg == Alg::EdDsa { &f.ed } else { &f.es };
+        let code = issuer.mint(&claims(Color::Green, 1)).unwrap();
+        let bytes = gateway_core::token::decode_text(&code).unwrap();
+        let cose = gateway_core::cose::Sign1::parse(&bytes).unwrap();
+        let (p, pl, sig) = (cose.protected, cose.payload, cose.signature.to_vec());
+        let filled = [0xa1, 0x21, 0x43, 1, 2, 3]; // {-2: h'010203'}
+        let mut variants = vec![
+            reencode(p, &[0xa0], pl, &sig, false, false),
+            reencode(p, &[0xa0], pl, &sig, true, true),
+            reencode(p, &filled, pl, &sig, true, false),
+            reencode(p, &filled, pl, &sig, false, true),
+        ];
+        if alg == Alg::Es256 {
+            let mut twin = sig[..32].to_vec();
+            twin.extend_from_slice(&twin_s(&sig[32..]));
+            variants.push(reencode(p, &[0xa0], pl, &twin, true, false));
+        }
+        // The original first: a miss, verified, recorded.
+        assert!(f.v.decide_if_cached(&code, "bus", NOW).unwrap().is_none());
+        assert_eq!(
+            f.v.decide(&code, "bus", NOW).unwrap().holder.verdict,
+            Verdict::Allow
+        );
+        for (i, v) in variants.iter().enumerate() {
+            assert_ne!(v, &code);
+            let d = f.v.decide_if_cached(v, "bus", NOW).unwrap();
+            let d = d.unwrap_or_else(|| panic!("{alg:?} variant {i} missed the cache"));
+            assert_eq!(
+                d,
+                f.v.decide(&code, "bus", NOW).unwrap(),
+                "{alg:?} variant {i}"
+            );
+        }
+        assert_eq!(f.v.sig_cache().unwrap().len(), 1);
+        // A real forgery in the same shapes is still a miss and still fails.
+        let mut forged = sig.clone();
+        forged[10] ^= 1;
+        let bad = reencode(p, &filled, pl, &forged, true, false);
+        assert!(f.v.decide_if_cached(&bad, "bus", NOW).unwrap().is_none());
+        assert_eq!(
+            f.v.decide(&bad, "bus", NOW).unwrap().holder.reason,
+            Reason::BadSignature
+        );
+    }
 }
