@@ -2,25 +2,19 @@
 //! text, `/v1/status` (versions, positions, counts; no personal data), and `/healthz`,
 //! `/readyz` as on the public port.
 
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use http_body_util::{BodyExt, Full};
 
 use crate::api;
 use crate::app::App;
+use crate::service::RespBody;
 
-fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<RespBody> {
+    let mut r = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
@@ -55,7 +49,9 @@ fn status_json(app: &App) -> String {
     .to_string()
 }
 
-fn route(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// Answers one admin request (served by `listen::tcp::serve_admin`, with the public
+/// port's caps and timeouts).
+pub fn route<B>(app: &App, req: &Request<B>) -> Response<RespBody> {
     match req.uri().path() {
         "/metrics" => {
             let m = &app.metrics;
@@ -92,25 +88,5 @@ fn route(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "application/json",
             api::ApiError::NotFound.json(),
         ),
-    }
-}
-
-/// Serves until `stop` turns true.
-pub async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r { Ok(s) => s, Err(_) => continue },
-            _ = stop.changed() => return,
-        };
-        let app = app.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let r = route(&app, &req);
-                async move { Ok::<_, Infallible>(r) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
     }
 }

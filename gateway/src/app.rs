@@ -116,12 +116,17 @@ pub struct App {
     pub dev: bool,
     pub stale_after: Duration,
     pub boot: Instant,
-    /// Requests in flight; a request that finds none left is answered 503 at once.
+    /// Requests being decided (taken once the body is in); a request that finds none
+    /// left is answered 503 at once.
     pub in_flight: std::sync::Arc<Semaphore>,
+    /// `/v1/verify/stream` streams open, all callers (`--max-open-streams`).
+    pub open_streams: std::sync::Arc<Semaphore>,
     /// Testing only (`--debug-fixed-now`): the clock's reading for every decision.
     pub fixed_now: Option<u64>,
-    /// Gathers single verifications into batches.
-    pub batcher: crate::batcher::Batcher,
+    /// Where signatures are checked, off the I/O threads.
+    pub pool: crate::pool::Pool,
+    /// The bounds of `api.md` "Limits".
+    pub limits: crate::limits::EdgeLimits,
 }
 
 impl App {

@@ -3,8 +3,9 @@
 //! of its DER), each with the venue categories it may claim and a request rate.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -42,6 +43,68 @@ pub struct Caller {
     rate: f64,
     /// `gateway_caller_requests_total{caller}`, registered when the file is loaded.
     pub requests: metrics::Counter,
+    /// This caller's share of the requests in flight (`--caller-max-in-flight`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Its share of the long-lived streams (`--caller-max-open-streams`).
+    pub streams: Arc<tokio::sync::Semaphore>,
+    /// Failed signatures it may still cause (a bucket refilled at
+    /// `--caller-bad-signatures-per-s`, holding one second's worth).
+    bad_signatures: Mutex<Bucket>,
+    bad_signature_rate: f64,
+    /// Until when (milliseconds since `epoch`) its codes are verified apart.
+    isolated_until_ms: AtomicU64,
+    epoch: Instant,
+    /// `gateway_caller_refusals_total{caller, reason}`, one per [`Refusal`].
+    refusals: [metrics::Counter; Refusal::ALL.len()],
+}
+
+/// Why a caller alone was refused (`gateway_caller_refusals_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its share of the requests in flight is taken (503).
+    InFlight,
+    /// Its share of open streams is taken (503).
+    Streams,
+    /// Its budget of failed signatures is spent (429 for its uncached codes).
+    BadSignatures,
+    /// Over its request rate (429).
+    Rate,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 4] = [
+        Refusal::InFlight,
+        Refusal::Streams,
+        Refusal::BadSignatures,
+        Refusal::Rate,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::InFlight => "in_flight",
+            Refusal::Streams => "streams",
+            Refusal::BadSignatures => "bad_signatures",
+            Refusal::Rate => "rate",
+        }
+    }
+}
+
+/// Each caller's shares of the gateway (`limits.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct Shares {
+    pub in_flight: usize,
+    pub streams: usize,
+    pub bad_signatures_per_s: u32,
+}
+
+impl Default for Shares {
+    fn default() -> Self {
+        Shares {
+            in_flight: 1024,
+            streams: 64,
+            bad_signatures_per_s: 100,
+        }
+    }
 }
 
 /// A token bucket holding one second's worth of requests.
@@ -67,11 +130,8 @@ impl Caller {
 
     /// Takes `n` requests from the bucket, or says when there will be enough.
     pub fn take(&self, n: u32) -> Result<(), RateLimited> {
-        let now = Instant::now();
         let mut b = self.bucket.lock();
-        let elapsed = now.duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.rate).min(self.rate);
-        b.last = now;
+        refill(&mut b, self.rate);
         let n = f64::from(n);
         if b.tokens >= n {
             b.tokens -= n;
@@ -83,6 +143,51 @@ impl Caller {
             })
         }
     }
+
+    /// Counts a refusal of this caller.
+    pub fn refused(&self, why: Refusal) {
+        if let Some(i) = Refusal::ALL.iter().position(|r| *r == why) {
+            self.refusals[i].increment(1);
+        }
+    }
+
+    /// Whether this caller's codes are verified apart from everyone else's for now.
+    pub fn isolated(&self) -> bool {
+        self.isolated_until_ms.load(Ordering::Relaxed) > self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// One of this caller's codes failed its signature: isolate it for `isolation` and
+    /// draw on its budget.
+    pub fn bad_signature(&self, isolation: Duration) {
+        let until = (self.epoch.elapsed() + isolation).as_millis() as u64;
+        self.isolated_until_ms.fetch_max(until, Ordering::Relaxed);
+        let mut b = self.bad_signatures.lock();
+        refill(&mut b, self.bad_signature_rate);
+        b.tokens = (b.tokens - 1.0).max(0.0);
+    }
+
+    /// Whether the budget of failed signatures is spent; when it is, the caller's codes
+    /// that would need a signature check are refused (429), for as long as it takes to
+    /// earn one back.
+    pub fn bad_signatures_spent(&self) -> Option<RateLimited> {
+        let mut b = self.bad_signatures.lock();
+        refill(&mut b, self.bad_signature_rate);
+        if b.tokens >= 1.0 {
+            None
+        } else {
+            let wait = ((1.0 - b.tokens) / self.bad_signature_rate).ceil().max(1.0);
+            Some(RateLimited {
+                retry_after_s: wait as u64,
+            })
+        }
+    }
+}
+
+fn refill(b: &mut Bucket, rate: f64) {
+    let now = Instant::now();
+    let elapsed = now.duration_since(b.last).as_secs_f64();
+    b.tokens = (b.tokens + elapsed * rate).min(rate);
+    b.last = now;
 }
 
 /// Every caller.
@@ -117,12 +222,12 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 impl Callers {
-    pub fn load(path: &Path) -> Result<Callers, ConfigError> {
+    pub fn load(path: &Path, shares: Shares) -> Result<Callers, ConfigError> {
         let text = std::fs::read(path).map_err(|e| ConfigError::file(path, e))?;
-        Self::from_json(&text).map_err(|e| ConfigError::file(path, e))
+        Self::from_json(&text, shares).map_err(|e| ConfigError::file(path, e))
     }
 
-    pub fn from_json(bytes: &[u8]) -> Result<Callers, String> {
+    pub fn from_json(bytes: &[u8], shares: Shares) -> Result<Callers, String> {
         let file: CallersFile =
             serde_json::from_slice(bytes).map_err(|e| format!("not a callers file: {e}"))?;
         let mut list = Vec::new();
@@ -159,8 +264,22 @@ impl Callers {
             let rate = f64::from(c.rate_per_s);
             let requests =
                 metrics::counter!("gateway_caller_requests_total", "caller" => c.name.clone());
+            let bad_rate = f64::from(shares.bad_signatures_per_s.max(1));
+            let refusals = Refusal::ALL.map(|r| {
+                metrics::counter!("gateway_caller_refusals_total", "caller" => c.name.clone(), "reason" => r.label())
+            });
             list.push(Arc::new(Caller {
                 requests,
+                in_flight: Arc::new(tokio::sync::Semaphore::new(shares.in_flight.max(1))),
+                streams: Arc::new(tokio::sync::Semaphore::new(shares.streams.max(1))),
+                bad_signatures: Mutex::new(Bucket {
+                    tokens: bad_rate,
+                    last: Instant::now(),
+                }),
+                bad_signature_rate: bad_rate,
+                isolated_until_ms: AtomicU64::new(0),
+                epoch: Instant::now(),
+                refusals,
                 name: c.name,
                 key_hash,
                 cert_hash,
@@ -218,7 +337,7 @@ mod tests {
             sha256_hex(b"k1"),
             sha256_hex(b"k2")
         );
-        Callers::from_json(json.as_bytes()).unwrap()
+        Callers::from_json(json.as_bytes(), Shares::default()).unwrap()
     }
 
     #[test]
@@ -235,12 +354,33 @@ mod tests {
 
     #[test]
     fn refuses_bad_files() {
-        assert!(Callers::from_json(b"{}").is_err());
-        assert!(Callers::from_json(br#"{"callers": [{"name": "x", "api_key_sha256": "zz", "venues": [], "rate_per_s": 1}]}"#).is_err());
-        assert!(Callers::from_json(
-            br#"{"callers": [{"name": "x", "venues": [], "rate_per_s": 1}]}"#
-        )
-        .is_err());
-        assert!(Callers::from_json(br#"{"callers": [], "extra": 1}"#).is_err());
+        let from_json = |b: &[u8]| Callers::from_json(b, Shares::default());
+        assert!(from_json(b"{}").is_err());
+        assert!(from_json(br#"{"callers": [{"name": "x", "api_key_sha256": "zz", "venues": [], "rate_per_s": 1}]}"#).is_err());
+        assert!(
+            from_json(br#"{"callers": [{"name": "x", "venues": [], "rate_per_s": 1}]}"#).is_err()
+        );
+        assert!(from_json(br#"{"callers": [], "extra": 1}"#).is_err());
+    }
+
+    #[test]
+    fn failed_signatures_isolate_and_spend_the_budget() {
+        let shares = Shares {
+            bad_signatures_per_s: 3,
+            ..Shares::default()
+        };
+        let json = format!(
+            r#"{{"callers": [{{"name": "f", "api_key_sha256": "{}", "venues": ["*"], "rate_per_s": 9}}]}}"#,
+            sha256_hex(b"k")
+        );
+        let c = Callers::from_json(json.as_bytes(), shares).unwrap();
+        let f = c.by_api_key(b"k").unwrap();
+        assert!(!f.isolated());
+        assert_eq!(f.bad_signatures_spent(), None);
+        for _ in 0..3 {
+            f.bad_signature(Duration::from_secs(60));
+        }
+        assert!(f.isolated());
+        assert!(f.bad_signatures_spent().is_some());
     }
 }

@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// NATS: PEM CA bundle for the broker's certificate; TLS to the broker is then required.
     #[arg(long)]
     pub nats_ca: Option<PathBuf>,
+    /// The bounds of `api.md` "Limits" (`[limits]` in the TOML file).
+    #[command(flatten)]
+    #[serde(default)]
+    pub limits: crate::limits::LimitArgs,
     /// Testing only: decide as if the clock read this many seconds since the epoch.
     #[arg(long, hide = true)]
     #[serde(skip)]
@@ -163,6 +167,7 @@ impl ServeArgs {
             nats_creds,
             nats_ca
         );
+        self.limits.fill_from(file.limits);
         self.dev |= file.dev;
         self.log_json |= file.log_json;
         Ok(self)
@@ -242,6 +247,7 @@ pub struct ServeConfig {
     pub sig_cache: usize,
     pub snapshot_every: Option<Duration>,
     pub nats: NatsAuth,
+    pub limits: crate::limits::EdgeLimits,
     pub fixed_now: Option<u64>,
 }
 
@@ -311,7 +317,15 @@ impl ServeArgs {
             Some(v) => Ok(v),
             None => Ok(d),
         };
+        let max_in_flight = self.max_in_flight.unwrap_or(4096).max(1);
+        let max_streams = self.max_streams.unwrap_or(256).max(1);
+        let header_timeout =
+            Duration::from_secs(positive(self.header_timeout, 10, "header-timeout")?);
+        let limits = self
+            .limits
+            .resolve(header_timeout, max_in_flight, max_streams)?;
         Ok(ServeConfig {
+            limits,
             listen: self.listen.unwrap_or_else(|| ([127, 0, 0, 1], 8443).into()),
             tls_cert: need(self.tls_cert, "tls-cert")?,
             tls_key: need(self.tls_key, "tls-key")?,
@@ -332,13 +346,9 @@ impl ServeArgs {
             stale_after: Duration::from_secs(positive(self.stale_after, 30, "stale-after")?),
             dev: self.dev,
             log_json: self.log_json,
-            max_in_flight: self.max_in_flight.unwrap_or(4096).max(1),
-            max_streams: self.max_streams.unwrap_or(256).max(1),
-            header_timeout: Duration::from_secs(positive(
-                self.header_timeout,
-                10,
-                "header-timeout",
-            )?),
+            max_in_flight,
+            max_streams,
+            header_timeout,
             shutdown_grace: Duration::from_secs(self.shutdown_grace.unwrap_or(10)),
             sig_cache: self.sig_cache.unwrap_or(1_000_000),
             snapshot_every: match self.snapshot_every.unwrap_or(300) {

@@ -62,6 +62,79 @@ impl Route {
     }
 }
 
+/// A phase of a connection or request that can time out (`gateway_timeouts_total{phase}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Handshake,
+    FirstRequest,
+    Header,
+    Body,
+    Idle,
+    Request,
+    StreamIdle,
+    StreamDuration,
+    SlowReader,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 9] = [
+        Phase::Handshake,
+        Phase::FirstRequest,
+        Phase::Header,
+        Phase::Body,
+        Phase::Idle,
+        Phase::Request,
+        Phase::StreamIdle,
+        Phase::StreamDuration,
+        Phase::SlowReader,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Handshake => "handshake",
+            Phase::FirstRequest => "first_request",
+            Phase::Header => "header",
+            Phase::Body => "body",
+            Phase::Idle => "idle",
+            Phase::Request => "request",
+            Phase::StreamIdle => "stream_idle",
+            Phase::StreamDuration => "stream_duration",
+            Phase::SlowReader => "slow_reader",
+        }
+    }
+}
+
+/// The transports whose connections are counted and capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Quic,
+    Admin,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 3] = [Transport::Tcp, Transport::Quic, Transport::Admin];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Quic => "quic",
+            Transport::Admin => "admin",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Transport::Tcp => 0,
+            Transport::Quic => 1,
+            Transport::Admin => 2,
+        }
+    }
+}
+
+/// Why a connection was refused or dropped before it was served.
+pub const REFUSALS: [&str; 3] = ["total", "per_ip", "accept_error"];
+
 /// Statuses whose request counters are registered up front (the others are counted too,
 /// through a slower lookup).
 const STATUSES: [u16; 10] = [200, 400, 401, 403, 404, 405, 413, 429, 500, 503];
@@ -84,6 +157,10 @@ pub struct Metrics {
     pub feed_stale: Gauge,
     pub sig_cache_hits: Gauge,
     pub sig_cache_misses: Gauge,
+    timeouts: [Counter; Phase::ALL.len()],
+    connections_open: [Gauge; Transport::ALL.len()],
+    connections_refused: [[Counter; REFUSALS.len()]; Transport::ALL.len()],
+    pub quic_retries: Counter,
     handle: Option<PrometheusHandle>,
 }
 
@@ -114,6 +191,17 @@ impl Metrics {
             feed_stale: metrics::gauge!("gateway_feed_stale"),
             sig_cache_hits: metrics::gauge!("gateway_sig_cache_hits"),
             sig_cache_misses: metrics::gauge!("gateway_sig_cache_misses"),
+            timeouts: Phase::ALL
+                .map(|p| metrics::counter!("gateway_timeouts_total", "phase" => p.label())),
+            connections_open: Transport::ALL.map(
+                |t| metrics::gauge!("gateway_connections_open", "transport" => t.label()),
+            ),
+            connections_refused: Transport::ALL.map(|t| {
+                REFUSALS.map(|r| {
+                    metrics::counter!("gateway_connections_refused_total", "transport" => t.label(), "reason" => r)
+                })
+            }),
+            quic_retries: metrics::counter!("gateway_quic_retries_total"),
             handle,
         }
     }
@@ -121,6 +209,25 @@ impl Metrics {
     pub fn decision(&self, r: Reason) {
         if let Some(i) = Reason::ALL.iter().position(|x| *x == r) {
             self.decisions[i].increment(1);
+        }
+    }
+
+    /// Something timed out and was ended.
+    pub fn timeout(&self, phase: Phase) {
+        if let Some(i) = Phase::ALL.iter().position(|x| *x == phase) {
+            self.timeouts[i].increment(1);
+        }
+    }
+
+    /// Connections open now on `t`.
+    pub fn connections(&self, t: Transport, open: usize) {
+        self.connections_open[t.index()].set(open as f64);
+    }
+
+    /// A connection refused on `t`, for `reason` (one of [`REFUSALS`]).
+    pub fn refused(&self, t: Transport, reason: &str) {
+        if let Some(i) = REFUSALS.iter().position(|r| *r == reason) {
+            self.connections_refused[t.index()][i].increment(1);
         }
     }
 

@@ -10,14 +10,14 @@ use gateway_core::pseudonym::PseudonymKey;
 use gateway_core::trust::{RootKey, TrustList};
 use gateway_core::{Limits, Policy, Settings, Verifier};
 use http::header::HeaderValue;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::app::{App, FeedState};
-use crate::callers::Callers;
+use crate::callers::{Callers, Shares};
 use crate::config::{ConfigError, FeedSource, ServeArgs, ServeConfig};
 use crate::dev::DevSetup;
+use crate::listen::guard::ConnCaps;
 use crate::listen::{quic, tcp, tls};
 use crate::metrics::Metrics;
 
@@ -110,8 +110,17 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     let cfg = args.resolve()?;
     // The recorder first: components register their handles as they are built.
     let prometheus = crate::metrics::install();
+    raise_nofile_limit();
     let (verifier, root) = load_verifier(&cfg)?;
-    let callers = Callers::load(&cfg.callers)?;
+    let limits = cfg.limits.clone();
+    let callers = Callers::load(
+        &cfg.callers,
+        Shares {
+            in_flight: limits.caller_max_in_flight,
+            streams: limits.caller_max_open_streams,
+            bad_signatures_per_s: limits.caller_bad_signatures_per_s,
+        },
+    )?;
     if let FeedSource::File(p) = &cfg.feed {
         if !p.exists() {
             return Err(ConfigError::flag(
@@ -151,8 +160,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     let local = listener
         .local_addr()
         .map_err(|e| ConfigError::flag("listen", e))?;
-    let quic_cfg = quic::server_config(quic_tls, cfg.max_streams)
-        .map_err(|e| ConfigError::flag("listen", e))?;
+    let quic_cfg =
+        quic::server_config(quic_tls, &limits).map_err(|e| ConfigError::flag("listen", e))?;
     let endpoint = quinn::Endpoint::server(quic_cfg, local)
         .map_err(|e| ConfigError::flag("listen", format!("cannot listen on UDP {local}: {e}")))?;
     let plain = match cfg.plain_listen {
@@ -173,17 +182,21 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         stale_after: cfg.stale_after,
         boot: Instant::now(),
         in_flight: Arc::new(Semaphore::new(cfg.max_in_flight)),
+        open_streams: Arc::new(Semaphore::new(limits.max_open_streams)),
         fixed_now: cfg.fixed_now,
-        batcher: crate::batcher::Batcher::new(
-            std::thread::available_parallelism().map_or(1, |n| n.get()),
-        ),
+        pool: crate::pool::Pool::new(limits.verify_queue),
+        limits: limits.clone(),
     });
+    crate::pool::Pool::start(&app, limits.verify_threads)
+        .map_err(|e| ConfigError::flag("verify-threads", format!("cannot start: {e}")))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let graceful = Arc::new(GracefulShutdown::new());
+    // One set of caps for TCP (TLS and plaintext together), one for QUIC, one for admin.
+    let tcp_caps = ConnCaps::new(limits.max_connections, limits.max_connections_per_ip);
+    let quic_caps = ConnCaps::new(limits.max_connections, limits.max_connections_per_ip);
+    let admin_caps = ConnCaps::new(limits.max_connections, limits.max_connections_per_ip);
     let settings = tcp::TcpSettings {
-        header_timeout: cfg.header_timeout,
-        max_streams: cfg.max_streams,
+        limits: limits.clone(),
         alt_svc: HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", local.port())).ok(),
     };
     let mut tasks: Vec<(Task, tokio::task::JoinHandle<()>)> = Vec::new();
@@ -206,7 +219,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         tls_acceptor,
         app.clone(),
         settings.clone(),
-        graceful.clone(),
+        tcp_caps.clone(),
         stop_rx.clone(),
     );
     tasks.push((Task::Listener, tokio::spawn(serve_tls)));
@@ -216,12 +229,12 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
             alt_svc: None,
             ..settings
         };
-        let serve_plain = tcp::serve(p, None, app.clone(), s, graceful.clone(), stop_rx.clone());
+        let serve_plain = tcp::serve(p, None, app.clone(), s, tcp_caps.clone(), stop_rx.clone());
         tasks.push((Task::Listener, tokio::spawn(serve_plain)));
     }
-    let serve_quic = quic::serve(endpoint.clone(), app.clone(), stop_rx.clone());
+    let serve_quic = quic::serve(endpoint.clone(), app.clone(), quic_caps, stop_rx.clone());
     tasks.push((Task::Listener, tokio::spawn(serve_quic)));
-    let serve_admin = crate::admin::serve(admin, app.clone(), stop_rx.clone());
+    let serve_admin = tcp::serve_admin(admin, app.clone(), admin_caps, stop_rx.clone());
     tasks.push((Task::Background, tokio::spawn(serve_admin)));
 
     // One machine-readable line for scripts and tests, then the human hints.
@@ -243,8 +256,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         "shutting down: finishing in-flight requests"
     );
     let _ = stop_tx.send(true);
-    // The accept loops return at once on `stop`; once they have, the graceful watcher is
-    // ours alone and can wait for every open connection's in-flight requests.
+    // The accept loops return at once on `stop`; every open connection has been told to
+    // shut down gracefully and is waited for.
     let (listeners, others): (Vec<_>, Vec<_>) = tasks
         .into_iter()
         .partition(|(kind, _)| *kind == Task::Listener);
@@ -252,9 +265,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         let _ = t.await;
     }
     let drained = tokio::time::timeout(cfg.shutdown_grace, async {
-        if let Ok(g) = Arc::try_unwrap(graceful) {
-            g.shutdown().await;
-        }
+        tcp_caps.all_closed().await;
         // Every protocol's in-flight requests (HTTP/3 included) hold a permit.
         let all = u32::try_from(cfg.max_in_flight).unwrap_or(u32::MAX);
         let _ = app.in_flight.acquire_many(all).await;
@@ -279,6 +290,15 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         Err(_) => tracing::warn!("shutdown deadline passed with requests still in flight"),
     }
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors to the hard limit (connections are capped
+/// below it by `--max-connections`), and logs the figure.
+fn raise_nofile_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(limit = n, "open-descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-descriptor limit"),
+    }
 }
 
 fn print_quick_start(

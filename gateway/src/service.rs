@@ -4,10 +4,11 @@
 //! There is no per-protocol copy of any of it.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ALT_SVC, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
@@ -15,11 +16,12 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::api::{self, ApiError, CardRequest, VerifyRequest};
 use crate::app::{App, BATCH_BODY_LIMIT, VERIFY_BODY_LIMIT};
-use crate::callers::Caller;
+use crate::callers::{Caller, Refusal};
+use crate::listen::guard::InFlight;
 use crate::metrics::{Proto, Route};
 
 /// A request body of any protocol (hyper's `Incoming`, HTTP/3's `H3Body`).
@@ -58,6 +60,84 @@ impl Body for ChannelBody {
     }
 }
 
+/// A request body that must arrive whole before a deadline (`--body-timeout`); after
+/// it, reading fails with [`BodyTimedOut`] (408 `request_timeout`).
+pub struct Deadline<B> {
+    body: B,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// The body did not arrive in time.
+#[derive(Debug)]
+pub struct BodyTimedOut;
+
+impl std::fmt::Display for BodyTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request body timed out")
+    }
+}
+
+impl std::error::Error for BodyTimedOut {}
+
+impl<B> Deadline<B> {
+    pub fn new(body: B, within: Duration) -> Self {
+        Deadline {
+            body,
+            sleep: Box::pin(tokio::time::sleep(within)),
+        }
+    }
+}
+
+impl<B: ReqBody + Unpin> Body for Deadline<B> {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(f) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(f.map(|r| r.map_err(Into::into)));
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+}
+
+/// A response body that holds what its request held (the caller's share, the
+/// connection's record of the request) until the client has taken it up, so a reader
+/// that does not read holds its own share and nobody else's.
+struct Hold {
+    inner: RespBody,
+    _held: (Option<OwnedSemaphorePermit>, Option<InFlight>),
+}
+
+impl Body for Hold {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 fn full(body: impl Into<Bytes>) -> RespBody {
     Full::new(body.into()).boxed_unsync()
 }
@@ -91,18 +171,38 @@ fn route_of(path: &str) -> Route {
     }
 }
 
-/// Handles one request of any protocol.
-pub async fn handle<B>(app: Arc<App>, conn: ConnInfo, req: Request<B>) -> Response<RespBody>
+/// Handles one request of any protocol. `in_flight` is the connection's record of this
+/// request, kept until the answer has been taken up (for a stream, it stops counting as
+/// a short request).
+pub async fn handle<B>(
+    app: Arc<App>,
+    conn: ConnInfo,
+    req: Request<B>,
+    in_flight: Option<InFlight>,
+) -> Response<RespBody>
 where
     B: ReqBody + Send + Unpin + 'static,
 {
     let start = Instant::now();
     let route = route_of(req.uri().path());
     let version = req.version();
-    let (mut resp, caller) = match dispatch(&app, &conn, route, req).await {
-        Ok((r, c)) => (r, c),
-        Err((e, c)) => (error_response(e), c),
+    let in_flight = match route {
+        Route::Stream => in_flight.map(InFlight::into_stream),
+        _ => in_flight,
     };
+    let (mut resp, caller, share) = match dispatch(&app, &conn, route, req).await {
+        Ok((r, c, p)) => (r, c, p),
+        Err((e, c)) => (error_response(e), c, None),
+    };
+    if share.is_some() || in_flight.is_some() {
+        resp = resp.map(|inner| {
+            Hold {
+                inner,
+                _held: (share, in_flight),
+            }
+            .boxed_unsync()
+        });
+    }
     if let Some(v) = &conn.alt_svc {
         resp.headers_mut().insert(ALT_SVC, v.clone());
     }
@@ -120,7 +220,14 @@ where
     resp
 }
 
-type Outcome = Result<(Response<RespBody>, Option<Arc<Caller>>), (ApiError, Option<Arc<Caller>>)>;
+type Outcome = Result<
+    (
+        Response<RespBody>,
+        Option<Arc<Caller>>,
+        Option<OwnedSemaphorePermit>,
+    ),
+    (ApiError, Option<Arc<Caller>>),
+>;
 
 async fn dispatch<B>(app: &Arc<App>, conn: &ConnInfo, route: Route, req: Request<B>) -> Outcome
 where
@@ -132,7 +239,7 @@ where
         req.method() == Method::POST,
     ) {
         (Route::Health, true, _) => {
-            return Ok((json(StatusCode::OK, api::readiness_json(app).1), None))
+            return Ok((json(StatusCode::OK, api::readiness_json(app).1), None, None))
         }
         (Route::Ready, true, _) => {
             let (ready, body) = api::readiness_json(app);
@@ -141,7 +248,7 @@ where
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            return Ok((json(status, body), None));
+            return Ok((json(status, body), None, None));
         }
         (Route::Other, _, _) => return Err((ApiError::NotFound, None)),
         (Route::Health | Route::Ready, false, _) | (_, _, false) => {
@@ -149,35 +256,47 @@ where
         }
         _ => {}
     }
-    // Over the concurrency limit: refuse at once rather than queue without bound.
-    let Ok(permit) = app.in_flight.clone().try_acquire_owned() else {
-        return Err((ApiError::Overloaded, None));
-    };
     let caller = authenticate(app, conn, &req).ok_or((ApiError::Unauthorized, None))?;
     let c = Some(caller.clone());
+    let refuse = |why: Refusal| {
+        caller.refused(why);
+        Err((ApiError::Overloaded, c.clone()))
+    };
+    if route == Route::Stream {
+        // Long-lived: counted in a pool of their own (the caller's share, then all
+        // callers'), so streams cannot take the slots short verifications need.
+        let Ok(mine) = caller.streams.clone().try_acquire_owned() else {
+            return refuse(Refusal::Streams);
+        };
+        let Ok(all) = app.open_streams.clone().try_acquire_owned() else {
+            return refuse(Refusal::Streams);
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let (app2, caller2) = (app.clone(), caller.clone());
+        tokio::spawn(async move {
+            // The permits live as long as the stream does.
+            let _permits = (mine, all);
+            api::stream::run(app2, caller2, req.into_body(), tx).await;
+        });
+        let mut r = Response::new(ChannelBody(rx).boxed_unsync());
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        return Ok((r, c, None));
+    }
+    // This caller's share first: a caller over it is refused alone.
+    let Ok(share) = caller.in_flight.clone().try_acquire_owned() else {
+        return refuse(Refusal::InFlight);
+    };
     let result = match route {
         Route::Verify => verify(app, &caller, req).await,
         Route::Batch => batch(app, &caller, req).await,
         Route::Card => card(app, &caller, req).await,
-        Route::Stream => {
-            let (tx, rx) = mpsc::channel(64);
-            let (app2, caller2) = (app.clone(), caller.clone());
-            tokio::spawn(async move {
-                // The permit lives as long as the stream does.
-                let _permit = permit;
-                api::stream::run(app2, caller2, req.into_body(), tx).await;
-            });
-            let mut r = Response::new(ChannelBody(rx).boxed_unsync());
-            r.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-ndjson"),
-            );
-            return Ok((r, c));
-        }
         _ => Err(ApiError::NotFound),
     };
     match result {
-        Ok(r) => Ok((r, c)),
+        Ok(r) => Ok((r, c, Some(share))),
         Err(e) => Err((e, c)),
     }
 }
@@ -193,22 +312,67 @@ fn authenticate<B>(app: &App, conn: &ConnInfo, req: &Request<B>) -> Option<Arc<C
         .and_then(|h| app.callers.by_cert(h).cloned())
 }
 
-/// Reads a whole body of at most `limit` bytes (413 beyond).
-async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
+/// Reads a whole body of at most `limit` bytes (413 beyond) within `--body-timeout`
+/// (408 after).
+async fn read_body<B>(app: &App, body: B, limit: usize) -> Result<Bytes, ApiError>
 where
-    B: ReqBody,
+    B: ReqBody + Unpin,
 {
+    let body = Deadline::new(body, app.limits.body_timeout);
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge),
+        Err(e) if e.is::<BodyTimedOut>() => {
+            app.metrics.timeout(crate::metrics::Phase::Body);
+            Err(ApiError::RequestTimeout)
+        }
         Err(_) => Err(ApiError::BadRequest("request body could not be read")),
     }
 }
 
-fn take_one(caller: &Caller) -> Result<(), ApiError> {
-    caller.take(1).map_err(|r| ApiError::RateLimited {
-        retry_after_s: r.retry_after_s,
+/// A slot of the global in-flight limit, taken once the body is in (so a body that is
+/// still arriving holds only its caller's share).
+fn work_slot(app: &App) -> Result<OwnedSemaphorePermit, ApiError> {
+    app.in_flight
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded)
+}
+
+pub fn take_one(caller: &Caller) -> Result<(), ApiError> {
+    caller.take(1).map_err(|r| {
+        caller.refused(Refusal::Rate);
+        ApiError::RateLimited {
+            retry_after_s: r.retry_after_s,
+        }
     })
+}
+
+/// The one decision path of a single code (`/v1/verify` and each line of
+/// `/v1/verify/stream`), venue checked and rate taken: a code whose signature is cached
+/// (or that fails before the signature) is answered at once; the others go to the
+/// verification pool, unless the caller has spent its budget of failed signatures.
+pub async fn decide_one(
+    app: &Arc<App>,
+    caller: &Arc<Caller>,
+    code: &str,
+    venue: &str,
+) -> Result<gateway_core::Decision, ApiError> {
+    if let Some(d) = app.verifier.decide_if_cached(code, venue, app.now())? {
+        app.metrics.decision(d.holder.reason);
+        return Ok(d);
+    }
+    if let Some(r) = caller.bad_signatures_spent() {
+        caller.refused(Refusal::BadSignatures);
+        return Err(ApiError::RateLimited {
+            retry_after_s: r.retry_after_s,
+        });
+    }
+    match app.pool.decide(caller, code.into(), venue.into()).await {
+        Ok(Some(answer)) => Ok(answer?),
+        Ok(None) => Err(ApiError::Unavailable("verification was interrupted")),
+        Err(crate::pool::QueueFull) => Err(ApiError::Overloaded),
+    }
 }
 
 fn is_text_plain<B>(req: &Request<B>) -> bool {
@@ -231,15 +395,16 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 
 async fn verify<B>(
     app: &Arc<App>,
-    caller: &Caller,
+    caller: &Arc<Caller>,
     req: Request<B>,
 ) -> Result<Response<RespBody>, ApiError>
 where
-    B: ReqBody,
+    B: ReqBody + Unpin,
 {
     let text = is_text_plain(&req);
     let venue_param = query_param(req.uri().query(), "venue").map(str::to_owned);
-    let body = read_body(req.into_body(), VERIFY_BODY_LIMIT).await?;
+    let body = read_body(app, req.into_body(), VERIFY_BODY_LIMIT).await?;
+    let _slot = work_slot(app)?;
     let request = if text {
         let code =
             std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8"))?;
@@ -254,38 +419,23 @@ where
     };
     api::check_venue(app, caller, &request.venue)?;
     take_one(caller)?;
-    // A code whose signature is cached (or that fails before the signature) is answered
-    // at once; the others queue for batch verification.
-    let d = match app
-        .verifier
-        .decide_if_cached(&request.code, &request.venue, app.now())?
-    {
-        Some(d) => {
-            app.metrics.decision(d.holder.reason);
-            d
-        }
-        None => {
-            let (code, venue) = (request.code.into_owned(), request.venue.into_owned());
-            crate::batcher::Batcher::decide(app, code, venue)
-                .await
-                .ok_or(ApiError::Unavailable("verification was interrupted"))??
-        }
-    };
+    let d = decide_one(app, caller, &request.code, &request.venue).await?;
     Ok(json(StatusCode::OK, api::decision_json(&d, app)))
 }
 
 async fn batch<B>(
-    app: &App,
-    caller: &Caller,
+    app: &Arc<App>,
+    caller: &Arc<Caller>,
     req: Request<B>,
 ) -> Result<Response<RespBody>, ApiError>
 where
-    B: ReqBody,
+    B: ReqBody + Unpin,
 {
-    let body = read_body(req.into_body(), BATCH_BODY_LIMIT).await?;
+    let body = read_body(app, req.into_body(), BATCH_BODY_LIMIT).await?;
+    let _slot = work_slot(app)?;
     Ok(json(
         StatusCode::OK,
-        api::batch::answer(app, caller, &body)?,
+        api::batch::answer(app, caller, &body).await?,
     ))
 }
 
@@ -295,9 +445,10 @@ async fn card<B>(
     req: Request<B>,
 ) -> Result<Response<RespBody>, ApiError>
 where
-    B: ReqBody,
+    B: ReqBody + Unpin,
 {
-    let body = read_body(req.into_body(), VERIFY_BODY_LIMIT).await?;
+    let body = read_body(app, req.into_body(), VERIFY_BODY_LIMIT).await?;
+    let _slot = work_slot(app)?;
     let request: CardRequest<'_> = api::parse_json(&body)?;
     // api.md's order: unknown venue, unknown card kind, then scope.
     api::known_venue(app, &request.venue)?;

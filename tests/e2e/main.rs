@@ -6,6 +6,7 @@
 mod support;
 
 mod api;
+mod attack;
 mod feed;
 mod issuing;
 mod lifecycle;

@@ -190,17 +190,20 @@ async fn metrics_cover_requests_decisions_and_state_without_personal_data() {
     assert_eq!(s["sig_cache_entries"], 1);
 }
 
+/// A caller over its share of the in-flight limit is answered 503 at once, and only
+/// that caller: another caller is served meanwhile.
 #[tokio::test]
-async fn over_the_concurrency_limit_answers_503_at_once() {
+async fn over_its_share_a_caller_alone_gets_503_at_once() {
     let gw = Gateway::start(Options {
-        args: vec!["--max-in-flight".into(), "1".into()],
+        args: vec!["--caller-max-in-flight".into(), "1".into()],
         ..Options::default()
     })
     .await;
     let code = gw.mint(Sub([11; 16]), Color::Green, 1);
-    // Hold the one slot with an open stream.
+    // Hold the caller's one slot with a request whose body never ends.
     let mut c = gw.client(Proto::H2).await;
-    let (req, tx) = crate::support::client::stream_request(&gw.api_key);
+    let (mut req, tx) = crate::support::client::stream_request(&gw.api_key);
+    *req.uri_mut() = "https://localhost/v1/verify".parse().unwrap();
     let Client::H2(send) = &mut c else {
         unreachable!()
     };
@@ -222,6 +225,13 @@ async fn over_the_concurrency_limit_answers_503_at_once() {
     .await;
     assert_eq!(a.json()["error"], "overloaded");
     assert!(a.headers.get("retry-after").is_some());
+    // Another caller has a share of its own.
+    let a = gw
+        .client(Proto::H1)
+        .await
+        .post("/v1/verify", crate::support::LIMITED_KEY, body.clone())
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
     drop(tx);
     let _ = held.await;
     let a = eventually("the slot is free again", || {

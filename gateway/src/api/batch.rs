@@ -1,14 +1,18 @@
 //! `POST /v1/verify/batch`: up to 1,000 requests answered in order; an invalid item gets
 //! an error object in its place. Every code checked takes one from the caller's rate.
 
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 
 use super::{check_venue, parse_json, write_decision, ApiError, VerifyRequest};
 use crate::app::{App, BATCH_MAX_ITEMS};
-use crate::callers::Caller;
+use crate::callers::{Caller, Refusal};
 
-/// Answers a batch body (already within its size limit).
-pub fn answer(app: &App, caller: &Caller, body: &[u8]) -> Result<String, ApiError> {
+/// Answers a batch body (already within its size limit). The decisions are made on the
+/// verification pool, all valid items in one call, so cold signatures are
+/// batch-verified and the runtime's threads stay free.
+pub async fn answer(app: &Arc<App>, caller: &Arc<Caller>, body: &[u8]) -> Result<String, ApiError> {
     let items: Vec<&RawValue> = parse_json(body)?;
     if items.len() > BATCH_MAX_ITEMS {
         return Err(ApiError::BatchTooLarge);
@@ -22,18 +26,34 @@ pub fn answer(app: &App, caller: &Caller, body: &[u8]) -> Result<String, ApiErro
         })
         .collect();
     let valid = checked.iter().filter(|r| r.is_ok()).count();
-    caller
-        .take(valid as u32)
-        .map_err(|r| ApiError::RateLimited {
+    caller.take(valid as u32).map_err(|r| {
+        caller.refused(Refusal::Rate);
+        ApiError::RateLimited {
             retry_after_s: r.retry_after_s,
-        })?;
-    // Every valid item is decided in one call, so cold signatures are batch-verified.
-    let items: Vec<(&str, &str)> = checked
+        }
+    })?;
+    if let Some(r) = caller.bad_signatures_spent() {
+        caller.refused(Refusal::BadSignatures);
+        return Err(ApiError::RateLimited {
+            retry_after_s: r.retry_after_s,
+        });
+    }
+    let items: Vec<(String, String)> = checked
         .iter()
         .filter_map(|r| r.as_ref().ok())
-        .map(|req| (req.code.as_ref(), req.venue.as_ref()))
+        .map(|req| {
+            (
+                req.code.clone().into_owned(),
+                req.venue.clone().into_owned(),
+            )
+        })
         .collect();
-    let mut decisions = app.verifier.decide_many(&items, app.now()).into_iter();
+    let decisions = match app.pool.decide_many(caller, items).await {
+        Ok(Some(d)) => d,
+        Ok(None) => return Err(ApiError::Unavailable("verification was interrupted")),
+        Err(crate::pool::QueueFull) => return Err(ApiError::Overloaded),
+    };
+    let mut decisions = decisions.into_iter();
     let mut out = String::with_capacity(16 + checked.len() * 160);
     out.push('[');
     for (i, item) in checked.iter().enumerate() {
@@ -48,10 +68,7 @@ pub fn answer(app: &App, caller: &Caller, body: &[u8]) -> Result<String, ApiErro
             Err(e) => Err(*e),
         };
         match result {
-            Ok(d) => {
-                app.metrics.decision(d.holder.reason);
-                write_decision(&mut out, &d, app);
-            }
+            Ok(d) => write_decision(&mut out, &d, app),
             Err(e) => out.push_str(&e.json()),
         }
     }

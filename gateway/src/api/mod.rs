@@ -23,6 +23,8 @@ use crate::callers::Caller;
 pub enum ApiError {
     Unauthorized,
     BodyTooLarge,
+    /// The body did not arrive within `--body-timeout`.
+    RequestTimeout,
     BadRequest(&'static str),
     UnknownVenue,
     UnknownCardKind,
@@ -43,6 +45,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadRequest(_)
             | ApiError::UnknownVenue
             | ApiError::UnknownCardKind
@@ -59,6 +62,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "unauthorized",
             ApiError::BodyTooLarge => "body_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::UnknownVenue => "unknown_venue",
             ApiError::UnknownCardKind => "unknown_card_kind",
@@ -76,6 +80,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "missing or unknown credentials",
             ApiError::BodyTooLarge => "request body over its limit",
+            ApiError::RequestTimeout => "request body did not arrive in time",
             ApiError::BadRequest(m) | ApiError::Unavailable(m) => m,
             ApiError::UnknownVenue => "venue category not in the policy in force",
             ApiError::UnknownCardKind => {
@@ -176,13 +181,6 @@ pub fn in_scope(caller: &Caller, venue: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::ForbiddenVenue)
     }
-}
-
-/// Decides one verify request whose venue was checked and whose rate was taken.
-pub fn decide(app: &App, req: &VerifyRequest<'_>) -> Result<Decision, ApiError> {
-    let d = app.verifier.decide(&req.code, &req.venue, app.now())?;
-    app.metrics.decision(d.holder.reason);
-    Ok(d)
 }
 
 /// Decides a card check whose venue was checked and whose rate was taken.

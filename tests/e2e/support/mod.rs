@@ -86,6 +86,10 @@ pub struct Options {
     /// Start on this state directory's setup (as made by an earlier gateway) instead of
     /// a new one: a restart on the same host.
     pub reuse: Option<std::sync::Arc<TempDir>>,
+    /// Write the gateway's log (stderr) to a file, to measure it.
+    pub capture_log: bool,
+    /// Start under this RLIMIT_NOFILE (soft and hard).
+    pub nofile: Option<u64>,
 }
 
 /// A running gateway.
@@ -100,6 +104,8 @@ pub struct Gateway {
     pub ca: CertificateDer<'static>,
     /// Holds the configuration files; removed when the last gateway using it is dropped.
     pub dir: std::sync::Arc<TempDir>,
+    /// The log file, when captured.
+    pub log: Option<PathBuf>,
 }
 
 impl Gateway {
@@ -170,11 +176,28 @@ impl Gateway {
         // "{state}" in an extra argument stands for the state directory.
         let state = setup.dir.display().to_string();
         args.extend(opts.args.iter().map(|a| a.replace("{state}", &state)));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        let bin = env!("CARGO_BIN_EXE_gateway");
+        let mut cmd = match opts.nofile {
+            // `ulimit` in a shell that then becomes the gateway.
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let log = opts.capture_log.then(|| dir.0.join("gateway.log"));
+        let stderr = match &log {
+            Some(p) => Stdio::from(std::fs::File::create(p).expect("log file")),
+            None => Stdio::inherit(),
+        };
+        let mut child = cmd
             .args(&args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("gateway starts");
         let stdout = child.stdout.take().expect("stdout");
@@ -210,6 +233,7 @@ impl Gateway {
             api_key,
             ca,
             dir,
+            log,
         };
         gw.wait_ready().await;
         gw
@@ -286,6 +310,36 @@ impl Gateway {
             (v[key].as_u64() == Some(want)).then_some(())
         })
         .await;
+    }
+
+    /// The process's resident memory, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc status");
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// CPU time used so far (user + system), in clock ticks (1/100 s on Linux).
+    pub fn cpu_ticks(&self) -> u64 {
+        let s =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("/proc stat");
+        // Fields after the command name in parentheses; utime and stime are 14 and 15.
+        let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        n(11) + n(12)
+    }
+
+    /// Bytes written to the log so far (0 when it is not captured).
+    pub fn log_bytes(&self) -> u64 {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len())
     }
 
     /// Sends SIGTERM.

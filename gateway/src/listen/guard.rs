@@ -1,0 +1,289 @@
+//! What every listener shares to keep connections bounded: caps on how many are open
+//! (in total and per client address), and a per-connection record of activity that a
+//! watchdog reads to close connections that never send a request, stay idle, or hold a
+//! request (or its answer) too long. Protocol-independent: TCP (HTTP/1.1, HTTP/2) and
+//! QUIC (HTTP/3) use the same pieces.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Why a new connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Over `--max-connections`.
+    Total,
+    /// Over `--max-connections-per-ip`.
+    PerIp,
+}
+
+impl Refused {
+    pub fn label(self) -> &'static str {
+        match self {
+            Refused::Total => "total",
+            Refused::PerIp => "per_ip",
+        }
+    }
+}
+
+/// Open connections of one transport, capped in total and per client address.
+pub struct ConnCaps {
+    max_total: usize,
+    max_per_ip: usize,
+    open: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    closed: Notify,
+}
+
+/// One open connection's place under the caps; released on drop.
+pub struct ConnPermit {
+    caps: Arc<ConnCaps>,
+    ip: IpAddr,
+}
+
+impl ConnCaps {
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnCaps> {
+        Arc::new(ConnCaps {
+            max_total,
+            max_per_ip,
+            open: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            closed: Notify::new(),
+        })
+    }
+
+    /// A place for a new connection from `ip`, or why there is none.
+    pub fn try_open(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refused> {
+        let mut per_ip = self.per_ip.lock();
+        if self.open.load(Ordering::Relaxed) >= self.max_total {
+            return Err(Refused::Total);
+        }
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return Err(Refused::PerIp);
+        }
+        *n += 1;
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Ok(ConnPermit {
+            caps: self.clone(),
+            ip,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no connection is open.
+    pub async fn all_closed(&self) {
+        loop {
+            let notified = self.closed.notified();
+            if self.open() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        let mut per_ip = self.caps.per_ip.lock();
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        self.caps.open.fetch_sub(1, Ordering::Relaxed);
+        drop(per_ip);
+        self.caps.closed.notify_waiters();
+    }
+}
+
+/// The timeouts a connection's watchdog applies.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnTimeouts {
+    /// From accept (after the handshake) to the first request head.
+    pub first_request: Duration,
+    /// Nothing in flight for this long.
+    pub idle: Duration,
+    /// A request in flight this long without any request starting or ending.
+    pub request: Duration,
+}
+
+/// Why a watchdog closed a connection (`gateway_timeouts_total{phase}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    FirstRequest,
+    Idle,
+    Request,
+}
+
+impl Expired {
+    pub fn label(self) -> &'static str {
+        match self {
+            Expired::FirstRequest => "first_request",
+            Expired::Idle => "idle",
+            Expired::Request => "request",
+        }
+    }
+}
+
+/// What one connection is doing, written by its requests, read by its watchdog.
+pub struct Activity {
+    start: Instant,
+    /// Milliseconds since `start` of the last request that began or ended.
+    last_ms: AtomicU64,
+    /// Short requests in flight (their answers included).
+    active: AtomicUsize,
+    /// Long-lived streams in flight (`/v1/verify/stream`, bounded on their own).
+    streams: AtomicUsize,
+    seen_request: AtomicBool,
+}
+
+/// A request's presence on its connection; ends on drop.
+pub struct InFlight {
+    activity: Arc<Activity>,
+    long_lived: bool,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+            streams: AtomicUsize::new(0),
+            seen_request: AtomicBool::new(false),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// A request head has arrived.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.seen_request.store(true, Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        InFlight {
+            activity: self.clone(),
+            long_lived: false,
+        }
+    }
+
+    /// What the watchdog would close the connection for now, if anything, and otherwise
+    /// how long until it should look again.
+    pub fn check(&self, t: &ConnTimeouts) -> Result<Duration, Expired> {
+        let now = self.start.elapsed();
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        let since = now.saturating_sub(last);
+        // The time left before `limit` once `elapsed` has passed, or `why` if none is.
+        let left = |limit: Duration, elapsed: Duration, why: Expired| {
+            if elapsed >= limit {
+                Err(why)
+            } else {
+                Ok(limit - elapsed)
+            }
+        };
+        if !self.seen_request.load(Ordering::Relaxed) {
+            return left(t.first_request, now, Expired::FirstRequest);
+        }
+        let active = self.active.load(Ordering::Relaxed);
+        let streams = self.streams.load(Ordering::Relaxed);
+        if active > 0 {
+            return left(t.request, since, Expired::Request);
+        }
+        if streams > 0 {
+            // Streams end themselves (stream idle and maximum duration); look again later.
+            return Ok(t.idle);
+        }
+        left(t.idle, since, Expired::Idle)
+    }
+
+    /// Resolves when the connection has expired, with the reason.
+    pub async fn expired(&self, t: ConnTimeouts) -> Expired {
+        loop {
+            match self.check(&t) {
+                Err(e) => return e,
+                Ok(wait) => tokio::time::sleep(wait.max(Duration::from_millis(10))).await,
+            }
+        }
+    }
+}
+
+impl InFlight {
+    /// This request is a long-lived stream: it no longer counts as a short request, so
+    /// the request timeout does not apply to it (the stream has its own bounds).
+    pub fn into_stream(mut self) -> InFlight {
+        if !self.long_lived {
+            self.activity.streams.fetch_add(1, Ordering::Relaxed);
+            self.activity.active.fetch_sub(1, Ordering::Relaxed);
+            self.long_lived = true;
+        }
+        self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.long_lived {
+            self.activity.streams.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.activity.active.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.activity.touch();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_total_and_per_ip() {
+        let caps = ConnCaps::new(3, 2);
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let p1 = caps.try_open(a).unwrap();
+        let _p2 = caps.try_open(a).unwrap();
+        assert_eq!(caps.try_open(a).err(), Some(Refused::PerIp));
+        let _p3 = caps.try_open(b).unwrap();
+        assert_eq!(caps.try_open(b).err(), Some(Refused::Total));
+        drop(p1);
+        assert_eq!(caps.open(), 2);
+        assert!(caps.try_open(a).is_ok());
+    }
+
+    #[test]
+    fn watchdog_phases() {
+        let t = ConnTimeouts {
+            first_request: Duration::ZERO,
+            idle: Duration::ZERO,
+            request: Duration::from_secs(60),
+        };
+        let a = Activity::new();
+        assert_eq!(a.check(&t), Err(Expired::FirstRequest));
+        let r = a.begin();
+        assert!(a.check(&t).is_ok(), "a request in flight is not idle");
+        let s = r.into_stream();
+        assert!(a.check(&t).is_ok(), "a stream in flight is not idle");
+        drop(s);
+        assert_eq!(a.check(&t), Err(Expired::Idle));
+        let t = ConnTimeouts {
+            request: Duration::ZERO,
+            ..t
+        };
+        let _r = a.begin();
+        assert_eq!(a.check(&t), Err(Expired::Request));
+    }
+}

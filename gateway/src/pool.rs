@@ -1,0 +1,264 @@
+//! The verification pool: signature checks run here, on threads of their own, never on
+//! the runtime's I/O threads, so a flood of cold codes cannot keep the gateway from
+//! accepting, handshaking, driving QUIC, firing timers, serving the admin port or
+//! following the feed.
+//!
+//! Requests whose signature is not cached queue here (a bounded queue: a full one is
+//! 503 `overloaded`, never unbounded memory). A worker takes up to [`MAX_BATCH`] queued
+//! codes at once and decides them with the core's `decide_many`, so concurrent cold
+//! codes share one Ed25519 batch verification (about half the cost of single ones). A
+//! code whose requester has gone (stream reset, connection closed) is dropped before it
+//! is verified.
+//!
+//! Forgeries cost only the forger: a caller one of whose codes fails its signature is
+//! *isolated* for [`ISOLATION`]: its codes are then verified one by one, apart from
+//! everyone else's batches, and each failure also draws on the caller's budget of
+//! failed signatures (`--caller-bad-signatures-per-s`), beyond which its uncached codes
+//! are refused with 429 before any work (`service.rs`). A batch that does fail is
+//! bisected by the core, so a forgery fails only itself and is verified once.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use gateway_core::{Decision, Reason, RequestError};
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use crate::app::App;
+use crate::callers::Caller;
+
+/// Most codes decided in one call.
+pub const MAX_BATCH: usize = 64;
+
+/// How long a caller whose code failed its signature is verified apart from the others.
+pub const ISOLATION: std::time::Duration = std::time::Duration::from_secs(10);
+
+type Answer = Result<Decision, RequestError>;
+
+/// One piece of work.
+enum Work {
+    /// One code (`/v1/verify`, a line of `/v1/verify/stream`).
+    One {
+        code: String,
+        venue: String,
+        caller: Arc<Caller>,
+        reply: oneshot::Sender<Answer>,
+    },
+    /// A whole `/v1/verify/batch`, in order.
+    Many {
+        items: Vec<(String, String)>,
+        caller: Arc<Caller>,
+        reply: oneshot::Sender<Vec<Answer>>,
+    },
+}
+
+impl Work {
+    fn abandoned(&self) -> bool {
+        match self {
+            Work::One { reply, .. } => reply.is_closed(),
+            Work::Many { reply, .. } => reply.is_closed(),
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Work::One { .. } => 1,
+            Work::Many { items, .. } => items.len().max(1),
+        }
+    }
+}
+
+/// The pool is full: the request is refused with 503 `overloaded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull;
+
+struct Queue {
+    work: VecDeque<Work>,
+    /// Codes waiting (a batch counts each of its items).
+    codes: usize,
+}
+
+/// The queue and its workers.
+pub struct Pool {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    capacity: usize,
+    depth: metrics::Gauge,
+    dropped: metrics::Counter,
+}
+
+impl Pool {
+    /// A pool whose queue holds at most `capacity` codes; the workers are started by
+    /// [`Pool::start`] once the app exists.
+    pub fn new(capacity: usize) -> Pool {
+        Pool {
+            queue: Mutex::new(Queue {
+                work: VecDeque::new(),
+                codes: 0,
+            }),
+            ready: Condvar::new(),
+            capacity: capacity.max(1),
+            depth: metrics::gauge!("gateway_verify_queue_depth"),
+            dropped: metrics::counter!("gateway_verify_abandoned_total"),
+        }
+    }
+
+    /// Starts `threads` workers on `app`'s pool.
+    pub fn start(app: &Arc<App>, threads: usize) -> std::io::Result<()> {
+        for i in 0..threads.max(1) {
+            let app = app.clone();
+            std::thread::Builder::new()
+                .name(format!("verify-{i}"))
+                .spawn(move || worker(&app))?;
+        }
+        Ok(())
+    }
+
+    fn push(&self, w: Work) -> Result<(), QueueFull> {
+        let mut q = self.queue.lock();
+        let n = w.size();
+        if q.codes + n > self.capacity {
+            return Err(QueueFull);
+        }
+        q.codes += n;
+        q.work.push_back(w);
+        self.depth.set(q.codes as f64);
+        drop(q);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Decides one uncached code on the pool. `Err` when the queue is full; `Ok(None)`
+    /// if the pool went away.
+    pub async fn decide(
+        &self,
+        caller: &Arc<Caller>,
+        code: String,
+        venue: String,
+    ) -> Result<Option<Answer>, QueueFull> {
+        let (reply, rx) = oneshot::channel();
+        self.push(Work::One {
+            code,
+            venue,
+            caller: caller.clone(),
+            reply,
+        })?;
+        Ok(rx.await.ok())
+    }
+
+    /// Decides a batch on the pool, answers in order.
+    pub async fn decide_many(
+        &self,
+        caller: &Arc<Caller>,
+        items: Vec<(String, String)>,
+    ) -> Result<Option<Vec<Answer>>, QueueFull> {
+        let (reply, rx) = oneshot::channel();
+        self.push(Work::Many {
+            items,
+            caller: caller.clone(),
+            reply,
+        })?;
+        Ok(rx.await.ok())
+    }
+
+    /// Takes the next work: a batch request alone, or up to [`MAX_BATCH`] single codes.
+    /// Work whose requester has gone is dropped here, unverified.
+    fn take(&self) -> Vec<Work> {
+        let mut q = self.queue.lock();
+        loop {
+            let mut out = Vec::new();
+            while let Some(w) = q.work.pop_front() {
+                q.codes -= w.size();
+                if w.abandoned() {
+                    self.dropped.increment(1);
+                    continue;
+                }
+                let many = matches!(w, Work::Many { .. });
+                if many && !out.is_empty() {
+                    // Keep a batch request for the next take, whole.
+                    q.codes += w.size();
+                    q.work.push_front(w);
+                    break;
+                }
+                out.push(w);
+                if many || out.len() >= MAX_BATCH {
+                    break;
+                }
+            }
+            self.depth.set(q.codes as f64);
+            if !out.is_empty() {
+                return out;
+            }
+            self.ready.wait(&mut q);
+        }
+    }
+}
+
+fn worker(app: &App) {
+    loop {
+        let work = app.pool.take();
+        let now = app.now();
+        let mut singles: Vec<(String, String, Arc<Caller>, oneshot::Sender<Answer>)> = Vec::new();
+        for w in work {
+            match w {
+                Work::Many {
+                    items,
+                    caller,
+                    reply,
+                } => {
+                    let refs: Vec<(&str, &str)> = items
+                        .iter()
+                        .map(|(c, v)| (c.as_str(), v.as_str()))
+                        .collect();
+                    let answers = if caller.isolated() {
+                        refs.iter()
+                            .map(|(c, v)| app.verifier.decide(c, v, now))
+                            .collect()
+                    } else {
+                        app.verifier.decide_many(&refs, now)
+                    };
+                    for a in &answers {
+                        note(app, &caller, a);
+                    }
+                    let _ = reply.send(answers);
+                }
+                Work::One {
+                    code,
+                    venue,
+                    caller,
+                    reply,
+                } => singles.push((code, venue, caller, reply)),
+            }
+        }
+        // Isolated callers' codes alone, one by one; everyone else's in one batch.
+        let (alone, together): (Vec<_>, Vec<_>) =
+            singles.into_iter().partition(|(_, _, c, _)| c.isolated());
+        for (code, venue, caller, reply) in alone {
+            let a = app.verifier.decide(&code, &venue, now);
+            note(app, &caller, &a);
+            let _ = reply.send(a);
+        }
+        if together.is_empty() {
+            continue;
+        }
+        let refs: Vec<(&str, &str)> = together
+            .iter()
+            .map(|(c, v, _, _)| (c.as_str(), v.as_str()))
+            .collect();
+        let answers = app.verifier.decide_many(&refs, now);
+        for ((_, _, caller, reply), a) in together.into_iter().zip(answers) {
+            note(app, &caller, &a);
+            let _ = reply.send(a);
+        }
+    }
+}
+
+/// Records a decision: its metric, and a failed signature against its caller.
+fn note(app: &App, caller: &Caller, a: &Answer) {
+    if let Ok(d) = a {
+        app.metrics.decision(d.holder.reason);
+        if d.holder.reason == Reason::BadSignature {
+            caller.bad_signature(ISOLATION);
+        }
+    }
+}
