@@ -72,8 +72,9 @@ pub struct LimitArgs {
     /// Verifications waiting for those threads before new ones are refused (503). Default 8192.
     #[arg(long)]
     pub verify_queue: Option<usize>,
-    /// Failed signatures one caller may cause per second (burst of one second); beyond,
-    /// its uncached codes get 429 for a while. Default 100.
+    /// Failed signatures one caller may cause per second (burst of one second), or 1% of
+    /// its rate_per_s where that is more; beyond, its uncached codes get 429 for a while.
+    /// Default 100.
     #[arg(long)]
     pub caller_bad_signatures_per_s: Option<u32>,
 }

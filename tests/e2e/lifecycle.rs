@@ -83,6 +83,33 @@ fn every_gateway_config_in_config_and_deploy_parses() {
     assert!(n >= 3);
 }
 
+/// Every limit flag is in the example configuration (under `[limits]`) and in the
+/// README's table, with its default.
+#[test]
+fn every_limit_is_documented_in_the_example_and_the_readme() {
+    use clap::Args;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let example = std::fs::read_to_string(root.join("config/gateway.example.toml")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let limits = example.split("[limits]").nth(1).expect("a [limits] table");
+    let cmd = gateway::limits::LimitArgs::augment_args(clap::Command::new("limits"));
+    let mut n = 0;
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        assert!(
+            limits.contains(&format!("{id} =")),
+            "{id} missing from [limits] in config/gateway.example.toml"
+        );
+        let flag = format!("| `--{}` |", id.replace('_', "-"));
+        assert!(
+            readme.contains(&flag),
+            "{flag} missing from the README's limits table"
+        );
+        n += 1;
+    }
+    assert!(n >= 18, "{n}");
+}
+
 /// The NATS server configurations in deploy/ pass the server's own check.
 #[test]
 fn every_nats_config_in_deploy_passes_nats_server_check() {

@@ -149,14 +149,23 @@ impl Scan {
 /// A QUIC connection for h3 whose receive streams are scanned.
 pub struct Guarded {
     inner: h3_quinn::Connection,
+    /// The connection's own stream opener (its `OpenStreams` side).
+    open: GuardOpen,
     quic: quinn::Connection,
     limit: usize,
 }
 
 impl Guarded {
     pub fn new(conn: quinn::Connection, limit: usize) -> Guarded {
+        let inner = h3_quinn::Connection::new(conn.clone());
+        let open = GuardOpen {
+            inner: quic::Connection::<Bytes>::opener(&inner),
+            quic: conn.clone(),
+            limit,
+        };
         Guarded {
-            inner: h3_quinn::Connection::new(conn.clone()),
+            inner,
+            open,
             quic: conn,
             limit,
         }
@@ -323,20 +332,18 @@ impl<B: Buf> quic::OpenStreams<B> for Guarded {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::BidiStream, StreamErrorIncoming>> {
-        let (quic, limit) = (&self.quic, self.limit);
-        quic::OpenStreams::<B>::poll_open_bidi(&mut self.inner, cx)
-            .map_ok(|b| wrap_bidi(b, quic, limit))
+        self.open.poll_open_bidi(cx)
     }
 
     fn poll_open_send(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::SendStream, StreamErrorIncoming>> {
-        quic::OpenStreams::<B>::poll_open_send(&mut self.inner, cx)
+        quic::OpenStreams::<B>::poll_open_send(&mut self.open, cx)
     }
 
     fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
-        quic::OpenStreams::<B>::close(&mut self.inner, code, reason)
+        quic::OpenStreams::<B>::close(&mut self.open, code, reason)
     }
 }
 
