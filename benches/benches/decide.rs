@@ -86,6 +86,12 @@ fn decisions(c: &mut Criterion) {
         let bytes = token::decode_text(&ed).expect("decodes");
         b.iter(|| gateway_core::sigcache::SigCache::digest(black_box(&bytes)))
     });
+    // The cache key the verifier uses: over what the signature covers.
+    g.bench_function("sig_cache_key_of_token", |b| {
+        let bytes = token::decode_text(&ed).expect("decodes");
+        let cose = gateway_core::cose::Sign1::parse(&bytes).expect("parses");
+        b.iter(|| gateway_core::sigcache::SigCache::key(black_box(&cose)))
+    });
     g.finish();
 }
 
