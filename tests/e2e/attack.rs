@@ -252,20 +252,6 @@ async fn descriptor_exhaustion_does_not_spin_and_recovers() {
     honest_verify(&gw, Proto::H1, 5).await;
 }
 
-/// A QUIC client for raw HTTP/3 frames.
-async fn quic_conn(gw: &Gateway) -> (quinn::Endpoint, quinn::Connection) {
-    let cfg = tls_config(&gw.ca, b"h3", None);
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let conn = endpoint
-        .connect(gw.listen, "localhost")
-        .unwrap()
-        .await
-        .unwrap();
-    (endpoint, conn)
-}
-
 /// An HTTP/3 frame head: type, then an 8-byte varint length.
 fn h3_head(ty: u8, len: u64) -> Vec<u8> {
     let mut v = vec![ty, 0xc0 | ((len >> 56) as u8 & 0x3f)];
@@ -281,7 +267,7 @@ async fn http3_oversized_frames_are_refused_unbuffered() {
     let gw = Gateway::start(Options::default()).await;
     let rss0 = gw.rss_kib();
     for ty in [0x01u8, 0x21] {
-        let (_ep, conn) = quic_conn(&gw).await;
+        let (_ep, conn) = gw.quic().await;
         let zeros = vec![0u8; 64 * 1024];
         let mut sent = 0usize;
         let mut streams = Vec::new();

@@ -71,15 +71,7 @@ async fn http2_advertises_the_stream_limit() {
 #[tokio::test]
 async fn sigterm_closes_quic_connections_with_an_application_code() {
     let mut gw = Gateway::start(Options::default()).await;
-    let cfg = tls_config(&gw.ca, b"h3", None);
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let conn = endpoint
-        .connect(gw.listen, "localhost")
-        .unwrap()
-        .await
-        .unwrap();
+    let (_endpoint, conn) = gw.quic().await;
     gw.terminate();
     let reason = tokio::time::timeout(Duration::from_secs(30), conn.closed())
         .await

@@ -312,6 +312,21 @@ impl Gateway {
         .await;
     }
 
+    /// A bare QUIC connection (ALPN h3) to the gateway, for raw HTTP/3 frames.
+    pub async fn quic(&self) -> (quinn::Endpoint, quinn::Connection) {
+        let cfg = client::tls_config(&self.ca, b"h3", None);
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).expect("QUIC TLS");
+        let mut endpoint =
+            quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+        endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+        let conn = endpoint
+            .connect(self.listen, "localhost")
+            .expect("connect")
+            .await
+            .expect("QUIC handshake");
+        (endpoint, conn)
+    }
+
     /// The process's resident memory, KiB.
     pub fn rss_kib(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
