@@ -37,6 +37,8 @@ fn status_json(app: &App) -> String {
         "feed_resumed_from": app.feed.resumed_from.load(Ordering::Relaxed),
         "stale": app.stale(),
         "dev": app.dev,
+        "feed_auth": app.feed_keys.enabled(),
+        "quick_start": app.quick_start,
         "status_set_size": app.verifier.status().len(),
         "revoked_tokens": app.verifier.revoked_tokens().len(),
         "trust_keys": trust.len(),

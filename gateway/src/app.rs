@@ -66,10 +66,17 @@ impl FeedState {
         self.caught_up.store(true, Ordering::Release);
     }
 
-    /// Records that the message at `position` was processed (applied or skipped).
+    /// Records that the message at `position` was processed (applied or skipped) and
+    /// counts as a sign of life.
     pub fn processed(&self, position: u64, since_boot: Duration) {
         self.last_message_ms
             .store(since_boot.as_millis().max(1) as u64, Ordering::Release);
+        self.position.store(position, Ordering::Release);
+    }
+
+    /// Records that the message at `position` was skipped without counting as a sign of
+    /// life (with feed keys, only events that pass their check do).
+    pub fn passed_over(&self, position: u64) {
         self.position.store(position, Ordering::Release);
     }
 
@@ -127,6 +134,10 @@ pub struct App {
     pub pool: crate::pool::Pool,
     /// The bounds of `api.md` "Limits".
     pub limits: crate::limits::EdgeLimits,
+    /// Running on the quick start's generated development keys.
+    pub quick_start: bool,
+    /// The feed keys (`--feed-key`); none: events need no `mac`.
+    pub feed_keys: gateway_core::feed_auth::FeedKeys,
 }
 
 impl App {

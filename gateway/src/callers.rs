@@ -30,6 +30,9 @@ struct CallerEntry {
     client_cert_sha256: Option<String>,
     venues: Vec<String>,
     rate_per_s: u32,
+    /// Card checks per second (api.md "Card checks"); absent or 0: none allowed.
+    #[serde(default)]
+    card_rate_per_s: u32,
 }
 
 /// One caller.
@@ -41,6 +44,8 @@ pub struct Caller {
     venues: Option<Vec<String>>,
     bucket: Mutex<Bucket>,
     rate: f64,
+    /// Its card checks; `None` when it may make none.
+    cards: Option<Cards>,
     /// `gateway_caller_requests_total{caller}`, registered when the file is loaded.
     pub requests: metrics::Counter,
     /// This caller's share of the requests in flight (`--caller-max-in-flight`).
@@ -53,6 +58,8 @@ pub struct Caller {
     bad_signature_rate: f64,
     /// Until when (milliseconds since `epoch`) its codes are verified apart.
     isolated_until_ms: AtomicU64,
+    /// Its recent signature checks, (passed, failed), halved as they grow.
+    outcomes: Mutex<(u32, u32)>,
     epoch: Instant,
     /// `gateway_caller_refusals_total{caller, reason}`, one per [`Refusal`].
     refusals: [metrics::Counter; Refusal::ALL.len()],
@@ -69,14 +76,20 @@ pub enum Refusal {
     BadSignatures,
     /// Over its request rate (429).
     Rate,
+    /// Over its card-check rate (429).
+    CardRate,
+    /// A card check by a caller that may make none (403).
+    Card,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 6] = [
         Refusal::InFlight,
         Refusal::Streams,
         Refusal::BadSignatures,
         Refusal::Rate,
+        Refusal::CardRate,
+        Refusal::Card,
     ];
 
     pub fn label(self) -> &'static str {
@@ -85,6 +98,8 @@ impl Refusal {
             Refusal::Streams => "streams",
             Refusal::BadSignatures => "bad_signatures",
             Refusal::Rate => "rate",
+            Refusal::CardRate => "card_rate",
+            Refusal::Card => "forbidden_card",
         }
     }
 }
@@ -106,6 +121,9 @@ impl Default for Shares {
         }
     }
 }
+
+/// Signature checks after which a caller's record of them is halved (recent ones weigh).
+const OUTCOME_WINDOW: u32 = 256;
 
 /// A token bucket holding one second's worth of requests.
 struct Bucket {
@@ -130,18 +148,12 @@ impl Caller {
 
     /// Takes `n` requests from the bucket, or says when there will be enough.
     pub fn take(&self, n: u32) -> Result<(), RateLimited> {
-        let mut b = self.bucket.lock();
-        refill(&mut b, self.rate);
-        let n = f64::from(n);
-        if b.tokens >= n {
-            b.tokens -= n;
-            Ok(())
-        } else {
-            let wait = ((n.min(self.rate) - b.tokens) / self.rate).ceil().max(1.0);
-            Err(RateLimited {
-                retry_after_s: wait as u64,
-            })
-        }
+        take_from(&self.bucket, self.rate, f64::from(n))
+    }
+
+    /// Its card checks, `None` when it may make none (403 `forbidden_card`).
+    pub fn cards(&self) -> Option<&Cards> {
+        self.cards.as_ref()
     }
 
     /// Counts a refusal of this caller.
@@ -166,6 +178,27 @@ impl Caller {
         b.tokens = (b.tokens - 1.0).max(0.0);
     }
 
+    /// Counts one of its signature checks.
+    pub fn signature_checked(&self, passed: bool) {
+        let mut o = self.outcomes.lock();
+        if passed {
+            o.0 += 1;
+        } else {
+            o.1 += 1;
+        }
+        if o.0 + o.1 >= OUTCOME_WINDOW {
+            *o = (o.0 / 2, o.1 / 2);
+        }
+    }
+
+    /// Whether its codes fail often enough (more than one in [`crate::pool::MAX_BATCH`]
+    /// of its recent signature checks) that most of its batches would hold a forgery:
+    /// bisecting those costs more than checking singly, so its codes are checked one by one.
+    pub fn forges_often(&self) -> bool {
+        let o = self.outcomes.lock();
+        u64::from(o.1) * crate::pool::MAX_BATCH as u64 > u64::from(o.0 + o.1)
+    }
+
     /// Whether the budget of failed signatures is spent; when it is, the caller's codes
     /// that would need a signature check are refused (429), for as long as it takes to
     /// earn one back.
@@ -180,6 +213,39 @@ impl Caller {
                 retry_after_s: wait as u64,
             })
         }
+    }
+}
+
+/// A caller's card checks: a bucket of their own at `card_rate_per_s`, and
+/// `gateway_caller_card_checks_total{caller}`.
+pub struct Cards {
+    bucket: Mutex<Bucket>,
+    rate: f64,
+    checks: metrics::Counter,
+}
+
+impl Cards {
+    /// Takes one card check (429 over the card rate; the caller's codes are not
+    /// affected); counted once allowed.
+    pub fn take(&self) -> Result<(), RateLimited> {
+        take_from(&self.bucket, self.rate, 1.0)?;
+        self.checks.increment(1);
+        Ok(())
+    }
+}
+
+/// Takes `n` from a bucket refilled at `rate`, or says when there will be enough.
+fn take_from(bucket: &Mutex<Bucket>, rate: f64, n: f64) -> Result<(), RateLimited> {
+    let mut b = bucket.lock();
+    refill(&mut b, rate);
+    if b.tokens >= n {
+        b.tokens -= n;
+        Ok(())
+    } else {
+        let wait = ((n.min(rate) - b.tokens) / rate).ceil().max(1.0);
+        Err(RateLimited {
+            retry_after_s: wait as u64,
+        })
     }
 }
 
@@ -267,6 +333,17 @@ impl Callers {
             // The flag, or 1% of the caller's own rate where that is more: a large
             // operator's honest traffic carries some forgeries (people do present fakes).
             let bad_rate = f64::from(shares.bad_signatures_per_s.max(c.rate_per_s / 100).max(1));
+            let cards = (c.card_rate_per_s > 0).then(|| {
+                let rate = f64::from(c.card_rate_per_s);
+                Cards {
+                    bucket: Mutex::new(Bucket {
+                        tokens: rate,
+                        last: Instant::now(),
+                    }),
+                    rate,
+                    checks: metrics::counter!("gateway_caller_card_checks_total", "caller" => c.name.clone()),
+                }
+            });
             let refusals = Refusal::ALL.map(|r| {
                 metrics::counter!("gateway_caller_refusals_total", "caller" => c.name.clone(), "reason" => r.label())
             });
@@ -280,6 +357,7 @@ impl Callers {
                 }),
                 bad_signature_rate: bad_rate,
                 isolated_until_ms: AtomicU64::new(0),
+                outcomes: Mutex::new((0, 0)),
                 epoch: Instant::now(),
                 refusals,
                 name: c.name,
@@ -291,6 +369,7 @@ impl Callers {
                     last: Instant::now(),
                 }),
                 rate,
+                cards,
             }));
         }
         Ok(Callers { list })

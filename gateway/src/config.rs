@@ -66,6 +66,11 @@ pub struct ServeArgs {
     /// 32 bytes, base64url, one line (needed for card checks).
     #[arg(long)]
     pub pseudonym_key: Option<PathBuf>,
+    /// The feed key (feed.md revision 3): 32 bytes, base64url, one line. Given twice
+    /// while a new key is rolled out; without it, events need no `mac`.
+    #[arg(long)]
+    #[serde(default)]
+    pub feed_key: Vec<PathBuf>,
     /// callers.json.
     #[arg(long)]
     pub callers: Option<PathBuf>,
@@ -123,7 +128,10 @@ pub struct ServeArgs {
     #[serde(default)]
     pub limits: crate::limits::LimitArgs,
     /// Testing only: decide as if the clock read this many seconds since the epoch.
-    #[arg(long, hide = true)]
+    /// Exists in debug (test) builds only; a release build has no way to freeze its
+    /// clock, and `/readyz` says `"fixed_clock": true` when it is frozen.
+    #[cfg_attr(debug_assertions, arg(long, hide = true))]
+    #[cfg_attr(not(debug_assertions), arg(skip))]
     #[serde(skip)]
     pub debug_fixed_now: Option<u64>,
 }
@@ -167,6 +175,9 @@ impl ServeArgs {
             nats_creds,
             nats_ca
         );
+        if self.feed_key.is_empty() {
+            self.feed_key = file.feed_key;
+        }
         self.limits.fill_from(file.limits);
         self.dev |= file.dev;
         self.log_json |= file.log_json;
@@ -233,6 +244,8 @@ pub struct ServeConfig {
     pub policy: PathBuf,
     pub feed: FeedSource,
     pub pseudonym_key: Option<PathBuf>,
+    /// One or two feed keys; none: events need no `mac`.
+    pub feed_keys: Vec<PathBuf>,
     pub callers: PathBuf,
     pub state_dir: PathBuf,
     pub skew: u64,
@@ -287,6 +300,9 @@ impl NatsArgs {
     }
 }
 
+/// Feed keys a gateway holds at once: the one in use and the next (feed.md).
+pub const MAX_FEED_KEYS: usize = 2;
+
 /// Default state directory (relative to the working directory).
 pub const DEFAULT_STATE_DIR: &str = "gateway-state";
 
@@ -324,6 +340,15 @@ impl ServeArgs {
         let limits = self
             .limits
             .resolve(header_timeout, max_in_flight, max_streams)?;
+        if self.feed_key.len() > MAX_FEED_KEYS {
+            return Err(ConfigError::flag(
+                "feed-key",
+                format!(
+                    "given {} times; at most {MAX_FEED_KEYS} (the key in use and the next)",
+                    self.feed_key.len()
+                ),
+            ));
+        }
         Ok(ServeConfig {
             limits,
             listen: self.listen.unwrap_or_else(|| ([127, 0, 0, 1], 8443).into()),
@@ -339,6 +364,7 @@ impl ServeArgs {
             policy: need(self.policy, "policy")?,
             feed,
             pseudonym_key: self.pseudonym_key,
+            feed_keys: self.feed_key,
             callers: need(self.callers, "callers")?,
             state_dir,
             skew: self.skew.unwrap_or(30),

@@ -1,19 +1,21 @@
 //! The quick start: with no key material named, `gateway serve` makes (once) a complete
 //! development setup in the state directory and runs on it: a root key, an issuer key and
 //! its trust list, a policy signed by that root, a pseudonym key, an API key for one
-//! caller, a self-signed certificate and an empty feed file. Nothing here is unsigned:
+//! caller, a self-signed certificate, a feed key and an empty feed file. Nothing here is unsigned:
 //! the gateway runs exactly as in production, only with keys it made itself.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use gateway_core::b64;
+use gateway_core::feed_auth::FeedKey;
 use gateway_core::mint::{Issuer, RootSigner, SigningKey};
 use gateway_core::policy::reference_policy_json;
+use gateway_core::{b64, feed_event};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::callers::sha256_hex;
 use crate::config::{ConfigError, ServeArgs};
+use crate::owner_only;
 
 /// The development issuer.
 pub const DEV_KID: &str = "dev-issuer-1";
@@ -63,6 +65,19 @@ impl DevSetup {
     pub fn feed(&self) -> PathBuf {
         self.dir.join("feed.jsonl")
     }
+    /// The feed key (feed.md revision 3) the quick start's events are authenticated with.
+    pub fn feed_key(&self) -> PathBuf {
+        self.dir.join("feed.key")
+    }
+
+    /// The feed key, if the setup has one.
+    pub fn read_feed_key(&self) -> Result<Option<FeedKey>, ConfigError> {
+        let path = self.feed_key();
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_feed_key(&path).map(Some)
+    }
 
     /// The issuer that signs development codes.
     pub fn issuer(&self) -> Result<Issuer, ConfigError> {
@@ -87,12 +102,15 @@ impl DevSetup {
         if args.feed.is_none() {
             args.feed = Some(format!("file:{}", self.feed().display()));
         }
+        if args.feed_key.is_empty() {
+            args.feed_key.push(self.feed_key());
+        }
     }
 
     /// Creates whatever is missing; returns whether anything was created.
     pub fn ensure(&self) -> Result<bool, ConfigError> {
         let err = |p: &Path, e: std::io::Error| ConfigError::file(p, e);
-        fs::create_dir_all(self.dir.join("tls")).map_err(|e| err(&self.dir, e))?;
+        owner_only::dir(&self.dir.join("tls")).map_err(|e| err(&self.dir, e))?;
         let mut made = false;
         let rng = SystemRandom::new();
         let random32 = || {
@@ -139,12 +157,16 @@ impl DevSetup {
             write(&self.pseudonym_key(), &b64::encode(&random32()?))?;
             made = true;
         }
+        if !self.feed_key().exists() {
+            write(&self.feed_key(), &b64::encode(&random32()?))?;
+            made = true;
+        }
         if !self.api_key().exists() || !self.callers().exists() {
             let key = format!("dev-{}", b64::encode(&random32()?));
             write(&self.api_key(), &key)?;
             let callers = serde_json::json!({"callers": [{
                 "name": "dev", "api_key_sha256": sha256_hex(key.as_bytes()),
-                "venues": ["*"], "rate_per_s": 1_000_000,
+                "venues": ["*"], "rate_per_s": 1_000_000, "card_rate_per_s": 10_000,
             }]});
             write(
                 &self.callers(),
@@ -165,10 +187,32 @@ impl DevSetup {
             made = true;
         }
         if !self.feed().exists() {
-            fs::write(self.feed(), "").map_err(|e| err(&self.feed(), e))?;
+            owner_only::write(&self.feed(), b"").map_err(|e| err(&self.feed(), e))?;
             made = true;
         }
+        // A state made before files were owner-only: its files are narrowed to 0600.
+        for f in self.files() {
+            owner_only::narrow(&f).map_err(|e| err(&f, e))?;
+        }
         Ok(made)
+    }
+
+    /// Every file of the development state.
+    fn files(&self) -> [PathBuf; 12] {
+        [
+            self.feed_key(),
+            self.root_seed(),
+            self.root_pub(),
+            self.issuer_seed(),
+            self.trust(),
+            self.policy(),
+            self.pseudonym_key(),
+            self.api_key(),
+            self.callers(),
+            self.cert(),
+            self.key(),
+            self.feed(),
+        ]
     }
 
     /// Plays the issuing authority's heartbeat in the quick start: appends a `heartbeat`
@@ -176,6 +220,7 @@ impl DevSetup {
     /// while nothing else is published.
     pub async fn heartbeats(
         feed: PathBuf,
+        key: Option<FeedKey>,
         every: std::time::Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
@@ -184,8 +229,8 @@ impl DevSetup {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => return,
             }
-            let at = gateway_core::trust::format_time(crate::unix_now() as i64);
-            let line = format!("{}\n", serde_json::json!({"type": "heartbeat", "at": at}));
+            let at = crate::unix_now() as i64;
+            let line = format!("{}\n", feed_event::heartbeat_line(at, key.as_ref()));
             let appended = tokio::fs::OpenOptions::new().append(true).open(&feed).await;
             if let Ok(mut f) = appended {
                 let _ = tokio::io::AsyncWriteExt::write_all(&mut f, line.as_bytes()).await;
@@ -202,7 +247,14 @@ impl DevSetup {
 }
 
 fn write(path: &Path, text: &str) -> Result<(), ConfigError> {
-    fs::write(path, format!("{text}\n")).map_err(|e| ConfigError::file(path, e))
+    owner_only::write(path, format!("{text}\n").as_bytes()).map_err(|e| ConfigError::file(path, e))
+}
+
+/// Reads a feed key file (owner-only; 32 bytes of base64url on one line).
+pub fn read_feed_key(path: &Path) -> Result<FeedKey, ConfigError> {
+    let text = crate::owner_only::read_secret_text(path)?;
+    FeedKey::from_b64(&text)
+        .ok_or_else(|| ConfigError::file(path, "not 32 bytes of base64url on one line"))
 }
 
 /// Reads a one-line base64url file of 32 bytes.

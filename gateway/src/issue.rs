@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use gateway_core::b64;
+use gateway_core::feed_auth::FeedKey;
 use gateway_core::feed_event;
 use gateway_core::mint::{Issuer, SigningKey};
 use gateway_core::pseudonym::{CardKind, PseudonymKey};
@@ -199,8 +200,29 @@ pub struct FeedArgs {
     pub file: Option<PathBuf>,
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub key: FeedKeyArg,
     #[command(subcommand)]
     pub event: FeedEvent,
+}
+
+/// The feed key the issuing side writes `mac` with (feed.md revision 3).
+#[derive(Debug, Clone, Default, Args)]
+pub struct FeedKeyArg {
+    /// The feed key file (default: the state directory's feed.key, if there is one; with
+    /// no key, events are written without `mac`).
+    #[arg(long)]
+    pub feed_key: Option<PathBuf>,
+}
+
+impl FeedKeyArg {
+    /// The key given, else the state directory's, else none.
+    pub fn load(&self, state_dir: &Path) -> Result<Option<FeedKey>, ConfigError> {
+        match &self.feed_key {
+            Some(p) => crate::dev::read_feed_key(p).map(Some),
+            None => DevSetup::new(state_dir).read_feed_key(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -229,7 +251,8 @@ pub enum FeedEvent {
 }
 
 pub fn feed(a: &FeedArgs) -> Result<String, ConfigError> {
-    let line = event_line(&a.event, &a.state_dir)?;
+    let key = a.key.load(&a.state_dir)?;
+    let line = event_line(&a.event, &a.state_dir, key.as_ref())?;
     let path = a
         .file
         .clone()
@@ -255,7 +278,11 @@ pub fn append_lines(path: &Path, lines: &[String]) -> Result<(), ConfigError> {
 
 /// The feed line for an event given on the command line, checked with the gateway's
 /// own parser.
-pub fn event_line(event: &FeedEvent, state_dir: &Path) -> Result<String, ConfigError> {
+pub fn event_line(
+    event: &FeedEvent,
+    state_dir: &Path,
+    key: Option<&FeedKey>,
+) -> Result<String, ConfigError> {
     let now = crate::unix_now() as i64;
     let line = match event {
         FeedEvent::Status {
@@ -263,20 +290,19 @@ pub fn event_line(event: &FeedEvent, state_dir: &Path) -> Result<String, ConfigE
             color,
             ver,
             why,
-        } => feed_event::status_line(
+        } => feed_event::status_line_with(
             &subject.resolve(state_dir)?,
             (*color).into(),
             *ver,
             *why,
             now,
+            key,
         ),
         FeedEvent::RevokeToken { cti, exp } => {
-            serde_json::json!({"type": "revoke_token", "cti": cti, "exp": exp}).to_string()
+            let raw = b64::decode(cti).ok_or_else(|| ConfigError::flag("cti", "not base64url"))?;
+            feed_event::revoke_line(&raw, *exp, key)
         }
-        FeedEvent::Heartbeat => {
-            serde_json::json!({"type": "heartbeat", "at": gateway_core::trust::format_time(now)})
-                .to_string()
-        }
+        FeedEvent::Heartbeat => feed_event::heartbeat_line(now, key),
     };
     // Check our own line with the gateway's parser before it goes out.
     feed_event::parse(line.as_bytes(), None)
@@ -297,12 +323,7 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, ConfigError> {
 }
 
 fn write_new(path: &Path, text: &str) -> Result<(), ConfigError> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| ConfigError::file(path, e))?;
-    f.write_all(format!("{text}\n").as_bytes())
+    crate::owner_only::write_new(path, format!("{text}\n").as_bytes())
         .map_err(|e| ConfigError::file(path, e))
 }
 

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod listen;
 pub mod logs;
 pub mod metrics;
+pub mod owner_only;
 pub mod pool;
 pub mod publish;
 pub mod serve;

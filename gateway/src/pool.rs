@@ -11,8 +11,8 @@
 //! is verified.
 //!
 //! Forgeries cost only the forger: a caller one of whose codes fails its signature is
-//! *isolated* for [`ISOLATION`]: its codes are then verified one by one, apart from
-//! everyone else's batches, and each failure also draws on the caller's budget of
+//! *isolated* for [`ISOLATION`]: its codes are then verified apart from everyone else's,
+//! in batches of its own (one by one once they fail often), and each failure also draws on the caller's budget of
 //! failed signatures (`--caller-bad-signatures-per-s`), beyond which its uncached codes
 //! are refused with 429 before any work (`service.rs`). A batch that does fail is
 //! bisected by the core, so a forgery fails only itself and is verified once.
@@ -198,7 +198,7 @@ fn worker(app: &App) {
     loop {
         let work = app.pool.take();
         let now = app.now();
-        let mut singles: Vec<(String, String, Arc<Caller>, oneshot::Sender<Answer>)> = Vec::new();
+        let mut singles: Vec<Single> = Vec::new();
         for w in work {
             match w {
                 Work::Many {
@@ -230,26 +230,54 @@ fn worker(app: &App) {
                 } => singles.push((code, venue, caller, reply)),
             }
         }
-        // Isolated callers' codes alone, one by one; everyone else's in one batch.
+        // Isolated callers' codes apart from everyone else's: each such caller's in a batch
+        // of its own (one by one if its codes fail often: bisecting batches that mostly
+        // hold a forgery costs more than single checks); everyone else's in one batch.
         let (alone, together): (Vec<_>, Vec<_>) =
             singles.into_iter().partition(|(_, _, c, _)| c.isolated());
-        for (code, venue, caller, reply) in alone {
+        for group in by_caller(alone) {
+            decide_group(app, group, now);
+        }
+        decide_group(app, together, now);
+    }
+}
+
+type Single = (String, String, Arc<Caller>, oneshot::Sender<Answer>);
+
+/// Splits codes by caller, each caller's in arrival order.
+fn by_caller(codes: Vec<Single>) -> Vec<Vec<Single>> {
+    let mut groups: Vec<Vec<Single>> = Vec::new();
+    for s in codes {
+        match groups.iter_mut().find(|g| Arc::ptr_eq(&g[0].2, &s.2)) {
+            Some(g) => g.push(s),
+            None => groups.push(vec![s]),
+        }
+    }
+    groups
+}
+
+/// Decides codes together (one batch verification), or one by one when they are all
+/// one caller's and its codes fail often.
+fn decide_group(app: &App, group: Vec<Single>, now: u64) {
+    let Some(first) = group.first() else {
+        return;
+    };
+    if group.len() == 1 || first.2.forges_often() {
+        for (code, venue, caller, reply) in group {
             let a = app.verifier.decide(&code, &venue, now);
             note(app, &caller, &a);
             let _ = reply.send(a);
         }
-        if together.is_empty() {
-            continue;
-        }
-        let refs: Vec<(&str, &str)> = together
-            .iter()
-            .map(|(c, v, _, _)| (c.as_str(), v.as_str()))
-            .collect();
-        let answers = app.verifier.decide_many(&refs, now);
-        for ((_, _, caller, reply), a) in together.into_iter().zip(answers) {
-            note(app, &caller, &a);
-            let _ = reply.send(a);
-        }
+        return;
+    }
+    let refs: Vec<(&str, &str)> = group
+        .iter()
+        .map(|(c, v, _, _)| (c.as_str(), v.as_str()))
+        .collect();
+    let answers = app.verifier.decide_many(&refs, now);
+    for ((_, _, caller, reply), a) in group.into_iter().zip(answers) {
+        note(app, &caller, &a);
+        let _ = reply.send(a);
     }
 }
 
@@ -257,7 +285,9 @@ fn worker(app: &App) {
 fn note(app: &App, caller: &Caller, a: &Answer) {
     if let Ok(d) = a {
         app.metrics.decision(d.holder.reason);
-        if d.holder.reason == Reason::BadSignature {
+        let forged = d.holder.reason == Reason::BadSignature;
+        caller.signature_checked(!forged);
+        if forged {
             caller.bad_signature(ISOLATION);
         }
     }

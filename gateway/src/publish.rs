@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use async_nats::jetstream::{self, stream};
 use clap::Args;
 use gateway_core::colors::{Fact, Facts, Subject};
+use gateway_core::feed_auth::FeedKey;
 use gateway_core::pseudonym::{CardKind, PseudonymKey};
 use gateway_core::trust::RootKey;
 use gateway_core::{b64, feed_event, Color, Sub};
@@ -59,6 +60,12 @@ pub struct PublishArgs {
     pub nats: NatsArgs,
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub key: crate::issue::FeedKeyArg,
+    /// Put the reason code (`why`) in status events made from facts. Off by default: a
+    /// gateway never needs it, and it is personal data (confirmed, close contact, …).
+    #[arg(long)]
+    pub with_why: bool,
     /// One event from the command line (instead of --events or --facts).
     #[command(subcommand)]
     pub event: Option<FeedEvent>,
@@ -126,7 +133,11 @@ fn subject_of(prefix: &str, line: &str) -> String {
 }
 
 /// Runs the color rules over a facts file; returns the status events of every change.
-fn from_facts(a: &PublishArgs, path: &Path) -> Result<Vec<String>, ConfigError> {
+fn from_facts(
+    a: &PublishArgs,
+    path: &Path,
+    key: Option<&FeedKey>,
+) -> Result<Vec<String>, ConfigError> {
     let registry_path = a
         .registry
         .clone()
@@ -159,8 +170,8 @@ fn from_facts(a: &PublishArgs, path: &Path) -> Result<Vec<String>, ConfigError> 
             }
             _ => return Err(at("give sub, or card_kind and number")),
         };
-        let key = b64::encode(&sub.0);
-        let entry = registry.entry(key).or_insert_with(|| Entry {
+        let name = b64::encode(&sub.0);
+        let entry = registry.entry(name).or_insert_with(|| Entry {
             facts: Facts::default(),
             color: "green".into(),
             ver: 0,
@@ -171,7 +182,10 @@ fn from_facts(a: &PublishArgs, path: &Path) -> Result<Vec<String>, ConfigError> 
             ver: entry.ver,
         };
         if let Some(c) = s.observe(f.fact) {
-            out.push(feed_event::status_line(&sub, c.color, c.ver, c.why, now));
+            let why = if a.with_why { c.why } else { None };
+            out.push(feed_event::status_line_with(
+                &sub, c.color, c.ver, why, now, key,
+            ));
         }
         *entry = Entry {
             facts: s.facts,
@@ -181,7 +195,7 @@ fn from_facts(a: &PublishArgs, path: &Path) -> Result<Vec<String>, ConfigError> 
     }
     let tmp = registry_path.with_extension("json.tmp");
     let text = serde_json::to_vec(&registry).map_err(|e| ConfigError(e.to_string()))?;
-    std::fs::write(&tmp, text).map_err(|e| ConfigError::file(&tmp, e))?;
+    crate::owner_only::write(&tmp, &text).map_err(|e| ConfigError::file(&tmp, e))?;
     std::fs::rename(&tmp, &registry_path).map_err(|e| ConfigError::file(&registry_path, e))?;
     Ok(out)
 }
@@ -199,10 +213,11 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
         ),
         None => None,
     };
+    let key = a.key.load(&a.state_dir)?;
     let lines = match (&a.events, &a.facts, &a.event) {
         (Some(p), None, None) => {
-            let lines = read_lines(p)?;
-            for (i, l) in lines.iter().enumerate() {
+            let mut lines = read_lines(p)?;
+            for (i, l) in lines.iter_mut().enumerate() {
                 let r = feed_event::parse(l.as_bytes(), root.as_ref());
                 // Without a root key, signed events cannot be checked here; the gateway will.
                 if let Err(e) = r {
@@ -210,11 +225,17 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
                         return Err(ConfigError::file(p, format!("line {}: {e}", i + 1)));
                     }
                 }
+                // With the feed key, events that need a mac get one.
+                if let Some(k) = &key {
+                    if let Some(signed) = feed_event::add_mac(l, k) {
+                        *l = signed;
+                    }
+                }
             }
             lines
         }
-        (None, Some(p), None) => from_facts(a, p)?,
-        (None, None, Some(ev)) => vec![crate::issue::event_line(ev, &a.state_dir)?],
+        (None, Some(p), None) => from_facts(a, p, key.as_ref())?,
+        (None, None, Some(ev)) => vec![crate::issue::event_line(ev, &a.state_dir, key.as_ref())?],
         _ => {
             return Err(ConfigError(
                 "give one of: --events FILE, --facts FILE, or an event subcommand".into(),

@@ -2,10 +2,11 @@
 //! listener, follow the feed, and drain on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gateway_core::feed_auth::{FeedKey, FeedKeys};
 use gateway_core::pseudonym::PseudonymKey;
 use gateway_core::trust::{RootKey, TrustList};
 use gateway_core::{Limits, Policy, Settings, Verifier};
@@ -39,6 +40,19 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError::file(path, e))
 }
 
+/// Reads the feed keys (owner-only files of 32 bytes, base64url, one line).
+fn load_feed_keys(paths: &[PathBuf]) -> Result<FeedKeys, ConfigError> {
+    let mut keys = Vec::new();
+    for p in paths {
+        let text = crate::owner_only::read_secret_text(p)?;
+        keys.push(
+            FeedKey::from_b64(&text)
+                .ok_or_else(|| ConfigError::file(p, "not 32 bytes of base64url on one line"))?,
+        );
+    }
+    Ok(FeedKeys::new(keys))
+}
+
 /// Loads every file named by the configuration into a verifier.
 fn load_verifier(cfg: &ServeConfig) -> Result<(Verifier, Option<RootKey>), ConfigError> {
     let trust_bytes = std::fs::read(&cfg.trust).map_err(|e| ConfigError::file(&cfg.trust, e))?;
@@ -66,7 +80,7 @@ fn load_verifier(cfg: &ServeConfig) -> Result<(Verifier, Option<RootKey>), Confi
     };
     let pseudonyms = match &cfg.pseudonym_key {
         Some(p) => Some(
-            PseudonymKey::from_b64(&read_text(p)?)
+            PseudonymKey::from_b64(&crate::owner_only::read_secret_text(p)?)
                 .ok_or_else(|| ConfigError::file(p, "not 32 bytes of base64url on one line"))?,
         ),
         None => None,
@@ -101,6 +115,15 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         .unwrap_or_else(|| crate::config::DEFAULT_STATE_DIR.into());
     let dev_setup = DevSetup::new(&state_dir);
     if quick_start {
+        // Keys the gateway made itself are trusted by no one else: loopback only.
+        for (flag, addr) in [("listen", args.listen), ("plain-listen", args.plain_listen)] {
+            if let Some(a) = addr.filter(|a| !a.ip().is_loopback()) {
+                return Err(ConfigError::flag(
+                    flag,
+                    format!("{a} is not a loopback address: the quick start runs on keys it generated itself; give --trust, --root-key, --policy and --callers to serve other hosts"),
+                ));
+            }
+        }
         let made = dev_setup.ensure()?;
         dev_setup.apply_to(&mut args);
         if made {
@@ -112,6 +135,10 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     let prometheus = crate::metrics::install();
     raise_nofile_limit();
     let (verifier, root) = load_verifier(&cfg)?;
+    let feed_keys = load_feed_keys(&cfg.feed_keys)?;
+    if !feed_keys.enabled() {
+        tracing::warn!("no --feed-key: feed events are accepted without a mac (feed_auth false); rely on the broker's permissions alone only if no one else can write the feed");
+    }
     let limits = cfg.limits.clone();
     let callers = Callers::load(
         &cfg.callers,
@@ -186,6 +213,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         fixed_now: cfg.fixed_now,
         pool: crate::pool::Pool::new(limits.verify_queue),
         limits: limits.clone(),
+        quick_start,
+        feed_keys,
     });
     crate::pool::Pool::start(&app, limits.verify_threads)
         .map_err(|e| ConfigError::flag("verify-threads", format!("cannot start: {e}")))?;
@@ -202,7 +231,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     let mut tasks: Vec<(Task, tokio::task::JoinHandle<()>)> = Vec::new();
     if quick_start && cfg.feed == FeedSource::File(dev_setup.feed()) {
         let every = (cfg.stale_after / 3).max(Duration::from_secs(1));
-        let beat = DevSetup::heartbeats(dev_setup.feed(), every, stop_rx.clone());
+        let key = dev_setup.read_feed_key()?;
+        let beat = DevSetup::heartbeats(dev_setup.feed(), key, every, stop_rx.clone());
         tasks.push((Task::Background, tokio::spawn(beat)));
     }
     let plan = crate::feed::FeedPlan {

@@ -456,7 +456,18 @@ where
         return Err(ApiError::UnknownCardKind);
     }
     api::in_scope(caller, &request.venue)?;
+    // Then the card permission (403), then both rates: the caller's, then its card rate.
+    let cards = caller.cards().ok_or_else(|| {
+        caller.refused(Refusal::Card);
+        ApiError::ForbiddenCard
+    })?;
     take_one(caller)?;
+    cards.take().map_err(|r| {
+        caller.refused(Refusal::CardRate);
+        ApiError::RateLimited {
+            retry_after_s: r.retry_after_s,
+        }
+    })?;
     let d = api::decide_card(app, &request)?;
     Ok(json(StatusCode::OK, api::decision_json(&d, app)))
 }

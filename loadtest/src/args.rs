@@ -123,6 +123,8 @@ pub struct Args {
     pub feed: Option<String>,
     #[command(flatten)]
     pub nats: NatsArgs,
+    #[command(flatten)]
+    pub feed_key: gateway::issue::FeedKeyArg,
     /// Status changes per second published while the load runs (needs a feed).
     #[arg(long)]
     pub churn_rate: Option<f64>,
@@ -259,6 +261,11 @@ impl Args {
                 source: FeedSource::parse(&f).map_err(|e| e.0)?,
                 auth: self.nats.auth(),
                 prefix: self.nats.subject_prefix.clone(),
+                key: self
+                    .feed_key
+                    .load(&self.state_dir)
+                    .map_err(|e| e.0)?
+                    .map(Arc::new),
             }),
             None => None,
         };

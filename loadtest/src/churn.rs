@@ -7,12 +7,14 @@
 //! The churned subjects are reserved for churn (not in the load's pool), so the load's
 //! expected answers never change under it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway::config::{FeedSource, NatsAuth};
 use gateway::publish::{send, stream_config, Outgoing};
-use gateway_core::feed_event::status_line;
+use gateway_core::feed_auth::FeedKey;
+use gateway_core::feed_event::{self, status_line};
 use gateway_core::Color;
 
 use crate::client::{Conn, Target};
@@ -28,11 +30,18 @@ pub struct Feed {
     pub auth: NatsAuth,
     /// NATS subject prefix (as `gateway publish`).
     pub prefix: String,
+    /// The feed key: events get their `mac` (feed.md revision 3), as the authority's do.
+    pub key: Option<Arc<FeedKey>>,
 }
 
 impl Feed {
-    /// Publishes event lines, in order.
-    pub async fn publish(&self, lines: Vec<String>) -> Result<(), String> {
+    /// Publishes event lines, in order (with `mac` when the feed has a key).
+    pub async fn publish(&self, mut lines: Vec<String>) -> Result<(), String> {
+        if let Some(k) = &self.key {
+            for l in &mut lines {
+                *l = feed_event::add_mac(l, k).ok_or("an event line the gateway would refuse")?;
+            }
+        }
         match &self.source {
             FeedSource::File(p) => {
                 let p = p.clone();
@@ -83,13 +92,7 @@ pub async fn run(
             break;
         }
         tokio::time::sleep_until(at.into()).await;
-        let line = status_line(
-            &item.sub,
-            Color::Red,
-            2,
-            Some(4),
-            gateway::unix_now() as i64,
-        );
+        let line = status_line(&item.sub, Color::Red, 2, None, gateway::unix_now() as i64);
         let published = Instant::now();
         if feed.publish(vec![line]).await.is_err() {
             out.publish_errors += 1;

@@ -14,6 +14,7 @@
 pub mod args;
 pub mod churn;
 pub mod client;
+pub mod cpu;
 pub mod mix;
 pub mod report;
 pub mod run;

@@ -90,6 +90,9 @@ pub struct Report {
     pub wrong: Wrong,
     /// Requests that reused a code of a cold run (the pool wrapped around).
     pub reused_codes: u64,
+    /// The generator's own CPU over the measured time, in cores; above 0.85 of one core
+    /// per generator thread, the figures may measure the generator.
+    pub generator_cpu: Option<f64>,
     pub propagation: Option<PropagationReport>,
     pub timeline: Vec<Second>,
     /// (percentile, µs) points of the distribution, for plots.
@@ -200,6 +203,7 @@ impl Report {
                 by_kind,
             },
             reused_codes: outcome.reused,
+            generator_cpu: outcome.generator_cpu,
             propagation,
             timeline,
             distribution,
@@ -258,6 +262,9 @@ impl Report {
             if self.run.plain { ", plaintext" } else { "" }
         );
         let _ = writeln!(s, "  throughput      {:>12.0} req/s", self.throughput_rps);
+        if let Some(c) = self.generator_cpu {
+            let _ = writeln!(s, "  generator CPU   {:>12.2} cores (this process)", c);
+        }
         let _ = writeln!(
             s,
             "  requests        {:>12}  (answered {})",

@@ -54,6 +54,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Requests whose answer was never checked because the pool wrapped (cold runs).
     pub reused: u64,
+    /// The generator's own CPU over the measured time, in cores (1.0 = one core busy).
+    pub generator_cpu: Option<f64>,
 }
 
 /// Shared by every worker.
@@ -180,10 +182,19 @@ pub async fn run(plan: Plan, live: Arc<Live>) -> Outcome {
         let _ = shared.conn(i).await;
     }
     let limit = plan.bounds.requests;
+    // The generator's CPU is read where the measured time starts and where it ends.
+    let cpu_marks = Arc::new(std::sync::Mutex::new((None, None)));
     let stopper = {
-        let s = shared.clone();
+        let (s, marks) = (shared.clone(), cpu_marks.clone());
         tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            if let Ok(mut m) = marks.lock() {
+                m.0 = crate::cpu::process_time();
+            }
             tokio::time::sleep_until(end.into()).await;
+            if let Ok(mut m) = marks.lock() {
+                m.1 = crate::cpu::process_time();
+            }
             s.stop.store(true, Ordering::Relaxed);
         })
     };
@@ -273,11 +284,19 @@ pub async fn run(plan: Plan, live: Arc<Live>) -> Outcome {
     let elapsed = Instant::now()
         .min(end)
         .saturating_duration_since(measure_from);
+    let (cpu_from, cpu_to) = cpu_marks.lock().map_or((None, None), |m| *m);
+    let generator_cpu = match (cpu_from, cpu_to.or_else(crate::cpu::process_time)) {
+        (Some(a), Some(b)) if !elapsed.is_zero() => {
+            Some(b.saturating_sub(a).as_secs_f64() / elapsed.as_secs_f64())
+        }
+        _ => None,
+    };
     let used = shared.next.load(Ordering::Relaxed) as u64;
     let fresh = plan.items.len().saturating_sub(shared.warmup_items) as u64;
     Outcome {
         recorder,
         elapsed,
         reused: used.saturating_sub(fresh),
+        generator_cpu,
     }
 }

@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use rand::{Rng, SeedableRng};
 
 use crate::support::client::{Proto, ALL};
-use crate::support::{eventually, Gateway, Options, LIMITED_KEY};
+use crate::support::{eventually, Gateway, Options, CARDS_KEY, LIMITED_KEY};
 
 #[tokio::test]
 async fn verify_over_every_protocol_and_status_changes_from_the_feed() {
@@ -225,6 +225,92 @@ async fn card_checks_use_the_status_set() {
         (Some("allow"), serde_json::json!(["mask", "short_stay"]))
     );
     assert!(v.get("companions").is_none());
+}
+
+#[tokio::test]
+async fn card_checks_need_their_own_permission_and_have_their_own_rate() {
+    let gw = Gateway::start(Options::default()).await;
+    let mut c = gw.client(Proto::H2).await;
+    let card = |kind: &str, venue: &str| {
+        serde_json::json!({"card_kind": kind, "number": "3301 0000 1234 5678", "venue": venue})
+            .to_string()
+    };
+    let error = |a: &crate::support::client::Answer| {
+        (
+            a.status.as_u16(),
+            a.json()["error"].as_str().map(str::to_owned),
+        )
+    };
+    // No card_rate_per_s: 403 forbidden_card, after the venue and card-kind checks.
+    let a = c
+        .post("/v1/verify/card", LIMITED_KEY, card("citizen_card", "bus"))
+        .await;
+    assert_eq!(error(&a), (403, Some("forbidden_card".into())));
+    let a = c
+        .post("/v1/verify/card", LIMITED_KEY, card("library_card", "bus"))
+        .await;
+    assert_eq!(error(&a), (400, Some("unknown_card_kind".into())));
+    let a = c
+        .post(
+            "/v1/verify/card",
+            LIMITED_KEY,
+            card("citizen_card", "school"),
+        )
+        .await;
+    assert_eq!(error(&a), (403, Some("forbidden_venue".into())));
+    // 2 card checks a second: a 429 within 10, while the same caller's codes still pass.
+    let mut limited = None;
+    for _ in 0..10 {
+        let a = c
+            .post("/v1/verify/card", CARDS_KEY, card("citizen_card", "bus"))
+            .await;
+        if a.status == 429 {
+            limited = Some(a);
+            break;
+        }
+        assert_eq!(a.status, 200);
+    }
+    let a = limited.expect("a 429 within 10 card checks at 2/s");
+    assert_eq!(a.json()["error"], "rate_limited");
+    assert!(a.headers.get("retry-after").is_some());
+    let code = gw.mint(Sub([4; 16]), Color::Green, 1);
+    let a = c
+        .post(
+            "/v1/verify",
+            CARDS_KEY,
+            serde_json::json!({"code": code, "venue": "bus"}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        a.json()["decision"],
+        "allow",
+        "codes go on past the card rate"
+    );
+    // Counted per caller: allowed card checks, and each refusal by its reason.
+    let m = crate::support::client::get_plain(gw.admin, "/metrics")
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    let value = |prefix: &str, labels: &[&str]| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix) && labels.iter().all(|x| l.contains(x)))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} {labels:?}"))
+    };
+    assert!(value("gateway_caller_card_checks_total", &["caller=\"cards\""]) >= 2.0);
+    assert_eq!(
+        value(
+            "gateway_caller_refusals_total",
+            &["caller=\"limited\"", "reason=\"forbidden_card\""]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            "gateway_caller_refusals_total",
+            &["caller=\"cards\"", "reason=\"card_rate\""]
+        ) >= 1.0
+    );
 }
 
 #[tokio::test]

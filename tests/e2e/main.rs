@@ -8,6 +8,8 @@ mod support;
 mod api;
 mod attack;
 mod feed;
+mod feed_auth;
+mod files;
 mod issuing;
 mod lifecycle;
 mod limits;

@@ -232,6 +232,9 @@ fn every_protocol_closed_loop_answers_correctly() {
     assert_clean(&out, &r, "h2c cold");
     assert_eq!(r["requests"], 400);
     assert_eq!(r["reused_codes"], 0);
+    // The generator's own CPU is reported (ticks of 10 ms: a short run may read 0).
+    let cpu = r["generator_cpu"].as_f64().expect("generator_cpu");
+    assert!((0.0..2.5).contains(&cpu), "generator_cpu {cpu}");
 }
 
 #[test]

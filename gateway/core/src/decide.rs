@@ -145,6 +145,9 @@ pub struct Verifier {
     revoked: RevokedTokens,
     cache: Option<SigCache>,
     pseudonyms: Option<PseudonymKey>,
+    /// The root-signed key documents applied from the feed, in order (each once), so a
+    /// snapshot can carry them and a restore verify them again.
+    key_docs: parking_lot::Mutex<Vec<String>>,
 }
 
 /// Why steps 2 to 8 stopped: a reason, or (when asked not to verify) a signature that is
@@ -187,6 +190,19 @@ impl Verifier {
             cache: (settings.sig_cache_capacity > 0)
                 .then(|| SigCache::new(settings.sig_cache_capacity)),
             pseudonyms,
+            key_docs: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The root-signed key documents applied so far (see [`Verifier::apply`]).
+    pub fn key_docs(&self) -> Vec<String> {
+        self.key_docs.lock().clone()
+    }
+
+    fn keep_key_doc(&self, signed: String) {
+        let mut docs = self.key_docs.lock();
+        if !docs.contains(&signed) {
+            docs.push(signed);
         }
     }
 
@@ -494,12 +510,14 @@ impl Verifier {
                 self.revoked.revoke(cti, exp);
                 Applied::TokenRevoked
             }
-            Event::KeyAdd(key) => {
+            Event::KeyAdd { key, signed } => {
                 self.trust.rcu(|t| t.with_key((*key).clone()));
+                self.keep_key_doc(signed);
                 Applied::KeyAdded
             }
-            Event::KeyRevoke(kid) => {
+            Event::KeyRevoke { kid, signed } => {
                 self.trust.rcu(|t| t.with_revoked(kid));
+                self.keep_key_doc(signed);
                 Applied::KeyRevoked
             }
             Event::Policy(p) => {

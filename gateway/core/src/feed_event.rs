@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::feed_auth::{FeedKey, FeedKeys, Message};
 use crate::policy::{Policy, PolicyError};
 use crate::status::{Color, Cti, Status, Sub};
 use crate::trust::{self, KeyError, Kid, RootDocError, RootKey, TrustEntry, TrustedKey};
@@ -25,10 +26,14 @@ pub enum Event {
     },
     /// Deny this token until `exp`.
     RevokeToken { cti: Cti, exp: u64 },
-    /// Add or replace an issuer key (root signature verified).
-    KeyAdd(Box<TrustedKey>),
+    /// Add or replace an issuer key (root signature verified); `signed` is the root's
+    /// document as it came, kept for snapshots.
+    KeyAdd {
+        key: Box<TrustedKey>,
+        signed: String,
+    },
     /// Revoke an issuer key for good (root signature verified).
-    KeyRevoke(Kid),
+    KeyRevoke { kid: Kid, signed: String },
     /// A new policy (root signature verified; the version is checked on apply).
     Policy(Box<Policy>),
     /// The stream is alive.
@@ -59,6 +64,10 @@ pub enum FeedError {
     /// A signed `policy` document that is not a valid policy.
     #[error("policy document refused: {0}")]
     Policy(#[from] PolicyError),
+    /// With feed keys: a `status`, `revoke_token` or `heartbeat` event whose `mac` is
+    /// missing or matches none of them.
+    #[error("mac missing or wrong")]
+    BadMac,
 }
 
 impl FeedError {
@@ -71,6 +80,7 @@ impl FeedError {
             FeedError::Signature(_) | FeedError::NoRootKey => "signature",
             FeedError::Key(_) => "key",
             FeedError::Policy(_) => "policy",
+            FeedError::BadMac => "bad_mac",
         }
     }
 }
@@ -107,6 +117,8 @@ pub(crate) struct RawEvent<'a> {
     pub exp: Option<u64>,
     #[serde(borrow, default)]
     pub signed: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub mac: Option<Cow<'a, str>>,
 }
 
 /// The payload of a `key` event: a trust-list entry plus an action.
@@ -130,32 +142,68 @@ fn field<T>(v: Option<T>, name: &'static str) -> Result<T, FeedError> {
     v.ok_or(FeedError::Field(name))
 }
 
-/// Parses one message. `root` verifies `key` and `policy` events.
+/// A `status` at this `ver` or above is malformed (feed.md revision 3): no producer's
+/// mistake may place a subject beyond every later version.
+pub const VER_LIMIT: u64 = 1 << 53;
+
+/// No feed keys: events are accepted without `mac`.
+const NO_KEYS: FeedKeys = FeedKeys::none();
+
+/// Parses one message without feed keys. `root` verifies `key` and `policy` events.
 pub fn parse(msg: &[u8], root: Option<&RootKey>) -> Result<Event, FeedError> {
+    parse_with(msg, root, &NO_KEYS)
+}
+
+/// Parses one message; when `keys` has any, a `status`, `revoke_token` or `heartbeat`
+/// event must carry a `mac` that matches one of them.
+pub fn parse_with(msg: &[u8], root: Option<&RootKey>, keys: &FeedKeys) -> Result<Event, FeedError> {
     let raw = match feed_scan::event(msg) {
         Some(raw) => raw,
         None => serde_json::from_slice(msg)?,
     };
-    event(raw, root)
+    event(raw, root, keys)
 }
 
 /// [`parse`] through serde_json alone, without the fast path (to test and measure it).
 #[doc(hidden)]
 pub fn parse_generic(msg: &[u8], root: Option<&RootKey>) -> Result<Event, FeedError> {
-    event(serde_json::from_slice(msg)?, root)
+    event(serde_json::from_slice(msg)?, root, &NO_KEYS)
 }
 
-fn event(raw: RawEvent<'_>, root: Option<&RootKey>) -> Result<Event, FeedError> {
+/// Checks the `mac` of an event whose fields are valid, when there are keys.
+fn authentic(
+    keys: &FeedKeys,
+    mac: Option<&str>,
+    message: impl FnOnce() -> Message,
+) -> Result<(), FeedError> {
+    if keys.enabled() && !keys.check(&message(), mac) {
+        return Err(FeedError::BadMac);
+    }
+    Ok(())
+}
+
+fn event(raw: RawEvent<'_>, root: Option<&RootKey>, keys: &FeedKeys) -> Result<Event, FeedError> {
+    let mac = raw.mac.as_deref();
     match &*raw.ty {
         "status" => {
-            let sub =
-                b64::decode_array::<16>(&field(raw.sub, "sub")?).ok_or(FeedError::Field("sub"))?;
-            let color =
-                Color::from_name(&field(raw.color, "color")?).ok_or(FeedError::Field("color"))?;
-            let ver = field(raw.ver, "ver")?;
-            let at = trust::parse_time(&field(raw.at, "at")?)
+            let sub_text = field(raw.sub.as_deref(), "sub")?;
+            let sub = b64::decode_array::<16>(sub_text).ok_or(FeedError::Field("sub"))?;
+            let color_text = field(raw.color.as_deref(), "color")?;
+            let color = Color::from_name(color_text).ok_or(FeedError::Field("color"))?;
+            let ver = field(raw.ver, "ver").and_then(|v| {
+                if v < VER_LIMIT {
+                    Ok(v)
+                } else {
+                    Err(FeedError::Field("ver"))
+                }
+            })?;
+            let at_text = field(raw.at.as_deref(), "at")?;
+            let at = trust::parse_time(at_text)
                 .and_then(|t| u64::try_from(t).ok())
                 .ok_or(FeedError::Field("at"))?;
+            authentic(keys, mac, || {
+                Message::status(sub_text, color_text, ver, at_text, raw.why)
+            })?;
             Ok(Event::Status {
                 sub: Sub(sub),
                 status: Status { color, ver, at },
@@ -163,41 +211,48 @@ fn event(raw: RawEvent<'_>, root: Option<&RootKey>) -> Result<Event, FeedError> 
             })
         }
         "revoke_token" => {
-            let cti = b64::decode(&field(raw.cti, "cti")?)
+            let cti_text = field(raw.cti.as_deref(), "cti")?;
+            let cti = b64::decode(cti_text)
                 .filter(|b| (8..=16).contains(&b.len()))
                 .and_then(|b| Cti::new(&b))
                 .ok_or(FeedError::Field("cti"))?;
-            Ok(Event::RevokeToken {
-                cti,
-                exp: field(raw.exp, "exp")?,
-            })
+            let exp = field(raw.exp, "exp")?;
+            authentic(keys, mac, || Message::revoke_token(cti_text, exp))?;
+            Ok(Event::RevokeToken { cti, exp })
         }
         "heartbeat" => {
-            let at = trust::parse_time(&field(raw.at, "at")?).ok_or(FeedError::Field("at"))?;
+            let at_text = field(raw.at.as_deref(), "at")?;
+            let at = trust::parse_time(at_text).ok_or(FeedError::Field("at"))?;
+            authentic(keys, mac, || Message::heartbeat(at_text))?;
             Ok(Event::Heartbeat { at })
         }
         "key" => {
             let root = root.ok_or(FeedError::NoRootKey)?;
-            let payload = root.open(&field(raw.signed, "signed")?)?;
-            parse_key_doc(&payload)
+            key_event(root, &field(raw.signed, "signed")?)
         }
         "policy" => {
             let root = root.ok_or(FeedError::NoRootKey)?;
-            let payload = root.open(&field(raw.signed, "signed")?)?;
-            Ok(Event::Policy(Box::new(Policy::from_json(&payload)?)))
+            let signed = field(raw.signed, "signed")?;
+            let payload = root.open(&signed)?;
+            let policy = Policy::from_json(&payload)?.with_signed(&signed);
+            Ok(Event::Policy(Box::new(policy)))
         }
         _ => Err(FeedError::UnknownType),
     }
 }
 
-fn parse_key_doc(payload: &[u8]) -> Result<Event, FeedError> {
-    let doc: KeyDoc = serde_json::from_slice(payload)?;
+/// A root-signed key document (the `signed` of a `key` event) as an event, its
+/// signature verified; also how a snapshot's key documents are checked again.
+pub fn key_event(root: &RootKey, signed: &str) -> Result<Event, FeedError> {
+    let payload = root.open(signed)?;
+    let doc: KeyDoc = serde_json::from_slice(&payload)?;
+    let signed = signed.trim().to_owned();
     match doc.action.as_str() {
         "revoke" => {
             let kid = b64::decode(&doc.kid)
                 .and_then(|b| Kid::new(&b))
                 .ok_or(FeedError::Key(KeyError::Kid))?;
-            Ok(Event::KeyRevoke(kid))
+            Ok(Event::KeyRevoke { kid, signed })
         }
         "add" => {
             let entry = TrustEntry {
@@ -208,23 +263,91 @@ fn parse_key_doc(payload: &[u8]) -> Result<Event, FeedError> {
                 not_before: field(doc.not_before, "not_before")?,
                 not_after: field(doc.not_after, "not_after")?,
             };
-            Ok(Event::KeyAdd(Box::new(TrustedKey::from_entry(&entry)?)))
+            Ok(Event::KeyAdd {
+                key: Box::new(TrustedKey::from_entry(&entry)?),
+                signed,
+            })
         }
         _ => Err(FeedError::Field("action")),
     }
 }
 
-/// Writes a `status` event line (for the issuing side and tests).
+/// Writes a `status` event line without `mac` (for tests of unauthenticated feeds).
 pub fn status_line(sub: &Sub, color: Color, ver: u64, why: Option<u64>, at: i64) -> String {
+    status_line_with(sub, color, ver, why, at, None)
+}
+
+/// Writes a `status` event line as the issuing side does: with `mac` when it has the
+/// feed key.
+pub fn status_line_with(
+    sub: &Sub,
+    color: Color,
+    ver: u64,
+    why: Option<u64>,
+    at: i64,
+    key: Option<&FeedKey>,
+) -> String {
+    let (sub, at) = (b64::encode(&sub.0), trust::format_time(at));
     let mut v = serde_json::json!({
         "type": "status",
-        "sub": b64::encode(&sub.0),
+        "sub": sub,
         "color": color.name(),
         "ver": ver,
-        "at": trust::format_time(at),
+        "at": at,
     });
     if let Some(w) = why {
         v["why"] = w.into();
+    }
+    if let Some(k) = key {
+        v["mac"] = k
+            .mac(&Message::status(&sub, color.name(), ver, &at, why))
+            .into();
+    }
+    v.to_string()
+}
+
+/// Writes a `revoke_token` event line (with `mac` when given the feed key).
+pub fn revoke_line(cti: &[u8], exp: u64, key: Option<&FeedKey>) -> String {
+    let cti = b64::encode(cti);
+    let mut v = serde_json::json!({"type": "revoke_token", "cti": cti, "exp": exp});
+    if let Some(k) = key {
+        v["mac"] = k.mac(&Message::revoke_token(&cti, exp)).into();
+    }
+    v.to_string()
+}
+
+/// Adds `mac` to an event line that needs one (`status`, `revoke_token`, `heartbeat`)
+/// and has none, computed over the line's own fields; other lines come back as they
+/// are. `None` if the line is not an event the gateway would accept without keys.
+pub fn add_mac(line: &str, key: &FeedKey) -> Option<String> {
+    let mut v: serde_json::Value = serde_json::from_str(line).ok()?;
+    parse(line.as_bytes(), None).ok()?;
+    if v.get("mac").is_some() {
+        return Some(line.to_owned());
+    }
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str());
+    let message = match v.get("type").and_then(|t| t.as_str())? {
+        "status" => Message::status(
+            text("sub")?,
+            text("color")?,
+            v.get("ver")?.as_u64()?,
+            text("at")?,
+            v.get("why").and_then(|w| w.as_u64()),
+        ),
+        "revoke_token" => Message::revoke_token(text("cti")?, v.get("exp")?.as_u64()?),
+        "heartbeat" => Message::heartbeat(text("at")?),
+        _ => return Some(line.to_owned()),
+    };
+    v["mac"] = key.mac(&message).into();
+    Some(v.to_string())
+}
+
+/// Writes a `heartbeat` event line (with `mac` when given the feed key).
+pub fn heartbeat_line(at: i64, key: Option<&FeedKey>) -> String {
+    let at = trust::format_time(at);
+    let mut v = serde_json::json!({"type": "heartbeat", "at": at});
+    if let Some(k) = key {
+        v["mac"] = k.mac(&Message::heartbeat(&at)).into();
     }
     v.to_string()
 }
@@ -273,6 +396,84 @@ mod tests {
             "field"
         );
         assert_eq!(kind(br#"{"type":"key","signed":"AAAA"}"#), "signature");
+    }
+
+    #[test]
+    fn with_feed_keys_only_events_with_a_good_mac_pass() {
+        let key = FeedKey::new(&[7; 32]);
+        let keys = FeedKeys::new(vec![FeedKey::new(&[8; 32]), FeedKey::new(&[7; 32])]);
+        let other = FeedKey::new(&[9; 32]);
+        let at = 1_780_000_000;
+        let lines = |k: Option<&FeedKey>| {
+            [
+                status_line_with(&Sub([3; 16]), Color::Red, 4, Some(1), at, k),
+                status_line_with(&Sub([3; 16]), Color::Green, 5, None, at, k),
+                revoke_line(&[1; 12], 99, k),
+                heartbeat_line(at, k),
+            ]
+        };
+        for line in lines(Some(&key)) {
+            assert!(parse_with(line.as_bytes(), None, &keys).is_ok(), "{line}");
+            // serde alone (keys reordered, spaces) gives the same verdict.
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let pretty = serde_json::to_string_pretty(&v).unwrap();
+            assert!(
+                parse_with(pretty.as_bytes(), None, &keys).is_ok(),
+                "{pretty}"
+            );
+        }
+        for line in lines(None).into_iter().chain(lines(Some(&other))) {
+            let e = parse_with(line.as_bytes(), None, &keys).unwrap_err();
+            assert_eq!(e.kind(), "bad_mac", "{line}");
+            assert!(
+                parse(line.as_bytes(), None).is_ok(),
+                "no keys: no mac needed"
+            );
+        }
+        // A field changed after signing: the color, the version, the reason.
+        let good = &lines(Some(&key))[0];
+        for (from, to) in [
+            ("\"red\"", "\"green\""),
+            ("\"ver\":4", "\"ver\":40"),
+            ("\"why\":1", "\"why\":2"),
+        ] {
+            let bad = good.replace(from, to);
+            assert_ne!(&bad, good);
+            assert_eq!(
+                parse_with(bad.as_bytes(), None, &keys).unwrap_err().kind(),
+                "bad_mac"
+            );
+        }
+    }
+
+    #[test]
+    fn add_mac_signs_what_the_line_says() {
+        let key = FeedKey::new(&[7; 32]);
+        let keys = FeedKeys::new(vec![FeedKey::new(&[7; 32])]);
+        let at = 1_780_000_000;
+        for line in [
+            status_line(&Sub([3; 16]), Color::Red, 4, Some(1), at),
+            status_line(&Sub([3; 16]), Color::Red, 4, None, at),
+            r#"{"type":"status","sub":"AwMDAwMDAwMDAwMDAwMDAw","color":"red","ver":4,"at":"2026-05-28T20:26:40Z","why":null}"#.into(),
+            revoke_line(&[1; 12], 99, None),
+            heartbeat_line(at, None),
+        ] {
+            let signed = add_mac(&line, &key).unwrap();
+            assert!(parse_with(signed.as_bytes(), None, &keys).is_ok(), "{signed}");
+        }
+        assert_eq!(add_mac("not json", &key), None);
+        assert_eq!(add_mac(r#"{"type":"status"}"#, &key), None);
+    }
+
+    #[test]
+    fn a_version_at_2_pow_53_or_more_is_malformed() {
+        let at = 1_780_000_000;
+        let ok = status_line(&Sub([1; 16]), Color::Green, VER_LIMIT - 1, None, at);
+        assert!(parse(ok.as_bytes(), None).is_ok());
+        for ver in [VER_LIMIT, u64::MAX] {
+            let line = status_line(&Sub([1; 16]), Color::Green, ver, None, at);
+            assert_eq!(parse(line.as_bytes(), None).unwrap_err().kind(), "field");
+        }
     }
 
     #[test]

@@ -119,6 +119,10 @@ pub(crate) fn event(msg: &[u8]) -> Option<RawEvent<'_>> {
                 raw.exp = Some(c.uint()?);
                 256
             }
+            "mac" => {
+                raw.mac = Some(Cow::Borrowed(c.string()?));
+                512
+            }
             _ => return None,
         };
         if seen & bit != 0 {

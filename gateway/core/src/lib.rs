@@ -15,6 +15,7 @@ pub mod cbor;
 pub mod colors;
 pub mod cose;
 pub mod decide;
+pub mod feed_auth;
 pub mod feed_event;
 mod feed_scan;
 pub mod id;

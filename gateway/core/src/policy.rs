@@ -188,8 +188,11 @@ pub struct Policy {
     card_conditions: Conditions,
     /// Per venue: whether a card allow there gets `short_stay`.
     card_short_stay: Vec<bool>,
-    /// The document as accepted (its JSON payload), kept for snapshots.
+    /// The document as accepted (its JSON payload).
     document: Box<[u8]>,
+    /// The root-signed COSE_Sign1 (base64url) it came from; `None` for an unsigned
+    /// development policy. Snapshots keep this, and verify it again on load.
+    signed: Option<Box<str>>,
 }
 
 impl Policy {
@@ -234,6 +237,7 @@ impl Policy {
             card_conditions,
             card_short_stay,
             document: bytes.into(),
+            signed: None,
         })
     }
 
@@ -248,7 +252,18 @@ impl Policy {
         root: &crate::trust::RootKey,
     ) -> Result<Policy, PolicyError> {
         let payload = root.open(signed_b64)?;
-        Policy::from_json(&payload)
+        Ok(Policy::from_json(&payload)?.with_signed(signed_b64))
+    }
+
+    /// Records the root-signed form whose payload this policy was parsed from.
+    pub(crate) fn with_signed(mut self, signed_b64: &str) -> Policy {
+        self.signed = Some(signed_b64.trim().into());
+        self
+    }
+
+    /// The root-signed form it came from, if it was signed.
+    pub fn signed(&self) -> Option<&str> {
+        self.signed.as_deref()
     }
 
     pub fn version(&self) -> u64 {

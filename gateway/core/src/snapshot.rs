@@ -5,36 +5,42 @@
 //! Layout, all integers little-endian:
 //!
 //! ```text
-//! "JKMSNAP1"                                     magic and format version
-//! u32 n, n bytes of JSON                         the [`Header`]: source, position, keys, policy
+//! "JKMSNAP2"                                     magic and format version
+//! u32 n, n bytes of JSON                         the [`Header`]: source, position, root-signed documents
 //! records, each a tag byte:
 //!   1: sub[16] ver:u64 at:u64 color:u8           one status entry
 //!   2: len:u8 cti[len] exp:u64                   one revoked token
 //!   0                                            end of records
-//! SHA-256 of every byte above (32 bytes), then nothing
+//! HMAC-SHA256 of every byte above under a key derived from a feed key, or SHA-256
+//! of them when the gateway has no feed key (32 bytes), then nothing
 //! ```
 //!
 //! [`read`] hands records to its sink *before* it reaches the checksum, so a caller that
 //! must not half-apply a damaged file reads twice: once with a sink that ignores records
-//! (the whole file is then known good), once to apply. Nothing in a snapshot is trusted
-//! more than the feed: keys and the policy pass the same validation as when first loaded
-//! (their root signatures were checked then; the checksum guards against damage, not
-//! against someone who can write the state directory).
+//! (the whole file is then known good), once to apply.
+//!
+//! A snapshot is local state, not a trust root (feed.md revision 3): it carries the
+//! root-signed documents themselves (every key event applied from the feed, and the
+//! policy in force), which [`restore_header`] verifies against the root key again. With
+//! a feed key, the file is authenticated with a key derived from it ([`SnapshotKey`]),
+//! which does not live in the state directory: a forged or swapped snapshot then fails
+//! like a damaged one. Without a feed key the trailer only detects damage.
 
 use std::io::{self, Read, Write};
 
 use ring::digest::{Context, SHA256};
+use ring::hmac;
 use serde::{Deserialize, Serialize};
 
-use crate::b64;
 use crate::decide::Verifier;
+use crate::feed_auth::FeedKey;
 use crate::id::ShortId;
 use crate::policy::{Policy, PolicyError};
 use crate::status::{Color, Cti, Status, Sub};
-use crate::trust::{KeyError, TrustEntry, TrustedKey};
+use crate::trust::{KeyError, RootKey};
 
 /// The first eight bytes of every snapshot (the last one is the format version).
-pub const MAGIC: &[u8; 8] = b"JKMSNAP1";
+pub const MAGIC: &[u8; 8] = b"JKMSNAP2";
 /// Largest header accepted (keys and a policy: kilobytes in practice).
 const MAX_HEADER: u32 = 16 << 20;
 const TAG_END: u8 = 0;
@@ -54,12 +60,58 @@ pub struct Header {
     pub taken_at: u64,
     /// Status entries at the time (a hint for pre-sizing; the records are the truth).
     pub subjects: u64,
-    /// Every issuer key in force.
-    pub keys: Vec<TrustEntry>,
-    /// Revoked key ids, base64url.
-    pub revoked_kids: Vec<String>,
-    /// The policy document in force (its JSON), if any.
+    /// The root-signed `key` documents applied from the feed, in order (base64url
+    /// COSE_Sign1, as the events carried them). Keys of the configured trust list are
+    /// not here: they come from the configuration at every boot.
+    pub key_docs: Vec<String>,
+    /// The root-signed policy in force (base64url COSE_Sign1), if it is signed.
     pub policy: Option<String>,
+}
+
+/// The key a snapshot is authenticated with, derived from a feed key (feed.md: a
+/// snapshot is refused when it fails this check, like a damaged one).
+#[derive(Clone, Debug)]
+pub struct SnapshotKey(hmac::Key);
+
+/// Label of the derivation, so the key serves snapshots and nothing else.
+const SNAPSHOT_LABEL: &str = "jkm-snapshot-1";
+
+impl SnapshotKey {
+    pub fn derive(feed: &FeedKey) -> SnapshotKey {
+        SnapshotKey(hmac::Key::new(
+            hmac::HMAC_SHA256,
+            &feed.derive(SNAPSHOT_LABEL),
+        ))
+    }
+}
+
+/// The trailer being computed: SHA-256, or HMAC-SHA256 under a snapshot key.
+enum Trailer {
+    Digest(Context),
+    Mac(hmac::Context),
+}
+
+impl Trailer {
+    fn new(key: Option<&SnapshotKey>) -> Trailer {
+        match key {
+            Some(k) => Trailer::Mac(hmac::Context::with_key(&k.0)),
+            None => Trailer::Digest(Context::new(&SHA256)),
+        }
+    }
+
+    fn update(&mut self, b: &[u8]) {
+        match self {
+            Trailer::Digest(c) => c.update(b),
+            Trailer::Mac(c) => c.update(b),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Trailer::Digest(c) => c.finish().as_ref().to_vec(),
+            Trailer::Mac(c) => c.sign().as_ref().to_vec(),
+        }
+    }
 }
 
 /// One record of the body.
@@ -82,8 +134,10 @@ pub enum SnapshotError {
     Header(String),
     #[error("bad record at byte {0}")]
     Record(u64),
-    #[error("checksum mismatch")]
+    #[error("checksum mismatch (damaged, or not written with this gateway's feed key)")]
     Checksum,
+    #[error("root-signed document refused: {0}")]
+    Signed(String),
     #[error("bytes after the checksum")]
     Trailing,
     #[error("key refused: {0}")]
@@ -95,7 +149,7 @@ pub enum SnapshotError {
 /// A writer that hashes what passes through it.
 struct Hashing<W> {
     inner: W,
-    hash: Context,
+    hash: Trailer,
 }
 
 impl<W: Write> Write for Hashing<W> {
@@ -111,17 +165,13 @@ impl<W: Write> Write for Hashing<W> {
 
 /// The header for the verifier's state at `position`.
 pub fn header_of(v: &Verifier, source: &str, position: u64, taken_at: u64) -> Header {
-    let trust = v.trust();
     Header {
         source: source.to_owned(),
         position,
         taken_at,
         subjects: v.status().len() as u64,
-        keys: trust.keys().map(|k| k.to_entry()).collect(),
-        revoked_kids: trust.revoked().map(|k| b64::encode(k.as_bytes())).collect(),
-        policy: v
-            .policy()
-            .map(|p| String::from_utf8_lossy(p.document()).into_owned()),
+        key_docs: v.key_docs(),
+        policy: v.policy().and_then(|p| p.signed().map(str::to_owned)),
     }
 }
 
@@ -130,10 +180,16 @@ pub fn header_of(v: &Verifier, source: &str, position: u64, taken_at: u64) -> He
 /// Read the position *before* calling this while the feed keeps applying: the records
 /// may then include later events, which is harmless because applying is idempotent and
 /// resuming replays from the position.
-pub fn write<W: Write>(v: &Verifier, header: &Header, w: W) -> io::Result<W> {
+/// With `key`, the trailer authenticates the file (see the module docs).
+pub fn write<W: Write>(
+    v: &Verifier,
+    header: &Header,
+    key: Option<&SnapshotKey>,
+    w: W,
+) -> io::Result<W> {
     let mut out = Hashing {
         inner: w,
-        hash: Context::new(&SHA256),
+        hash: Trailer::new(key),
     };
     out.write_all(MAGIC)?;
     let json = serde_json::to_vec(header).map_err(io::Error::other)?;
@@ -177,14 +233,15 @@ pub fn write<W: Write>(v: &Verifier, header: &Header, w: W) -> io::Result<W> {
     }
     out.write_all(&[TAG_END])?;
     let Hashing { mut inner, hash } = out;
-    inner.write_all(hash.finish().as_ref())?;
+    inner.write_all(&hash.finish())?;
     Ok(inner)
 }
 
-/// A reader that hashes what it hands out and counts bytes.
+/// A reader that hashes what it hands out (under every key it may have been written
+/// with) and counts bytes.
 struct Checked<R> {
     inner: R,
-    hash: Context,
+    hashes: Vec<Trailer>,
     offset: u64,
 }
 
@@ -194,7 +251,9 @@ impl<R: Read> Checked<R> {
             io::ErrorKind::UnexpectedEof => SnapshotError::Truncated,
             _ => SnapshotError::Io(e),
         })?;
-        self.hash.update(buf);
+        for h in &mut self.hashes {
+            h.update(buf);
+        }
         self.offset += buf.len() as u64;
         Ok(())
     }
@@ -213,11 +272,21 @@ impl<R: Read> Checked<R> {
 }
 
 /// Reads a snapshot, handing each record to `sink` as it goes (see the module docs),
-/// then checks the checksum and that nothing follows it. Returns the header.
-pub fn read<R: Read>(r: R, mut sink: impl FnMut(Record)) -> Result<Header, SnapshotError> {
+/// then checks the trailer and that nothing follows it. Returns the header. With
+/// `keys`, the trailer must be the HMAC under one of them; without, the SHA-256.
+pub fn read<R: Read>(
+    r: R,
+    keys: &[SnapshotKey],
+    mut sink: impl FnMut(Record),
+) -> Result<Header, SnapshotError> {
+    let hashes = if keys.is_empty() {
+        vec![Trailer::new(None)]
+    } else {
+        keys.iter().map(|k| Trailer::new(Some(k))).collect()
+    };
     let mut c = Checked {
         inner: r,
-        hash: Context::new(&SHA256),
+        hashes,
         offset: 0,
     };
     let mut magic = [0u8; 8];
@@ -266,13 +335,22 @@ pub fn read<R: Read>(r: R, mut sink: impl FnMut(Record)) -> Result<Header, Snaps
             _ => return Err(SnapshotError::Record(at)),
         }
     }
-    let expect = c.hash.clone().finish();
     let mut got = [0u8; 32];
     c.inner.read_exact(&mut got).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => SnapshotError::Truncated,
         _ => SnapshotError::Io(e),
     })?;
-    if got != expect.as_ref() {
+    // Every candidate compared in full, in constant time.
+    let mut matched = 0u8;
+    for h in std::mem::take(&mut c.hashes) {
+        let want = h.finish();
+        let diff = want
+            .iter()
+            .zip(got.iter())
+            .fold(0u8, |d, (a, b)| d | (a ^ b));
+        matched |= u8::from(diff == 0 && want.len() == got.len());
+    }
+    if matched == 0 {
         return Err(SnapshotError::Checksum);
     }
     let mut one = [0u8; 1];
@@ -282,29 +360,33 @@ pub fn read<R: Read>(r: R, mut sink: impl FnMut(Record)) -> Result<Header, Snaps
     Ok(header)
 }
 
-/// Puts the header's keys, revoked kids and policy into `v` (a policy not newer than
-/// the one in force is left out, as the feed would).
-pub fn restore_header(v: &Verifier, h: &Header) -> Result<(), SnapshotError> {
-    let mut keys = Vec::with_capacity(h.keys.len());
-    for e in &h.keys {
-        keys.push(TrustedKey::from_entry(e)?);
-    }
-    let mut revoked = Vec::with_capacity(h.revoked_kids.len());
-    for k in &h.revoked_kids {
-        let kid = b64::decode(k)
-            .and_then(|b| ShortId::new(&b))
-            .ok_or(KeyError::Kid)?;
-        revoked.push(kid);
+/// Verifies every root-signed document of the header against `root`, applying nothing.
+pub fn check_header(h: &Header, root: &RootKey) -> Result<(), SnapshotError> {
+    documents(h, root).map(|_| ())
+}
+
+type Documents = (Vec<crate::feed_event::Event>, Option<Policy>);
+
+fn documents(h: &Header, root: &RootKey) -> Result<Documents, SnapshotError> {
+    let refused = |e: crate::feed_event::FeedError| SnapshotError::Signed(e.to_string());
+    let mut events = Vec::with_capacity(h.key_docs.len());
+    for doc in &h.key_docs {
+        events.push(crate::feed_event::key_event(root, doc).map_err(refused)?);
     }
     let policy = match &h.policy {
-        Some(doc) => Some(Policy::from_json(doc.as_bytes())?),
+        Some(doc) => Some(Policy::from_signed(doc, root)?),
         None => None,
     };
-    for k in keys {
-        v.apply(crate::feed_event::Event::KeyAdd(Box::new(k)))?;
-    }
-    for kid in revoked {
-        v.apply(crate::feed_event::Event::KeyRevoke(kid))?;
+    Ok((events, policy))
+}
+
+/// Puts the header's root-signed documents into `v`, each verified against `root`
+/// again first (a policy not newer than the one in force is left out, as the feed would).
+/// Nothing is applied unless every document passes.
+pub fn restore_header(v: &Verifier, h: &Header, root: &RootKey) -> Result<(), SnapshotError> {
+    let (events, policy) = documents(h, root)?;
+    for e in events {
+        v.apply(e)?;
     }
     if let Some(p) = policy {
         // Not newer than the configured one: the configured one stays, as on the feed.

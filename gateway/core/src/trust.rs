@@ -63,6 +63,10 @@ pub enum KeyError {
     EdPoint,
     #[error("Ed25519 key is of small order")]
     EdSmallOrder,
+    /// A point with a small-order component: single and batch verification may then
+    /// disagree on one signature.
+    #[error("Ed25519 key is not torsion-free (mixed order)")]
+    EdMixedOrder,
     #[error("ES256 key is not a 65-byte uncompressed SEC1 point")]
     EsEncoding,
     #[error("ES256 key is not a point on P-256")]
@@ -159,12 +163,16 @@ impl TrustedKey {
     }
 }
 
-/// A valid Ed25519 public key that is not of small order.
+/// A valid Ed25519 public key in the prime-order subgroup: not of small order, and
+/// torsion-free (a mixed-order key can make single and batch verification disagree).
 pub fn ed25519_key(raw: &[u8]) -> Result<VerifyingKey, KeyError> {
     let bytes: [u8; 32] = raw.try_into().map_err(|_| KeyError::EdPoint)?;
     let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::EdPoint)?;
     if key.is_weak() {
         return Err(KeyError::EdSmallOrder);
+    }
+    if !key.to_edwards().is_torsion_free() {
+        return Err(KeyError::EdMixedOrder);
     }
     Ok(key)
 }
@@ -341,6 +349,29 @@ mod tests {
         assert_eq!(
             TrustedKey::from_entry(&entry("EdDSA", &short)).unwrap_err(),
             KeyError::EdPoint
+        );
+        // A good key plus the point of order 2, (0, -1): (x, y) becomes (-x, -y), so the
+        // encoding's y turns into p - y and the sign bit of x flips.
+        let good = ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+            .verifying_key()
+            .to_bytes();
+        assert!(TrustedKey::from_entry(&entry("EdDSA", &b64::encode(&good))).is_ok());
+        let mut y = good;
+        y[31] &= 0x7f;
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        let mut mixed = [0u8; 32];
+        let mut borrow = 0i16;
+        for i in 0..32 {
+            let d = i16::from(p[i]) - i16::from(y[i]) - borrow;
+            borrow = i16::from(d < 0);
+            mixed[i] = (d + 256 * borrow) as u8;
+        }
+        mixed[31] |= (good[31] & 0x80) ^ 0x80;
+        assert_eq!(
+            TrustedKey::from_entry(&entry("EdDSA", &b64::encode(&mixed))).unwrap_err(),
+            KeyError::EdMixedOrder
         );
         let mut pt = [0u8; 65];
         pt[0] = 4;

@@ -16,6 +16,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const NOW: u64 = 1_780_000_000;
+const ROOT_SEED: [u8; 32] = [0x52; 32];
+
+fn root_key() -> RootKey {
+    RootKey::from_b64(&RootSigner::from_seed(&ROOT_SEED).public_b64()).unwrap()
+}
 
 fn issuer(alg: Alg, kid: &[u8]) -> Issuer {
     Issuer {
@@ -42,8 +47,8 @@ fn populated() -> (Verifier, Issuer, Issuer) {
     let ed = issuer(Alg::EdDsa, b"ed-1");
     let es = issuer(Alg::Es256, b"es-1");
     let v = verifier(&[&ed], 7);
-    let root = RootSigner::from_seed(&[0x52; 32]);
-    let rk = RootKey::from_b64(&root.public_b64()).unwrap();
+    let root = RootSigner::from_seed(&ROOT_SEED);
+    let rk = root_key();
     let apply = |line: String| {
         v.apply(feed_event::parse(line.as_bytes(), Some(&rk)).unwrap())
             .unwrap();
@@ -77,7 +82,7 @@ fn populated() -> (Verifier, Issuer, Issuer) {
 
 fn take(v: &Verifier, position: u64) -> Vec<u8> {
     let h = snapshot::header_of(v, "file:/tmp/feed.jsonl", position, NOW);
-    snapshot::write(v, &h, Vec::new()).unwrap()
+    snapshot::write(v, &h, None, Vec::new()).unwrap()
 }
 
 fn statuses(v: &Verifier) -> Vec<(Sub, Status)> {
@@ -101,11 +106,11 @@ fn round_trip_restores_everything() {
     let bytes = take(&v, 4242);
     // A fresh gateway configured with only the first key and policy 7.
     let fresh = verifier(&[&ed], 7);
-    let h = snapshot::read(&bytes[..], |_| {}).unwrap();
+    let h = snapshot::read(&bytes[..], &[], |_| {}).unwrap();
     assert_eq!(h.position, 4242);
     assert_eq!(h.subjects, 5000);
-    snapshot::restore_header(&fresh, &h).unwrap();
-    snapshot::read(&bytes[..], |r| snapshot::restore_record(&fresh, r)).unwrap();
+    snapshot::restore_header(&fresh, &h, &root_key()).unwrap();
+    snapshot::read(&bytes[..], &[], |r| snapshot::restore_record(&fresh, r)).unwrap();
     assert_eq!(statuses(&fresh), statuses(&v));
     assert_eq!(revoked(&fresh), revoked(&v));
     assert_eq!(fresh.policy().unwrap().version(), 9);
@@ -133,16 +138,69 @@ fn round_trip_restores_everything() {
     // Same header again from the restored state.
     let again = snapshot::header_of(&fresh, "file:/tmp/feed.jsonl", 4242, NOW);
     assert_eq!(again.policy, h.policy);
+    assert_eq!(again.key_docs, h.key_docs);
+}
+
+#[test]
+fn a_keyed_snapshot_reads_back_only_under_its_key() {
+    let (v, _, _) = populated();
+    let h = snapshot::header_of(&v, "file:/tmp/feed.jsonl", 1, NOW);
+    let k = |b: u8| snapshot::SnapshotKey::derive(&gateway_core::feed_auth::FeedKey::new(&[b; 32]));
+    let bytes = snapshot::write(&v, &h, Some(&k(1)), Vec::new()).unwrap();
+    assert!(
+        snapshot::read(&bytes[..], &[k(2), k(1)], |_| {}).is_ok(),
+        "either key"
+    );
+    for keys in [vec![k(2)], vec![]] {
+        assert!(matches!(
+            snapshot::read(&bytes[..], &keys, |_| {}),
+            Err(SnapshotError::Checksum)
+        ));
+    }
+    // An unkeyed one is refused by a gateway with keys.
+    let plain = snapshot::write(&v, &h, None, Vec::new()).unwrap();
+    assert!(matches!(
+        snapshot::read(&plain[..], &[k(1)], |_| {}),
+        Err(SnapshotError::Checksum)
+    ));
+}
+
+#[test]
+fn documents_not_signed_by_the_root_are_refused_before_anything_applies() {
+    let (v, ed, _) = populated();
+    let h = snapshot::header_of(&v, "file:/tmp/feed.jsonl", 1, NOW);
+    let other = RootSigner::from_seed(&[0x99; 32]);
+    let mut forged_key = h.clone();
+    let ev: serde_json::Value = serde_json::from_str(
+        &other.key_add_event(&issuer(Alg::EdDsa, b"rogue").trust_entry(0, 4_000_000_000)),
+    )
+    .unwrap();
+    forged_key
+        .key_docs
+        .push(ev["signed"].as_str().unwrap().to_owned());
+    let mut forged_policy = h.clone();
+    let ev: serde_json::Value =
+        serde_json::from_str(&other.policy_event(&reference_policy_json(1 << 40))).unwrap();
+    forged_policy.policy = Some(ev["signed"].as_str().unwrap().to_owned());
+    let mut unsigned_policy = h.clone();
+    unsigned_policy.policy = Some(reference_policy_json(1 << 40));
+    for forged in [forged_key, forged_policy, unsigned_policy] {
+        let fresh = verifier(&[&ed], 7);
+        assert!(snapshot::check_header(&forged, &root_key()).is_err());
+        assert!(snapshot::restore_header(&fresh, &forged, &root_key()).is_err());
+        assert_eq!(fresh.policy().unwrap().version(), 7, "nothing applied");
+        assert!(fresh.trust().get(b"es-1").is_none(), "nothing applied");
+    }
 }
 
 #[test]
 fn every_damage_is_detected() {
     let (v, _, _) = populated();
     let bytes = take(&v, 1);
-    assert!(snapshot::read(&bytes[..], |_| {}).is_ok());
+    assert!(snapshot::read(&bytes[..], &[], |_| {}).is_ok());
     // Every truncation point.
     for cut in (0..bytes.len()).step_by(97).chain([bytes.len() - 1]) {
-        let r = snapshot::read(&bytes[..cut], |_| {});
+        let r = snapshot::read(&bytes[..cut], &[], |_| {});
         assert!(r.is_err(), "truncated at {cut} accepted");
     }
     // A flipped bit anywhere.
@@ -150,18 +208,18 @@ fn every_damage_is_detected() {
         let mut b = bytes.clone();
         b[i] ^= 0x10;
         assert!(
-            snapshot::read(&b[..], |_| {}).is_err(),
+            snapshot::read(&b[..], &[], |_| {}).is_err(),
             "flip at {i} accepted"
         );
     }
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(matches!(
-        snapshot::read(&longer[..], |_| {}),
+        snapshot::read(&longer[..], &[], |_| {}),
         Err(SnapshotError::Trailing)
     ));
     assert!(matches!(
-        snapshot::read(&b"JKMSNAP9"[..], |_| {}),
+        snapshot::read(&b"JKMSNAP9"[..], &[], |_| {}),
         Err(SnapshotError::Magic)
     ));
 }
@@ -208,7 +266,7 @@ fn reader_never_panics() {
             }
             _ => {}
         }
-        match snapshot::read(&b[..], |r| {
+        match snapshot::read(&b[..], &[], |r| {
             if let Record::Revoked(c, _) = r {
                 assert!(!c.as_bytes().is_empty() && c.as_bytes().len() <= 16);
             }
@@ -237,9 +295,9 @@ fn restoring_never_lowers_a_version_or_the_policy() {
             at: NOW,
         },
     );
-    let h = snapshot::read(&bytes[..], |_| {}).unwrap();
-    snapshot::restore_header(&newer, &h).unwrap();
-    snapshot::read(&bytes[..], |r| snapshot::restore_record(&newer, r)).unwrap();
+    let h = snapshot::read(&bytes[..], &[], |_| {}).unwrap();
+    snapshot::restore_header(&newer, &h, &root_key()).unwrap();
+    snapshot::read(&bytes[..], &[], |r| snapshot::restore_record(&newer, r)).unwrap();
     assert_eq!(newer.policy().unwrap().version(), 12);
     assert_eq!(newer.status().get(&s).unwrap().ver, 99);
 }

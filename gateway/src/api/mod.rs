@@ -30,6 +30,8 @@ pub enum ApiError {
     UnknownCardKind,
     BatchTooLarge,
     ForbiddenVenue,
+    /// The caller has no `card_rate_per_s`.
+    ForbiddenCard,
     RateLimited {
         retry_after_s: u64,
     },
@@ -50,7 +52,7 @@ impl ApiError {
             | ApiError::UnknownVenue
             | ApiError::UnknownCardKind
             | ApiError::BatchTooLarge => StatusCode::BAD_REQUEST,
-            ApiError::ForbiddenVenue => StatusCode::FORBIDDEN,
+            ApiError::ForbiddenVenue | ApiError::ForbiddenCard => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -68,6 +70,7 @@ impl ApiError {
             ApiError::UnknownCardKind => "unknown_card_kind",
             ApiError::BatchTooLarge => "batch_too_large",
             ApiError::ForbiddenVenue => "forbidden_venue",
+            ApiError::ForbiddenCard => "forbidden_card",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded => "overloaded",
             ApiError::NotFound => "not_found",
@@ -88,6 +91,7 @@ impl ApiError {
             }
             ApiError::BatchTooLarge => "a batch holds at most 1000 requests",
             ApiError::ForbiddenVenue => "venue outside this caller's scope",
+            ApiError::ForbiddenCard => "this caller may not make card checks",
             ApiError::RateLimited { .. } => "over this caller's request rate",
             ApiError::Overloaded => "gateway over its concurrency limit",
             ApiError::NotFound => "no such route",
@@ -254,13 +258,16 @@ pub fn readiness_json(app: &App) -> (bool, String) {
     let mut s = String::with_capacity(160);
     let _ = write!(
         s,
-        r#"{{"ready":{},"reasons":{},"feed_seq":{},"policy_version":{},"stale":{},"dev":{}}}"#,
+        r#"{{"ready":{},"reasons":{},"feed_seq":{},"policy_version":{},"stale":{},"dev":{},"feed_auth":{},"quick_start":{},"fixed_clock":{}}}"#,
         reasons.is_empty(),
         serde_json::to_string(&reasons).unwrap_or_else(|_| "[]".into()),
         app.feed.position(),
         app.verifier.policy().map_or(0, |p| p.version()),
         app.stale(),
-        app.dev
+        app.dev,
+        app.feed_keys.enabled(),
+        app.quick_start,
+        app.fixed_now.is_some()
     );
     (reasons.is_empty(), s)
 }

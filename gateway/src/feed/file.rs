@@ -16,6 +16,21 @@ const POLL: Duration = Duration::from_millis(50);
 /// Longest line kept; a longer one is skipped whole (it still takes its position).
 const MAX_LINE: usize = 1 << 20;
 
+/// Lines in the file that are complete (end in a newline): the feed's head.
+pub fn complete_lines(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let got = f.read(&mut buf)?;
+        if got == 0 {
+            return Ok(n);
+        }
+        n += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+}
+
 /// Follows `path` until `stop` turns true, applying the lines after `app.feed.position()`
 /// (the snapshot's position; 0 replays every line).
 pub async fn follow(

@@ -36,10 +36,12 @@ pub async fn run(
     root: Option<RootKey>,
     stop: watch::Receiver<bool>,
 ) {
-    let store = snapshot::Store::new(&plan.state_dir, &plan.source.id());
+    let store = snapshot::Store::new(&plan.state_dir, &plan.source.id(), &app, root.clone());
+    // A snapshot may not claim a position the stream has not reached (feed.md).
+    let head = head_of(&plan.source, &plan.nats).await;
     let loaded = {
         let (store, app) = (store.clone(), app.clone());
-        tokio::task::spawn_blocking(move || store.load(&app))
+        tokio::task::spawn_blocking(move || store.load(&app, head))
             .await
             .unwrap_or_default()
     };
@@ -62,6 +64,31 @@ pub async fn run(
     rate.abort();
     forgetting.abort();
     let _ = snapshots.await;
+}
+
+/// How long boot waits to learn the stream's head before loading a snapshot unchecked.
+const HEAD_PROBE: Duration = Duration::from_secs(5);
+
+/// The stream's last position: the file's complete lines, or the NATS stream's last
+/// sequence; `None` if it cannot be learned now (a broker down at boot: the snapshot is
+/// then loaded without this check, and the follower reports a position beyond the head
+/// once it connects).
+async fn head_of(source: &FeedSource, auth: &NatsAuth) -> Option<u64> {
+    match source {
+        FeedSource::File(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || file::complete_lines(&path).ok())
+                .await
+                .ok()
+                .flatten()
+        }
+        FeedSource::Nats { url, stream } => {
+            tokio::time::timeout(HEAD_PROBE, nats::head(url, stream, auth))
+                .await
+                .ok()
+                .flatten()
+        }
+    }
 }
 
 /// Writes a snapshot every `every` when the position moved, and one on stop.
@@ -132,6 +159,10 @@ async fn apply_rate(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Skipped messages are logged at most a few lines a second (a poisoned feed must not
+/// flood the log).
+static SKIPPED: crate::logs::Throttle = crate::logs::Throttle::new();
+
 /// Parses and applies the message at `position`. A bad message is counted and logged
 /// by kind and position only (its content may hold pseudonyms), and never stops the feed.
 pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
@@ -139,7 +170,8 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
         app.feed.processed(position, app.boot.elapsed());
         return;
     }
-    match feed_event::parse(msg, root) {
+    let mut alive = true;
+    match feed_event::parse_with(msg, root, &app.feed_keys) {
         Ok(ev) => match app.verifier.apply(ev) {
             Ok(_) => {
                 app.feed.applied.fetch_add(1, Ordering::Relaxed);
@@ -153,12 +185,18 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
             }
         },
         Err(e) => {
+            // With feed keys, only events that pass their check are signs of life.
+            alive = !app.feed_keys.enabled();
             app.feed.rejected.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("gateway_feed_rejected_total", "kind" => e.kind()).increment(1);
-            tracing::warn!(position, kind = e.kind(), error = %e, "feed message skipped");
+            crate::warn_throttled!(SKIPPED, position, kind = e.kind(), error = %e, "feed message skipped");
         }
     }
-    app.feed.processed(position, app.boot.elapsed());
+    if alive {
+        app.feed.processed(position, app.boot.elapsed());
+    } else {
+        app.feed.passed_over(position);
+    }
 }
 
 /// Records a line over the length limit as a skipped message at `position`.

@@ -92,6 +92,15 @@ pub async fn connect(url: &str, auth: &NatsAuth) -> Result<async_nats::Client, N
         .map_err(|e| NatsError::Connect(e.to_string()))
 }
 
+/// The stream's last sequence (its head), from a connection of its own; `None` if the
+/// broker or the stream cannot be reached.
+pub async fn head(url: &str, stream: &str, auth: &NatsAuth) -> Option<u64> {
+    let client = connect(url, auth).await.ok()?;
+    let js = jetstream::new(client);
+    let mut s = js.get_stream(stream).await.ok()?;
+    Some(s.info().await.ok()?.state.last_sequence)
+}
+
 /// Follows `stream` from after `app.feed.position()` until `stop` turns true.
 pub async fn follow(
     url: String,
@@ -225,6 +234,10 @@ async fn run_consumer(
         .clone();
     let head = state.last_sequence;
     app.feed.saw_head(head);
+    if pipe.boot_head.is_none() && app.feed.position() > head {
+        // Only when the head could not be learned at boot: the snapshot claimed more.
+        tracing::error!(position = app.feed.position(), head, "resumed from a snapshot beyond the stream's head: remove the state directory's snapshots and restart to replay");
+    }
     if pipe.boot_head.is_none() {
         pipe.boot_head = Some(head);
         pipe.target.store(head, Ordering::Relaxed);

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gateway_core::snapshot;
+use gateway_core::trust::RootKey;
 
 use crate::app::App;
 
@@ -27,6 +28,11 @@ pub struct Store {
     source: String,
     /// File-name prefix derived from `source`, so two feeds never share files.
     prefix: String,
+    /// Keys the files are authenticated with, derived from the feed keys (the first one
+    /// writes); none without a feed key (the trailer then only detects damage).
+    keys: std::sync::Arc<Vec<snapshot::SnapshotKey>>,
+    /// Verifies the root-signed documents a snapshot carries.
+    root: Option<RootKey>,
 }
 
 /// What a boot-time load found.
@@ -38,7 +44,7 @@ pub struct Loaded {
 }
 
 impl Store {
-    pub fn new(state_dir: &Path, source: &str) -> Store {
+    pub fn new(state_dir: &Path, source: &str, app: &App, root: Option<RootKey>) -> Store {
         let digest = ring::digest::digest(&ring::digest::SHA256, source.as_bytes());
         let prefix: String = digest.as_ref()[..6]
             .iter()
@@ -48,6 +54,14 @@ impl Store {
             dir: state_dir.join("snapshots"),
             source: source.to_owned(),
             prefix: format!("{prefix}-"),
+            keys: std::sync::Arc::new(
+                app.feed_keys
+                    .keys()
+                    .iter()
+                    .map(snapshot::SnapshotKey::derive)
+                    .collect(),
+            ),
+            root,
         }
     }
 
@@ -72,17 +86,22 @@ impl Store {
         out
     }
 
-    /// Loads the newest good snapshot into `app`'s verifier. Blocking: run it off the
-    /// async threads.
-    pub fn load(&self, app: &App) -> Loaded {
+    /// Loads the newest good snapshot into `app`'s verifier; one that claims a position
+    /// beyond `head` (the stream's last position, when known) is refused like a damaged
+    /// one. Blocking: run it off the async threads.
+    pub fn load(&self, app: &App, head: Option<u64>) -> Loaded {
         for (pos, path) in self.list() {
             let started = Instant::now();
             match self.check(&path) {
+                Ok(header) if head.is_some_and(|h| header.position > h) => {
+                    metrics::counter!("gateway_snapshot_refused_total").increment(1);
+                    tracing::error!(path = %path.display(), position = header.position, head, "snapshot claims a position beyond the stream's head; skipped");
+                }
                 Ok(header) if header.source == self.source => {
                     if let Err(e) = self.apply(app, &path, &header) {
-                        // The file changed between the two reads, or a key/policy inside
-                        // it is refused: the records are in, so keep what was applied
-                        // (all of it idempotent) and resume from the start.
+                        // The file changed between the two reads, or a record failed: the
+                        // documents were checked before anything was applied, the records
+                        // are idempotent, so keep what was applied and resume from the start.
                         tracing::error!(path = %path.display(), error = %e, "snapshot could not be applied; replaying the whole feed");
                         return Loaded::default();
                     }
@@ -113,9 +132,21 @@ impl Store {
         Ok(BufReader::with_capacity(1 << 20, File::open(path)?))
     }
 
-    /// Reads the whole file, checksum included, applying nothing.
+    /// Reads the whole file, trailer included, and verifies its root-signed documents,
+    /// applying nothing.
     fn check(&self, path: &Path) -> Result<snapshot::Header, snapshot::SnapshotError> {
-        snapshot::read(Self::open(path)?, |_| {})
+        let header = snapshot::read(Self::open(path)?, &self.keys, |_| {})?;
+        let signed = !header.key_docs.is_empty() || header.policy.is_some();
+        match &self.root {
+            Some(root) => snapshot::check_header(&header, root)?,
+            None if signed => {
+                return Err(snapshot::SnapshotError::Signed(
+                    "no root key configured".into(),
+                ))
+            }
+            None => {}
+        }
+        Ok(header)
     }
 
     fn apply(
@@ -124,14 +155,16 @@ impl Store {
         path: &Path,
         header: &snapshot::Header,
     ) -> Result<(), snapshot::SnapshotError> {
-        snapshot::restore_header(&app.verifier, header)?;
+        if let Some(root) = &self.root {
+            snapshot::restore_header(&app.verifier, header, root)?;
+        }
         // A hint, bounded by what the file can hold (34 bytes per status record).
         let most = std::fs::metadata(path).map_or(0, |m| m.len() / 34);
         let subjects = usize::try_from(header.subjects.min(most)).unwrap_or(0);
         app.verifier
             .status()
             .reserve(app.verifier.status().len() + subjects);
-        snapshot::read(Self::open(path)?, |r| {
+        snapshot::read(Self::open(path)?, &self.keys, |r| {
             snapshot::restore_record(&app.verifier, r)
         })?;
         Ok(())
@@ -141,15 +174,16 @@ impl Store {
     /// Blocking: run it off the async threads.
     pub fn save(&self, app: &App, position: u64) -> std::io::Result<PathBuf> {
         let started = Instant::now();
-        std::fs::create_dir_all(&self.dir)?;
+        crate::owner_only::dir(&self.dir)?;
         let name = format!("{}{position:020}{SUFFIX}", self.prefix);
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let header = snapshot::header_of(&app.verifier, &self.source, position, app.now());
-        let file = File::create(&tmp)?;
+        let file = crate::owner_only::create(&tmp)?;
         let mut w = snapshot::write(
             &app.verifier,
             &header,
+            self.keys.first(),
             BufWriter::with_capacity(1 << 20, file),
         )?;
         w.flush()?;

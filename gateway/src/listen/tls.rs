@@ -27,7 +27,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigErr
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    let text = std::fs::read(path).map_err(|e| ConfigError::file(path, e))?;
+    let text = crate::owner_only::read_secret(path)?;
     rustls_pemfile::private_key(&mut text.as_slice())
         .map_err(|e| ConfigError::file(path, format!("not a PEM private key: {e}")))?
         .ok_or_else(|| ConfigError::file(path, "no private key in the file"))

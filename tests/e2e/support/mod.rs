@@ -62,8 +62,12 @@ where
     }
 }
 
-/// A second caller, restricted, for scope and rate tests.
+/// A second caller, restricted, for scope and rate tests (no card checks).
 pub const LIMITED_KEY: &str = "limited-caller-key";
+
+/// A third caller, allowed 2 card checks per second.
+#[allow(dead_code)] // used by the card-permission test only
+pub const CARDS_KEY: &str = "cards-caller-key";
 
 /// A change to the development setup's files before the gateway starts.
 pub type Prepare = Box<dyn FnOnce(&DevSetup) + Send>;
@@ -122,11 +126,13 @@ impl Gateway {
         let api_key = setup.read_api_key().expect("api key");
         if !reused {
             let callers = serde_json::json!({"callers": [
-                {"name": "dev", "api_key_sha256": sha256_hex(api_key.as_bytes()), "venues": ["*"], "rate_per_s": 1_000_000},
+                {"name": "dev", "api_key_sha256": sha256_hex(api_key.as_bytes()), "venues": ["*"], "rate_per_s": 1_000_000, "card_rate_per_s": 1_000_000},
                 {"name": "limited", "api_key_sha256": sha256_hex(LIMITED_KEY.as_bytes()), "venues": ["bus", "metro"], "rate_per_s": 3},
+                {"name": "cards", "api_key_sha256": sha256_hex(CARDS_KEY.as_bytes()), "venues": ["*"], "rate_per_s": 1000, "card_rate_per_s": 2},
             ]});
-            std::fs::write(setup.callers(), callers.to_string()).expect("callers");
-            std::fs::write(setup.feed(), &opts.feed).expect("feed");
+            gateway::owner_only::write(&setup.callers(), callers.to_string().as_bytes())
+                .expect("callers");
+            gateway::owner_only::write(&setup.feed(), opts.feed.as_bytes()).expect("feed");
         }
         if let Some(prepare) = opts.prepare.take() {
             prepare(&setup);

@@ -1,0 +1,170 @@
+//! Owner-only files (cli.md revision 3): everything the gateway and the issuing commands
+//! write that holds a secret or personal data is created 0600 (directories 0700), and
+//! `serve` refuses a secret key file that group or others may read.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::support::{run_cli, Gateway, Options, TempDir};
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
+}
+
+/// Every file and directory under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn cli_ok(args: &[&str]) {
+    let (rc, err) = run_cli(args);
+    assert_eq!(rc, 0, "{args:?}: {err}");
+}
+
+#[tokio::test]
+async fn everything_the_gateway_and_the_issuing_side_write_is_owner_only() {
+    // The trust list and root key are public (cli.md): world-readable ones are accepted.
+    let public = |setup: &gateway::dev::DevSetup| [setup.trust(), setup.root_pub()];
+    let gw = Gateway::start(Options {
+        prepare: Some(Box::new(move |setup| {
+            for f in public(setup) {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+        })),
+        ..Options::default()
+    })
+    .await;
+    let state = gw.setup.dir.clone();
+    let exempt = public(&gw.setup);
+    let s = state.display().to_string();
+    // Personal data: the rules' registry (from facts with an identity number) and feed
+    // events; key files from both key generators.
+    let facts = state.join("facts.jsonl");
+    gateway::owner_only::write(
+        &facts,
+        b"{\"card_kind\":\"id_card\",\"number\":\"33010619800101001X\",\"fact\":\"close_contact\"}\n",
+    )
+    .unwrap();
+    cli_ok(&[
+        "publish",
+        "--state-dir",
+        &s,
+        "--facts",
+        &facts.display().to_string(),
+    ]);
+    cli_ok(&["feed", "--state-dir", &s, "heartbeat"]);
+    let keys = state.join("keys");
+    gateway::owner_only::dir(&keys).unwrap();
+    let p = |n: &str| keys.join(n).display().to_string();
+    cli_ok(&["root-keygen", "--out", &p("root.seed")]);
+    cli_ok(&[
+        "keygen",
+        "--alg",
+        "EdDSA",
+        "--kid",
+        "k-1",
+        "--issuer",
+        "CN-33",
+        "--out",
+        &p("ed.key"),
+    ]);
+    cli_ok(&[
+        "keygen",
+        "--alg",
+        "ES256",
+        "--kid",
+        "k-2",
+        "--issuer",
+        "CN-33",
+        "--out",
+        &p("es.key"),
+    ]);
+    // A snapshot (every pseudonym's status) is written at shutdown, once both events are in.
+    gw.wait_stat("feed_seq", 2).await;
+    let mut gw = gw;
+    gw.terminate();
+    gw.wait_exit().await;
+    let all = walk(&state);
+    for kind in [
+        "registry.json",
+        "snapshot",
+        "feed.jsonl",
+        "feed.key",
+        "pseudonym.key",
+        "root.seed",
+        "ed.key",
+        "es.key",
+        "key.pem",
+        "api.key",
+        "issuer.seed",
+    ] {
+        assert!(
+            all.iter().any(|f| f
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(kind))),
+            "no {kind} under the state directory: {all:?}"
+        );
+    }
+    for f in all.iter().filter(|f| !exempt.contains(f)) {
+        let want = if f.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(f), want, "{} is {:03o}", f.display(), mode(f));
+    }
+}
+
+#[test]
+fn serve_refuses_secret_key_files_others_may_read() {
+    let dir = TempDir::new("loose");
+    let setup = gateway::dev::DevSetup::new(&dir.0.join("state"));
+    setup.ensure().expect("setup");
+    let arg = |p: PathBuf| p.display().to_string();
+    let named = [
+        ("--trust", arg(setup.trust())),
+        ("--root-key", arg(setup.root_pub())),
+        ("--policy", arg(setup.policy())),
+        ("--callers", arg(setup.callers())),
+        ("--tls-cert", arg(setup.cert())),
+        ("--state-dir", arg(setup.dir.clone())),
+        ("--feed", format!("file:{}", setup.feed().display())),
+        ("--listen", "127.0.0.1:0".into()),
+        ("--admin-listen", "127.0.0.1:0".into()),
+    ];
+    for (file, flag) in [
+        (setup.key(), "--tls-key"),
+        (setup.pseudonym_key(), "--pseudonym-key"),
+        (setup.feed_key(), "--feed-key"),
+    ] {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let f = file.display().to_string();
+        let mut args = vec!["serve"];
+        for (k, v) in &named {
+            args.extend([*k, v.as_str()]);
+        }
+        // The other secret files, owner-only, so that only this one is at fault.
+        let key = arg(setup.key());
+        if flag != "--tls-key" {
+            args.extend(["--tls-key", key.as_str()]);
+        }
+        args.extend([flag, f.as_str()]);
+        let (rc, err) = run_cli(&args);
+        assert_ne!(rc, 0, "{flag}");
+        assert!(
+            err.contains(&f) && err.contains("owner only"),
+            "{flag}: {err}"
+        );
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("gateway:")).count(),
+            1,
+            "one line: {err}"
+        );
+        gateway::owner_only::narrow(&file).unwrap();
+    }
+}
