@@ -65,7 +65,7 @@ declare -A PORT=([after]=18443 [before]=28443)
 export KEY; KEY=$(cat "$WORK/after/api.key")
 export CODE; CODE=$("$AFTER" mint --state-dir "$WORK/after" --card-kind id_card --number 1 --validity 21600)
 printf '%s' "$CODE" >"$WORK/code.txt"
-COLD_CODES=$(( SECS * 60000 ))
+COLD_CODES=$(( SECS * 40000 ))
 
 timed() { # command... -> stdout of the command; the CPU share it used goes to $WORK/cpu
   local TIMEFORMAT=%P
