@@ -43,7 +43,9 @@ pub struct SubjectArgs {
     /// Document kind: id_card, passport, permit or citizen_card (with --number).
     #[arg(long, requires = "number")]
     pub card_kind: Option<String>,
-    /// Document number (never stored; only its pseudonym is used).
+    /// Document number (never stored; only its pseudonym is used). `-` reads it from
+    /// standard input and `@FILE` from a file (first line), so it appears neither in the
+    /// process list nor in shell history.
     #[arg(long, requires = "card_kind")]
     pub number: Option<String>,
     /// Pseudonym key file (default: the state directory's).
@@ -67,13 +69,35 @@ impl SubjectArgs {
                     .clone()
                     .unwrap_or_else(|| DevSetup::new(state).pseudonym_key());
                 let key = PseudonymKey::new(&read_b64_32(&path)?);
-                Ok(key.pseudonym(kind, number))
+                Ok(key.pseudonym(kind, &read_number(number)?))
             }
             _ => Err(ConfigError(
                 "give --sub, or --card-kind with --number".into(),
             )),
         }
     }
+}
+
+/// The number itself: `-` reads the first line of standard input, `@FILE` the first
+/// line of FILE, anything else is the number as given.
+fn read_number(arg: &str) -> Result<String, ConfigError> {
+    let first_line = |text: String| text.lines().next().unwrap_or("").trim().to_owned();
+    let number = if arg == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| ConfigError::flag("number", format!("standard input: {e}")))?;
+        first_line(line)
+    } else if let Some(path) = arg.strip_prefix('@') {
+        let path = Path::new(path);
+        first_line(std::fs::read_to_string(path).map_err(|e| ConfigError::file(path, e))?)
+    } else {
+        arg.to_owned()
+    };
+    if number.is_empty() {
+        return Err(ConfigError::flag("number", "empty"));
+    }
+    Ok(number)
 }
 
 /// `gateway mint`: prints a freshly signed code.

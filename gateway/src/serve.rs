@@ -365,8 +365,8 @@ fn print_quick_start(
         "\nReady. Verify a freshly minted code (HTTP/2; use --http1.1 for HTTP/1.1):\n\n  \
          curl --http2 --cacert {} -H 'Authorization: Bearer {key}' -H 'Content-Type: text/plain' \\\n    \
          --data '{code}' 'https://{host}/v1/verify?venue=bus'\n\n\
-         Mint more:   gateway mint --state-dir {} --card-kind id_card --number 330106198001010011 --color yellow\n\
-         Turn red:    gateway feed --state-dir {} status --card-kind id_card --number 33010619800101001X --color red --ver 2\n\
+         Mint more:   gateway mint --state-dir {} --card-kind id_card --number - --color yellow   (the number on stdin)\n\
+         Turn red:    gateway feed --state-dir {} status --card-kind id_card --number @FILE --color red --ver 2   (the number in FILE)\n\
          Status:      curl http://{admin}/v1/status\n",
         cert.display(),
         dev.dir.display(),

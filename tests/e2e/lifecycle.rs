@@ -265,8 +265,12 @@ async fn quick_start_prints_a_working_verification() {
         send_text(&mut c, &auth, code.clone()).await["decision"],
         "allow"
     );
-    // The holder turns red through the issuing-side feed command.
+    // The holder turns red through the issuing-side feed command (the number from a
+    // file, so it is in neither the process list nor the shell's history).
     let s = state.display().to_string();
+    let number_file = state.join("number.txt");
+    std::fs::write(&number_file, "33010619800101001X\n").unwrap();
+    let at_file = format!("@{}", number_file.display());
     let (rc, err) = run_cli(&[
         "feed",
         "--state-dir",
@@ -275,7 +279,7 @@ async fn quick_start_prints_a_working_verification() {
         "--card-kind",
         "id_card",
         "--number",
-        "33010619800101001X",
+        &at_file,
         "--color",
         "red",
         "--ver",
@@ -291,8 +295,8 @@ async fn quick_start_prints_a_working_verification() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(denied, "the red status reached the gateway");
-    // A code minted by the CLI for another subject is allowed.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+    // A code minted by the CLI for another subject is allowed (the number on stdin).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args([
             "mint",
             "--state-dir",
@@ -300,12 +304,21 @@ async fn quick_start_prints_a_working_verification() {
             "--card-kind",
             "passport",
             "--number",
-            "E12345678",
+            "-",
             "--color",
             "yellow",
         ])
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"E12345678\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
     let minted = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let v = send_text(&mut c, &auth, minted).await;
     assert_eq!(
