@@ -32,6 +32,9 @@ pub enum Command {
     RootKeygen(RootKeygenArgs),
     /// Sign a policy or a key change with the root key.
     Sign(SignArgs),
+    /// Destroy the snapshots, feed file and registry under a state directory (with
+    /// --keys, the development keys too): the end of the epidemic.
+    Purge(crate::purge::PurgeArgs),
 }
 
 /// Initialises logging: human-readable, or JSON lines.
@@ -74,6 +77,7 @@ pub fn main() -> i32 {
         Command::Keygen(a) => crate::issue::keygen(&a),
         Command::RootKeygen(a) => crate::issue::root_keygen(&a),
         Command::Sign(a) => crate::issue::sign(&a),
+        Command::Purge(a) => crate::purge::purge(&a),
     };
     match result {
         Ok(out) => {

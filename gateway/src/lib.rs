@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod owner_only;
 pub mod pool;
 pub mod publish;
+pub mod purge;
 pub mod serve;
 pub mod service;
 

@@ -168,3 +168,113 @@ fn serve_refuses_secret_key_files_others_may_read() {
         gateway::owner_only::narrow(&file).unwrap();
     }
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            std::fs::read(p)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn purge_leaves_nothing_personal_behind() {
+    let mut gw = Gateway::start(Options::default()).await;
+    let state = gw.setup.dir.clone();
+    let s = state.display().to_string();
+    // Personal data in every place it lands: a status through the feed, the registry of
+    // the color rules (from an identity number), and the snapshot written at shutdown.
+    let sub = gateway_core::Sub([0x77; 16]);
+    let sub_b64 = gateway_core::b64::encode(&sub.0);
+    cli_ok(&[
+        "feed",
+        "--state-dir",
+        &s,
+        "status",
+        "--sub",
+        &sub_b64,
+        "--color",
+        "red",
+        "--ver",
+        "3",
+    ]);
+    let facts = state.join("facts.jsonl");
+    gateway::owner_only::write(
+        &facts,
+        b"{\"card_kind\":\"id_card\",\"number\":\"33010619800101001X\",\"fact\":\"close_contact\"}\n",
+    )
+    .unwrap();
+    cli_ok(&[
+        "publish",
+        "--state-dir",
+        &s,
+        "--facts",
+        &facts.display().to_string(),
+    ]);
+    std::fs::remove_file(&facts).unwrap();
+    gw.wait_stat("feed_seq", 2).await;
+    gw.terminate();
+    assert!(gw.wait_exit().await.success());
+    let carded = {
+        let key = gateway_core::pseudonym::PseudonymKey::new(
+            &gateway::dev::read_b64_32(&gw.setup.pseudonym_key()).unwrap(),
+        );
+        key.pseudonym(
+            gateway_core::pseudonym::CardKind::IdCard,
+            "33010619800101001X",
+        )
+    };
+    let carded_b64 = gateway_core::b64::encode(&carded.0);
+    for needle in [
+        &sub.0[..],
+        sub_b64.as_bytes(),
+        &carded.0[..],
+        carded_b64.as_bytes(),
+    ] {
+        assert!(
+            !holding(&state, needle).is_empty(),
+            "the data is there before"
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["purge", "--state-dir", &s])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    for what in ["snapshots", "feed.jsonl", "registry.json"] {
+        assert!(report.contains(what), "{what} not in the report: {report}");
+    }
+    for needle in [
+        &sub.0[..],
+        sub_b64.as_bytes(),
+        &carded.0[..],
+        carded_b64.as_bytes(),
+    ] {
+        assert_eq!(
+            holding(&state, needle),
+            Vec::<PathBuf>::new(),
+            "left behind"
+        );
+    }
+    // The keys stay until asked for (the runbook destroys them last).
+    assert!(gw.setup.pseudonym_key().exists());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["purge", "--state-dir", &s, "--keys"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for f in [
+        gw.setup.pseudonym_key(),
+        gw.setup.feed_key(),
+        gw.setup.root_seed(),
+        gw.setup.key(),
+    ] {
+        assert!(!f.exists(), "{} kept", f.display());
+    }
+}
