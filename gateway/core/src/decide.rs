@@ -130,8 +130,14 @@ pub enum Applied {
     Status(StatusApplied),
     TokenRevoked,
     KeyAdded,
+    /// A `key` add for a kid already held with another public key, not applied: the
+    /// held key's document has a `seq` and this one's is not above it (a replayed
+    /// older document would otherwise roll a re-keyed kid back).
+    KeyKept,
     KeyRevoked,
-    Policy { version: u64 },
+    Policy {
+        version: u64,
+    },
     Heartbeat,
 }
 
@@ -511,7 +517,22 @@ impl Verifier {
                 Applied::TokenRevoked
             }
             Event::KeyAdd { key, signed } => {
-                self.trust.rcu(|t| t.with_key((*key).clone()));
+                let mut kept = false;
+                self.trust.rcu(|t| {
+                    let older = t.get(key.kid.as_bytes()).is_some_and(|held| {
+                        held.to_entry().public_key != key.to_entry().public_key
+                            && held.seq.is_some_and(|s| key.seq.is_none_or(|n| n <= s))
+                    });
+                    kept = older;
+                    if older {
+                        (**t).clone()
+                    } else {
+                        t.with_key((*key).clone())
+                    }
+                });
+                if kept {
+                    return Ok(Applied::KeyKept);
+                }
                 self.keep_key_doc(signed);
                 Applied::KeyAdded
             }

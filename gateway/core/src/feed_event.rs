@@ -136,6 +136,10 @@ struct KeyDoc {
     not_before: Option<String>,
     #[serde(default)]
     not_after: Option<String>,
+    /// Optional, rising per kid: an add for a kid already known with another public key
+    /// applies only if its `seq` is above the known one's (see `Verifier::apply`).
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
 fn field<T>(v: Option<T>, name: &'static str) -> Result<T, FeedError> {
@@ -263,8 +267,10 @@ pub fn key_event(root: &RootKey, signed: &str) -> Result<Event, FeedError> {
                 not_before: field(doc.not_before, "not_before")?,
                 not_after: field(doc.not_after, "not_after")?,
             };
+            let mut key = TrustedKey::from_entry(&entry)?;
+            key.seq = doc.seq;
             Ok(Event::KeyAdd {
-                key: Box::new(TrustedKey::from_entry(&entry)?),
+                key: Box::new(key),
                 signed,
             })
         }

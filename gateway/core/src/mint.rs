@@ -164,11 +164,20 @@ impl RootSigner {
 
     /// A `key` event adding `entry`.
     pub fn key_add_event(&self, entry: &TrustEntry) -> String {
+        self.key_add_event_seq(entry, None)
+    }
+
+    /// A `key` event adding `entry`, with the document's `seq` when given (a re-keyed kid
+    /// takes a higher one, so older documents cannot roll it back).
+    pub fn key_add_event_seq(&self, entry: &TrustEntry, seq: Option<u64>) -> String {
         let mut doc = serde_json::json!({
             "action": "add", "kid": entry.kid, "issuer": entry.issuer, "alg": entry.alg,
             "public_key": entry.public_key, "not_before": entry.not_before,
             "not_after": entry.not_after,
         });
+        if let Some(s) = seq {
+            doc["seq"] = s.into();
+        }
         let signed = self.sign_doc(doc.to_string().as_bytes());
         doc = serde_json::json!({"type": "key", "signed": signed});
         doc.to_string()

@@ -94,6 +94,9 @@ pub struct TrustedKey {
     pub not_after: i64,
     /// Unique per loaded key, so cached signature results never outlive a replaced key.
     pub serial: u64,
+    /// The `seq` of the root-signed `key` document that added it (none for keys of the
+    /// configured trust list and for documents without one).
+    pub seq: Option<u64>,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -159,6 +162,7 @@ impl TrustedKey {
             not_before: nb,
             not_after: na,
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+            seq: None,
         })
     }
 }

@@ -284,6 +284,49 @@ fn revoked_kid_stays_revoked_when_added_again() {
 }
 
 #[test]
+fn an_older_key_document_cannot_roll_a_rekeyed_kid_back() {
+    let f = fixture(Settings::default());
+    let (nb, na) = (NOW as i64 - DAY, NOW as i64 + DAY);
+    // Two key pairs under one kid: the old one, and the one it was re-keyed to.
+    let keyed = |seed: u8| Issuer {
+        kid: b"rk-1".to_vec(),
+        issuer: "CN-33".into(),
+        key: SigningKey::ed25519(&[seed; 32]),
+    };
+    let (old, new) = (keyed(0x41), keyed(0x42));
+    let (old_code, new_code) = (
+        old.mint(&claims(Color::Green, 1)).unwrap(),
+        new.mint(&claims(Color::Green, 1)).unwrap(),
+    );
+    let add = |i: &Issuer, seq| f.root.key_add_event_seq(&i.trust_entry(nb, na), seq);
+    assert_eq!(f.feed(&add(&old, Some(1))), Applied::KeyAdded);
+    assert_eq!(f.feed(&add(&new, Some(2))), Applied::KeyAdded);
+    assert_eq!(f.reason(&new_code, NOW), Reason::Ok);
+    // The old document replayed, or an unsequenced one: kept out.
+    assert_eq!(f.feed(&add(&old, Some(1))), Applied::KeyKept);
+    assert_eq!(f.feed(&add(&old, None)), Applied::KeyKept);
+    assert_eq!(f.reason(&new_code, NOW), Reason::Ok);
+    assert_eq!(f.reason(&old_code, NOW), Reason::BadSignature);
+    // The same key again is harmless, and a higher seq re-keys.
+    assert_eq!(f.feed(&add(&new, Some(2))), Applied::KeyAdded);
+    assert_eq!(f.feed(&add(&old, Some(3))), Applied::KeyAdded);
+    assert_eq!(f.reason(&old_code, NOW), Reason::Ok);
+    // Documents without seq work as before: the latest add wins.
+    let unsequenced = |seed: u8| Issuer {
+        kid: b"ns-1".to_vec(),
+        issuer: "CN-33".into(),
+        key: SigningKey::ed25519(&[seed; 32]),
+    };
+    let (a, b) = (unsequenced(0x43), unsequenced(0x44));
+    assert_eq!(f.feed(&add(&a, None)), Applied::KeyAdded);
+    assert_eq!(f.feed(&add(&b, None)), Applied::KeyAdded);
+    assert_eq!(
+        f.reason(&b.mint(&claims(Color::Green, 1)).unwrap(), NOW),
+        Reason::Ok
+    );
+}
+
+#[test]
 fn signed_documents_with_bad_signatures_change_nothing() {
     let f = fixture(Settings::default());
     let impostor = RootSigner::from_seed(&[0x66; 32]);

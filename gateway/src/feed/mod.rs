@@ -173,6 +173,17 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
     let mut alive = true;
     match feed_event::parse_with(msg, root, &app.feed_keys) {
         Ok(ev) => match app.verifier.apply(ev) {
+            Ok(gateway_core::decide::Applied::KeyKept) => {
+                app.feed.rejected.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("gateway_feed_rejected_total", "kind" => "key_older")
+                    .increment(1);
+                crate::warn_throttled!(
+                    SKIPPED,
+                    position,
+                    kind = "key_older",
+                    "key document older than the one held for its kid; not applied"
+                );
+            }
             Ok(_) => {
                 app.feed.applied.fetch_add(1, Ordering::Relaxed);
                 app.metrics.feed_applied.increment(1);
