@@ -136,6 +136,8 @@ pub struct App {
     pub limits: crate::limits::EdgeLimits,
     /// Running on the quick start's generated development keys.
     pub quick_start: bool,
+    /// A broker off loopback without TLS (`--nats-insecure`).
+    pub nats_insecure: bool,
     /// The feed keys (`--feed-key`); none: events need no `mac`.
     pub feed_keys: gateway_core::feed_auth::FeedKeys,
 }
@@ -155,6 +157,15 @@ impl App {
     /// No message or heartbeat for `stale_after` (the clock starts at boot).
     pub fn stale(&self) -> bool {
         self.boot.elapsed().saturating_sub(self.feed.last_message()) > self.stale_after
+    }
+
+    /// What `/readyz` warns about without failing: `nats_insecure`.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut w = Vec::new();
+        if self.nats_insecure {
+            w.push("nats_insecure");
+        }
+        w
     }
 
     /// Why the gateway is not ready, if it is not (`/readyz`).

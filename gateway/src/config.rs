@@ -123,6 +123,11 @@ pub struct ServeArgs {
     /// NATS: PEM CA bundle for the broker's certificate; TLS to the broker is then required.
     #[arg(long)]
     pub nats_ca: Option<PathBuf>,
+    /// NATS: allow a broker that is not on loopback without TLS (`--nats-ca`); `/readyz`
+    /// then lists `nats_insecure` under `warnings`.
+    #[arg(long)]
+    #[serde(default)]
+    pub nats_insecure: bool,
     /// The bounds of `api.md` "Limits" (`[limits]` in the TOML file).
     #[command(flatten)]
     #[serde(default)]
@@ -180,6 +185,7 @@ impl ServeArgs {
         }
         self.limits.fill_from(file.limits);
         self.dev |= file.dev;
+        self.nats_insecure |= file.nats_insecure;
         self.log_json |= file.log_json;
         Ok(self)
     }
@@ -260,6 +266,8 @@ pub struct ServeConfig {
     pub sig_cache: usize,
     pub snapshot_every: Option<Duration>,
     pub nats: NatsAuth,
+    /// A non-loopback broker without TLS, allowed by `--nats-insecure`.
+    pub nats_insecure: bool,
     pub limits: crate::limits::EdgeLimits,
     pub fixed_now: Option<u64>,
 }
@@ -298,6 +306,21 @@ impl NatsArgs {
             ca: self.nats_ca.clone(),
         }
     }
+}
+
+/// Whether a `nats://HOST:PORT` names a loopback host.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.strip_prefix("nats://").unwrap_or(url);
+    let hostport = rest.rsplit('@').next().unwrap_or(rest);
+    let host = match hostport.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => hostport,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Feed keys a gateway holds at once: the one in use and the next (feed.md).
@@ -349,7 +372,20 @@ impl ServeArgs {
                 ),
             ));
         }
+        let nats_insecure = match &feed {
+            FeedSource::Nats { url, .. } if self.nats_ca.is_none() && !is_loopback_url(url) => {
+                if !self.nats_insecure {
+                    return Err(ConfigError::flag(
+                        "feed",
+                        format!("{url} is not on loopback: give --nats-ca (TLS to the broker), or --nats-insecure to accept a broker without TLS"),
+                    ));
+                }
+                true
+            }
+            _ => false,
+        };
         Ok(ServeConfig {
+            nats_insecure,
             limits,
             listen: self.listen.unwrap_or_else(|| ([127, 0, 0, 1], 8443).into()),
             tls_cert: need(self.tls_cert, "tls-cert")?,
@@ -394,6 +430,73 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_brokers() {
+        for u in [
+            "nats://127.0.0.1:4222",
+            "nats://localhost:4222",
+            "nats://[::1]:4222",
+            "nats://127.9.9.9",
+        ] {
+            assert!(is_loopback_url(u), "{u}");
+        }
+        for u in [
+            "nats://10.0.0.5:4222",
+            "nats://nats.example:4222",
+            "nats://[2001:db8::1]:4222",
+        ] {
+            assert!(!is_loopback_url(u), "{u}");
+        }
+        let base = |extra: &[&'static str]| -> Vec<&'static str> {
+            let mut a = vec![
+                "serve",
+                "--trust",
+                "t",
+                "--root-key",
+                "r",
+                "--policy",
+                "p",
+                "--callers",
+                "c",
+                "--tls-cert",
+                "x",
+                "--tls-key",
+                "y",
+                "--feed",
+                "nats://10.0.0.5:4222/JKM",
+            ];
+            a.extend_from_slice(extra);
+            a
+        };
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(subcommand)]
+            c: C,
+        }
+        #[derive(clap::Subcommand)]
+        enum C {
+            Serve(ServeArgs),
+        }
+        let resolve = |args: Vec<&str>| {
+            let mut v = vec!["gateway"];
+            v.extend(args);
+            let P { c: C::Serve(a) } = <P as clap::Parser>::parse_from(v);
+            a.resolve()
+        };
+        let e = resolve(base(&[])).unwrap_err();
+        assert!(
+            e.0.contains("--nats-ca") && e.0.contains("--nats-insecure"),
+            "{}",
+            e.0
+        );
+        assert!(resolve(base(&["--nats-insecure"])).unwrap().nats_insecure);
+        assert!(
+            !resolve(base(&["--nats-ca", "ca.pem"]))
+                .unwrap()
+                .nats_insecure
+        );
+    }
 
     #[test]
     fn feed_sources() {

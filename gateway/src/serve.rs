@@ -214,6 +214,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         pool: crate::pool::Pool::new(limits.verify_queue),
         limits: limits.clone(),
         quick_start,
+        nats_insecure: cfg.nats_insecure,
         feed_keys,
     });
     crate::pool::Pool::start(&app, limits.verify_threads)

@@ -258,9 +258,10 @@ pub fn readiness_json(app: &App) -> (bool, String) {
     let mut s = String::with_capacity(160);
     let _ = write!(
         s,
-        r#"{{"ready":{},"reasons":{},"feed_seq":{},"policy_version":{},"stale":{},"dev":{},"feed_auth":{},"quick_start":{},"fixed_clock":{}}}"#,
+        r#"{{"ready":{},"reasons":{},"warnings":{},"feed_seq":{},"policy_version":{},"stale":{},"dev":{},"feed_auth":{},"quick_start":{},"fixed_clock":{}}}"#,
         reasons.is_empty(),
         serde_json::to_string(&reasons).unwrap_or_else(|_| "[]".into()),
+        serde_json::to_string(&app.warnings()).unwrap_or_else(|_| "[]".into()),
         app.feed.position(),
         app.verifier.policy().map_or(0, |p| p.version()),
         app.stale(),
