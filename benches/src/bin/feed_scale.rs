@@ -4,7 +4,8 @@
 //! stops by itself; scratch files go under `target/feed-scale`.
 //!
 //! 1. Starts nats-server with JetStream and publishes SUBJECTS status events (one subject
-//!    each, as `gateway publish` lays them out) and a heartbeat.
+//!    each, as `gateway publish` lays them out) and a heartbeat, each with its `mac`: every
+//!    gateway of the run holds the feed key (feed.md revision 3), as in production.
 //! 2. Reads the whole stream with a bare async-nats ordered consumer (the floor), then has
 //!    a fresh gateway replay it (spawn → `/readyz` caught up), then reads it bare again:
 //!    the gateway's rate is reported against both bare runs of the same run.
@@ -32,7 +33,8 @@ use gateway::config::NatsAuth;
 use gateway::dev::DevSetup;
 use gateway::publish::{send, stream_config, Outgoing};
 use gateway_benches::subjects;
-use gateway_core::feed_event::status_line;
+use gateway_core::feed_auth::FeedKey;
+use gateway_core::feed_event::{heartbeat_line, status_line_with};
 use gateway_core::token::NewClaims;
 use gateway_core::{Color, Sub};
 use http_body_util::{BodyExt, Full};
@@ -81,11 +83,21 @@ fn gateway_bin() -> PathBuf {
     exe.parent().expect("dir").join("gateway")
 }
 
+/// The feed key every gateway of the run holds and every event is authenticated with
+/// (feed.md revision 3: the production configuration).
+fn feed_key_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/feed-scale/feed.key")
+}
+
+const FEED_KEY: [u8; 32] = [0x5c; 32];
+
 fn start_gateway(state: &Path, feed: &str) -> (Gw, Instant) {
     let started = Instant::now();
     let mut child = Command::new(gateway_bin())
         .args(["serve", "--state-dir"])
         .arg(state)
+        .arg("--feed-key")
+        .arg(feed_key_file())
         .args(["--feed", feed, "--listen", "127.0.0.1:0", "--admin-listen"])
         .args(["127.0.0.1:0", "--plain-listen", "127.0.0.1:0"])
         .args(["--snapshot-every", "0", "--stale-after", "600"])
@@ -233,6 +245,12 @@ async fn run(n: usize, changes: usize, rate: u64) {
     let scratch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/feed-scale");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).expect("scratch");
+    gateway::owner_only::write(
+        &feed_key_file(),
+        format!("{}\n", gateway_core::b64::encode(&FEED_KEY)).as_bytes(),
+    )
+    .expect("feed key");
+    let feed_key = FeedKey::new(&FEED_KEY);
     let port = free_port();
     let mut nats = Command::new("nats-server")
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
@@ -258,13 +276,16 @@ async fn run(n: usize, changes: usize, rate: u64) {
     for chunk in subs.chunks(1_000_000) {
         let events: Vec<Outgoing> = chunk
             .iter()
-            .map(|s| Outgoing::new(PREFIX, status_line(s, Color::Green, 1, None, at)))
+            .map(|s| {
+                let line = status_line_with(s, Color::Green, 1, None, at, Some(&feed_key));
+                Outgoing::new(PREFIX, line)
+            })
             .collect();
         send(&url, &config, &NatsAuth::default(), events)
             .await
             .expect("publish");
     }
-    let hb = serde_json::json!({"type": "heartbeat", "at": "2026-11-27T00:00:00Z"}).to_string();
+    let hb = heartbeat_line(at, Some(&feed_key));
     let total = send(
         &url,
         &config,
@@ -399,7 +420,8 @@ async fn run(n: usize, changes: usize, rate: u64) {
             String::from_utf8_lossy(&body).contains("\"allow\""),
             "green before the change"
         );
-        let line = status_line(s, Color::Red, 2, Some(4), gateway::unix_now() as i64);
+        let now = gateway::unix_now() as i64;
+        let line = status_line_with(s, Color::Red, 2, None, now, Some(&feed_key));
         let t = Instant::now();
         send(
             &url,
