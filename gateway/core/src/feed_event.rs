@@ -175,10 +175,10 @@ pub fn parse_generic(msg: &[u8], root: Option<&RootKey>) -> Result<Event, FeedEr
 }
 
 /// Checks the `mac` of an event whose fields are valid, when there are keys.
-fn authentic(
+fn authentic<'a>(
     keys: &FeedKeys,
     mac: Option<&str>,
-    message: impl FnOnce() -> Message,
+    message: impl FnOnce() -> Message<'a>,
 ) -> Result<(), FeedError> {
     if keys.enabled() && !keys.check(&message(), mac) {
         return Err(FeedError::BadMac);
