@@ -13,7 +13,29 @@ fn fatal_configuration_errors_exit_at_once_with_one_line() {
     let dir = TempDir::new("cfg");
     let missing = dir.0.join("missing.json");
     let m = missing.display().to_string();
+    let quick = dir.0.join("quick").display().to_string();
     for (args, needle) in [
+        // The quick start's own keys are trusted by no one else: loopback only.
+        (
+            vec![
+                "serve",
+                "--state-dir",
+                quick.as_str(),
+                "--listen",
+                "0.0.0.0:0",
+            ],
+            "not a loopback address",
+        ),
+        (
+            vec![
+                "serve",
+                "--state-dir",
+                quick.as_str(),
+                "--plain-listen",
+                "[::]:0",
+            ],
+            "--plain-listen",
+        ),
         (vec!["serve", "--trust", m.as_str()], "--root-key"),
         (
             vec![
@@ -236,6 +258,16 @@ async fn quick_start_prints_a_working_verification() {
     let guard = KillOnDrop(child);
     let v: serde_json::Value = serde_json::from_str(&listening).unwrap();
     let listen: std::net::SocketAddr = v["listen"].as_str().unwrap().parse().unwrap();
+    // It says it runs on its own keys, with an authenticated feed.
+    let admin: std::net::SocketAddr = v["admin"].as_str().unwrap().parse().unwrap();
+    let ready = crate::support::client::get_plain(admin, "/readyz")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(
+        (ready["quick_start"].clone(), ready["feed_auth"].clone()),
+        (true.into(), true.into())
+    );
     // Pull the key and the code out of the printed command.
     let key = curl
         .split("Bearer ")

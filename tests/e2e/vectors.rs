@@ -71,6 +71,12 @@ async fn every_vector_over_http1_and_http2_and_a_sample_over_http3() {
         ..Options::default()
     })
     .await;
+    // The frozen clock is said openly.
+    let ready = crate::support::client::get_plain(gw.admin, "/readyz")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(ready["fixed_clock"], true);
     // Key revocations go through signed key events, appended now that the root is known.
     let root = RootSigner::from_seed(&gateway::dev::read_b64_32(&gw.setup.root_seed()).unwrap());
     let mut lines = String::new();
