@@ -130,15 +130,6 @@ fn damage(path: &std::path::Path) {
     std::fs::write(path, b).unwrap();
 }
 
-fn snapshots(gw: &Gateway) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(gw.setup.dir.join("snapshots"))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.retain(|p| p.extension().is_some_and(|x| x == "jkms"));
-    v.sort();
-    v
-}
-
 #[tokio::test]
 async fn restarts_resume_from_the_snapshot_and_a_damaged_one_falls_back() {
     let Some(nats) = NatsServer::start() else {
@@ -149,7 +140,11 @@ async fn restarts_resume_from_the_snapshot_and_a_damaged_one_falls_back() {
     a.wait_stat("feed_seq", first).await;
     a.terminate();
     assert!(a.wait_exit().await.success());
-    assert_eq!(snapshots(&a).len(), 1, "a snapshot is written at shutdown");
+    assert_eq!(
+        a.snapshot_files().len(),
+        1,
+        "a snapshot is written at shutdown"
+    );
     let dir = a.dir.clone();
     drop(a);
 
@@ -169,7 +164,7 @@ async fn restarts_resume_from_the_snapshot_and_a_damaged_one_falls_back() {
     assert_eq!(b.stat("status_set_size").await, 55);
     b.terminate();
     assert!(b.wait_exit().await.success());
-    let files = snapshots(&b);
+    let files = b.snapshot_files();
     assert_eq!(files.len(), 2, "the newest two are kept: {files:?}");
     drop(b);
 
@@ -181,7 +176,7 @@ async fn restarts_resume_from_the_snapshot_and_a_damaged_one_falls_back() {
     assert_eq!(c.stat("feed_applied").await, 5);
     c.terminate();
     assert!(c.wait_exit().await.success());
-    let files = snapshots(&c);
+    let files = c.snapshot_files();
     drop(c);
 
     // Every snapshot damaged: a full replay, and the same state.

@@ -194,16 +194,6 @@ fn feed_key_files_are_checked_before_the_gateway_starts() {
     );
 }
 
-/// The gateway's snapshot files, oldest first.
-fn snapshot_files(gw: &Gateway) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(gw.setup.dir.join("snapshots"))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.retain(|p| p.extension().is_some_and(|x| x == "jkms"));
-    v.sort();
-    v
-}
-
 #[tokio::test]
 async fn snapshots_are_not_a_trust_root() {
     use gateway_core::snapshot::{self, SnapshotKey};
@@ -224,7 +214,7 @@ async fn snapshots_are_not_a_trust_root() {
     a.wait_stat("feed_seq", 2).await;
     a.terminate();
     assert!(a.wait_exit().await.success());
-    let files = snapshot_files(&a);
+    let files = a.snapshot_files();
     assert_eq!(files.len(), 1);
     let legit = std::fs::read(&files[0]).unwrap();
     let dir = a.dir.clone();
@@ -324,7 +314,7 @@ async fn snapshots_are_not_a_trust_root() {
         gw.terminate();
         gw.wait_exit().await;
         // Each run leaves a good snapshot of its own; keep the forged file the only one.
-        for f in snapshot_files(&gw) {
+        for f in gw.snapshot_files() {
             if f != files[0] {
                 std::fs::remove_file(f).unwrap();
             }

@@ -25,6 +25,26 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Runs the color rules on one fact about an identity number (`gateway publish
+/// --facts`): personal data in the registry and a status in the feed.
+fn publish_card_fact(state: &Path) {
+    let facts = state.join("facts.jsonl");
+    gateway::owner_only::write(
+        &facts,
+        b"{\"card_kind\":\"id_card\",\"number\":\"33010619800101001X\",\"fact\":\"close_contact\"}\n",
+    )
+    .unwrap();
+    let s = state.display().to_string();
+    cli_ok(&[
+        "publish",
+        "--state-dir",
+        &s,
+        "--facts",
+        &facts.display().to_string(),
+    ]);
+    std::fs::remove_file(&facts).unwrap();
+}
+
 fn cli_ok(args: &[&str]) {
     let (rc, err) = run_cli(args);
     assert_eq!(rc, 0, "{args:?}: {err}");
@@ -48,19 +68,7 @@ async fn everything_the_gateway_and_the_issuing_side_write_is_owner_only() {
     let s = state.display().to_string();
     // Personal data: the rules' registry (from facts with an identity number) and feed
     // events; key files from both key generators.
-    let facts = state.join("facts.jsonl");
-    gateway::owner_only::write(
-        &facts,
-        b"{\"card_kind\":\"id_card\",\"number\":\"33010619800101001X\",\"fact\":\"close_contact\"}\n",
-    )
-    .unwrap();
-    cli_ok(&[
-        "publish",
-        "--state-dir",
-        &s,
-        "--facts",
-        &facts.display().to_string(),
-    ]);
+    publish_card_fact(&state);
     cli_ok(&["feed", "--state-dir", &s, "heartbeat"]);
     let keys = state.join("keys");
     gateway::owner_only::dir(&keys).unwrap();
@@ -203,20 +211,7 @@ async fn purge_leaves_nothing_personal_behind() {
         "--ver",
         "3",
     ]);
-    let facts = state.join("facts.jsonl");
-    gateway::owner_only::write(
-        &facts,
-        b"{\"card_kind\":\"id_card\",\"number\":\"33010619800101001X\",\"fact\":\"close_contact\"}\n",
-    )
-    .unwrap();
-    cli_ok(&[
-        "publish",
-        "--state-dir",
-        &s,
-        "--facts",
-        &facts.display().to_string(),
-    ]);
-    std::fs::remove_file(&facts).unwrap();
+    publish_card_fact(&state);
     gw.wait_stat("feed_seq", 2).await;
     gw.terminate();
     assert!(gw.wait_exit().await.success());

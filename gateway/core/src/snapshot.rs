@@ -360,14 +360,14 @@ pub fn read<R: Read>(
     Ok(header)
 }
 
-/// Verifies every root-signed document of the header against `root`, applying nothing.
-pub fn check_header(h: &Header, root: &RootKey) -> Result<(), SnapshotError> {
-    documents(h, root).map(|_| ())
+/// The header's root-signed documents, verified and ready to apply.
+pub struct Documents {
+    events: Vec<crate::feed_event::Event>,
+    policy: Option<Policy>,
 }
 
-type Documents = (Vec<crate::feed_event::Event>, Option<Policy>);
-
-fn documents(h: &Header, root: &RootKey) -> Result<Documents, SnapshotError> {
+/// Verifies every root-signed document of the header against `root`, applying nothing.
+pub fn verify_documents(h: &Header, root: &RootKey) -> Result<Documents, SnapshotError> {
     let refused = |e: crate::feed_event::FeedError| SnapshotError::Signed(e.to_string());
     let mut events = Vec::with_capacity(h.key_docs.len());
     for doc in &h.key_docs {
@@ -377,22 +377,26 @@ fn documents(h: &Header, root: &RootKey) -> Result<Documents, SnapshotError> {
         Some(doc) => Some(Policy::from_signed(doc, root)?),
         None => None,
     };
-    Ok((events, policy))
+    Ok(Documents { events, policy })
 }
 
-/// Puts the header's root-signed documents into `v`, each verified against `root`
-/// again first (a policy not newer than the one in force is left out, as the feed would).
-/// Nothing is applied unless every document passes.
-pub fn restore_header(v: &Verifier, h: &Header, root: &RootKey) -> Result<(), SnapshotError> {
-    let (events, policy) = documents(h, root)?;
-    for e in events {
+/// Puts verified documents into `v` (a policy not newer than the one in force is left
+/// out, as the feed would).
+pub fn restore_documents(v: &Verifier, docs: Documents) -> Result<(), SnapshotError> {
+    for e in docs.events {
         v.apply(e)?;
     }
-    if let Some(p) = policy {
+    if let Some(p) = docs.policy {
         // Not newer than the configured one: the configured one stays, as on the feed.
         let _ = v.install_policy(p);
     }
     Ok(())
+}
+
+/// [`verify_documents`] then [`restore_documents`]: nothing is applied unless every
+/// document passes.
+pub fn restore_header(v: &Verifier, h: &Header, root: &RootKey) -> Result<(), SnapshotError> {
+    restore_documents(v, verify_documents(h, root)?)
 }
 
 /// Applies one record.

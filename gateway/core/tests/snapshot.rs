@@ -186,7 +186,7 @@ fn documents_not_signed_by_the_root_are_refused_before_anything_applies() {
     unsigned_policy.policy = Some(reference_policy_json(1 << 40));
     for forged in [forged_key, forged_policy, unsigned_policy] {
         let fresh = verifier(&[&ed], 7);
-        assert!(snapshot::check_header(&forged, &root_key()).is_err());
+        assert!(snapshot::verify_documents(&forged, &root_key()).is_err());
         assert!(snapshot::restore_header(&fresh, &forged, &root_key()).is_err());
         assert_eq!(fresh.policy().unwrap().version(), 7, "nothing applied");
         assert!(fresh.trust().get(b"es-1").is_none(), "nothing applied");

@@ -35,6 +35,10 @@ pub struct Store {
     root: Option<RootKey>,
 }
 
+/// A snapshot read back whole: its header and its verified documents (none without a
+/// root key, when it carries none).
+type Checked = (snapshot::Header, Option<snapshot::Documents>);
+
 /// What a boot-time load found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Loaded {
@@ -93,12 +97,12 @@ impl Store {
         for (pos, path) in self.list() {
             let started = Instant::now();
             match self.check(&path) {
-                Ok(header) if head.is_some_and(|h| header.position > h) => {
+                Ok((header, _)) if head.is_some_and(|h| header.position > h) => {
                     metrics::counter!("gateway_snapshot_refused_total").increment(1);
                     tracing::error!(path = %path.display(), position = header.position, head, "snapshot claims a position beyond the stream's head; skipped");
                 }
-                Ok(header) if header.source == self.source => {
-                    if let Err(e) = self.apply(app, &path, &header) {
+                Ok((header, docs)) if header.source == self.source => {
+                    if let Err(e) = self.apply(app, &path, &header, docs) {
                         // The file changed between the two reads, or a record failed: the
                         // documents were checked before anything was applied, the records
                         // are idempotent, so keep what was applied and resume from the start.
@@ -132,21 +136,21 @@ impl Store {
         Ok(BufReader::with_capacity(1 << 20, File::open(path)?))
     }
 
-    /// Reads the whole file, trailer included, and verifies its root-signed documents,
-    /// applying nothing.
-    fn check(&self, path: &Path) -> Result<snapshot::Header, snapshot::SnapshotError> {
+    /// Reads the whole file, trailer included, and verifies its root-signed documents
+    /// (once: [`Store::apply`] applies them as verified), applying nothing.
+    fn check(&self, path: &Path) -> Result<Checked, snapshot::SnapshotError> {
         let header = snapshot::read(Self::open(path)?, &self.keys, |_| {})?;
         let signed = !header.key_docs.is_empty() || header.policy.is_some();
-        match &self.root {
-            Some(root) => snapshot::check_header(&header, root)?,
+        let docs = match &self.root {
+            Some(root) => Some(snapshot::verify_documents(&header, root)?),
             None if signed => {
                 return Err(snapshot::SnapshotError::Signed(
                     "no root key configured".into(),
                 ))
             }
-            None => {}
-        }
-        Ok(header)
+            None => None,
+        };
+        Ok((header, docs))
     }
 
     fn apply(
@@ -154,9 +158,10 @@ impl Store {
         app: &App,
         path: &Path,
         header: &snapshot::Header,
+        docs: Option<snapshot::Documents>,
     ) -> Result<(), snapshot::SnapshotError> {
-        if let Some(root) = &self.root {
-            snapshot::restore_header(&app.verifier, header, root)?;
+        if let Some(docs) = docs {
+            snapshot::restore_documents(&app.verifier, docs)?;
         }
         // A hint, bounded by what the file can hold (34 bytes per status record).
         let most = std::fs::metadata(path).map_or(0, |m| m.len() / 34);

@@ -282,6 +282,16 @@ impl Gateway {
         self.issuer().mint(&claims).expect("mint")
     }
 
+    /// The snapshot files of its state directory, oldest position first.
+    pub fn snapshot_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(self.setup.dir.join("snapshots"))
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.retain(|p| p.extension().is_some_and(|x| x == "jkms"));
+        v.sort();
+        v
+    }
+
     /// Appends lines to the feed file.
     pub fn append_feed(&self, lines: &str) {
         use std::io::Write;
