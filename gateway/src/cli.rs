@@ -28,6 +28,8 @@ pub enum Command {
     Publish(Box<crate::publish::PublishArgs>),
     /// Make an issuer key pair; prints its trust-list entry.
     Keygen(KeygenArgs),
+    /// Make a NATS user key (NKey seed file); prints the public key for the broker.
+    NatsKeygen(crate::issue::NatsKeygenArgs),
     /// Make the provincial root key pair.
     RootKeygen(RootKeygenArgs),
     /// Sign a policy or a key change with the root key.
@@ -76,6 +78,7 @@ pub fn main() -> i32 {
         Command::Publish(a) => crate::publish::publish(&a),
         Command::Keygen(a) => crate::issue::keygen(&a),
         Command::RootKeygen(a) => crate::issue::root_keygen(&a),
+        Command::NatsKeygen(a) => crate::issue::nats_keygen(&a),
         Command::Sign(a) => crate::issue::sign(&a),
         Command::Purge(a) => crate::purge::purge(&a),
     };

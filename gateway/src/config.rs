@@ -120,6 +120,9 @@ pub struct ServeArgs {
     /// NATS: a `.creds` file (user JWT and NKey seed).
     #[arg(long)]
     pub nats_creds: Option<PathBuf>,
+    /// NATS: a file holding the user's NKey seed (`gateway nats-keygen` makes one).
+    #[arg(long)]
+    pub nats_nkey: Option<PathBuf>,
     /// NATS: PEM CA bundle for the broker's certificate; TLS to the broker is then required.
     #[arg(long)]
     pub nats_ca: Option<PathBuf>,
@@ -178,6 +181,7 @@ impl ServeArgs {
             snapshot_every,
             nats_token_file,
             nats_creds,
+            nats_nkey,
             nats_ca
         );
         if self.feed_key.is_empty() {
@@ -277,11 +281,12 @@ pub struct ServeConfig {
 pub struct NatsAuth {
     pub token_file: Option<PathBuf>,
     pub creds: Option<PathBuf>,
+    pub nkey: Option<PathBuf>,
     pub ca: Option<PathBuf>,
 }
 
 /// The broker flags of the commands that publish to NATS (`gateway publish`,
-/// `loadtest`); `serve` has the same three in its TOML-capable flag set.
+/// `loadtest`); `serve` has the same four in its TOML-capable flag set.
 #[derive(Debug, Clone, Default, Args)]
 pub struct NatsArgs {
     /// NATS: a file holding the broker's auth token (one line).
@@ -290,6 +295,9 @@ pub struct NatsArgs {
     /// NATS: a `.creds` file (user JWT and NKey seed).
     #[arg(long)]
     pub nats_creds: Option<PathBuf>,
+    /// NATS: a file holding the user's NKey seed (`gateway nats-keygen` makes one).
+    #[arg(long)]
+    pub nats_nkey: Option<PathBuf>,
     /// NATS: PEM CA bundle for the broker's certificate; TLS to the broker is then required.
     #[arg(long)]
     pub nats_ca: Option<PathBuf>,
@@ -303,6 +311,7 @@ impl NatsArgs {
         NatsAuth {
             token_file: self.nats_token_file.clone(),
             creds: self.nats_creds.clone(),
+            nkey: self.nats_nkey.clone(),
             ca: self.nats_ca.clone(),
         }
     }
@@ -420,6 +429,7 @@ impl ServeArgs {
             nats: NatsAuth {
                 token_file: self.nats_token_file,
                 creds: self.nats_creds,
+                nkey: self.nats_nkey,
                 ca: self.nats_ca,
             },
             fixed_now: self.debug_fixed_now,

@@ -401,6 +401,33 @@ pub fn keygen(a: &KeygenArgs) -> Result<String, ConfigError> {
     .to_string())
 }
 
+/// `gateway nats-keygen`: a NATS user key (NKey) for a gateway or the authority.
+#[derive(Debug, Clone, Args)]
+pub struct NatsKeygenArgs {
+    /// Where the seed goes (refused if it exists); give it to `--nats-nkey`.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Writes a new user seed and returns its public key, for the broker's `users` list.
+pub fn nats_keygen(a: &NatsKeygenArgs) -> Result<String, ConfigError> {
+    let pair = nkeys::KeyPair::new_user();
+    let seed = pair
+        .seed()
+        .map_err(|e| ConfigError(format!("key generation: {e}")))?;
+    write_new(&a.out, &seed)?;
+    Ok(pair.public_key())
+}
+
+/// Checks that `text` is an NKey user seed (for `--nats-nkey`).
+pub fn check_nkey_seed(path: &Path, text: &str) -> Result<(), ConfigError> {
+    match nkeys::KeyPair::from_seed(text.trim()) {
+        Ok(p) if p.key_pair_type() == nkeys::KeyPairType::User => Ok(()),
+        Ok(_) => Err(ConfigError::file(path, "not a NATS user seed (SU…)")),
+        Err(e) => Err(ConfigError::file(path, format!("not an NKey seed: {e}"))),
+    }
+}
+
 /// `gateway root-keygen`: the provincial root key pair.
 #[derive(Debug, Clone, Args)]
 pub struct RootKeygenArgs {

@@ -159,6 +159,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     for (flag, file) in [
         ("nats-token-file", &cfg.nats.token_file),
         ("nats-creds", &cfg.nats.creds),
+        ("nats-nkey", &cfg.nats.nkey),
         ("nats-ca", &cfg.nats.ca),
     ] {
         if let Some(f) = file {
@@ -167,6 +168,13 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
                     flag,
                     format!("{} does not exist", f.display()),
                 ));
+            }
+            // The broker's credentials are secrets like the keys (cli.md); the CA is not.
+            if flag != "nats-ca" {
+                crate::owner_only::check_secret(f)?;
+            }
+            if flag == "nats-nkey" {
+                crate::issue::check_nkey_seed(f, &crate::owner_only::read_secret_text(f)?)?;
             }
         }
     }

@@ -74,6 +74,7 @@ async fn everything_the_gateway_and_the_issuing_side_write_is_owner_only() {
     gateway::owner_only::dir(&keys).unwrap();
     let p = |n: &str| keys.join(n).display().to_string();
     cli_ok(&["root-keygen", "--out", &p("root.seed")]);
+    cli_ok(&["nats-keygen", "--out", &p("gateway.nk")]);
     cli_ok(&[
         "keygen",
         "--alg",
@@ -111,6 +112,7 @@ async fn everything_the_gateway_and_the_issuing_side_write_is_owner_only() {
         "root.seed",
         "ed.key",
         "es.key",
+        "gateway.nk",
         "key.pem",
         "api.key",
         "issuer.seed",
@@ -145,10 +147,17 @@ fn serve_refuses_secret_key_files_others_may_read() {
         ("--listen", "127.0.0.1:0".into()),
         ("--admin-listen", "127.0.0.1:0".into()),
     ];
+    // The broker's credentials are secrets too.
+    let nkey = dir.0.join("gateway.nk");
+    cli_ok(&["nats-keygen", "--out", &arg(nkey.clone())]);
+    let token = dir.0.join("nats.token");
+    gateway::owner_only::write_new(&token, b"a-broker-token\n").unwrap();
     for (file, flag) in [
         (setup.key(), "--tls-key"),
         (setup.pseudonym_key(), "--pseudonym-key"),
         (setup.feed_key(), "--feed-key"),
+        (nkey.clone(), "--nats-nkey"),
+        (token, "--nats-token-file"),
     ] {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         let f = file.display().to_string();
@@ -175,6 +184,18 @@ fn serve_refuses_secret_key_files_others_may_read() {
         );
         gateway::owner_only::narrow(&file).unwrap();
     }
+    // An owner-only file that is not an NKey seed: refused, naming it.
+    let junk = dir.0.join("junk.nk");
+    gateway::owner_only::write_new(&junk, b"SUnot-a-seed\n").unwrap();
+    let mut args = vec!["serve"];
+    for (k, v) in &named {
+        args.extend([*k, v.as_str()]);
+    }
+    let (key, junk) = (arg(setup.key()), arg(junk));
+    args.extend(["--tls-key", key.as_str(), "--nats-nkey", junk.as_str()]);
+    let (rc, err) = run_cli(&args);
+    assert_ne!(rc, 0);
+    assert!(err.contains(&junk) && err.contains("NKey seed"), "{err}");
 }
 
 /// Every file under `dir` whose bytes contain `needle`.

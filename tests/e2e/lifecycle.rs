@@ -132,26 +132,37 @@ fn every_limit_is_documented_in_the_example_and_the_readme() {
     assert!(n >= 18, "{n}");
 }
 
-/// The NATS server configurations in deploy/ pass the server's own check.
+/// The NATS server configurations in deploy/ pass the server's own check (copied with
+/// loopback ports and test certificates, as the broker test runs them).
 #[test]
 fn every_nats_config_in_deploy_passes_nats_server_check() {
+    use crate::support::nats::{deploy_dir, deploy_files, localized_configs};
     if !crate::support::nats::available() {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats");
-    let confs = files_with(&dir, "conf");
-    assert!(confs.len() >= 5);
-    for p in confs {
+    let dir = deploy_dir();
+    let tmp = crate::support::TempDir::new("nats-check");
+    let files = deploy_files(&tmp.0);
+    let mut copies = localized_configs(&files);
+    copies.push(("users.conf".into(), tmp.0.join("users.conf"), 0));
+    let mut names: Vec<String> = copies.iter().map(|c| c.0.clone()).collect();
+    names.sort();
+    let mut all: Vec<String> = files_with(&dir, "conf")
+        .iter()
+        .filter_map(|p| Some(p.file_name()?.to_str()?.to_owned()))
+        .collect();
+    all.sort();
+    assert_eq!(names, all, "every .conf in deploy/nats is checked");
+    for (name, copy, _) in copies {
         let out = std::process::Command::new("nats-server")
             .args(["-t", "-c"])
-            .arg(&p)
-            .env("JKM_NATS_TOKEN", "test-token")
+            .arg(&copy)
+            .envs(files.env())
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "{}: {}{}",
-            p.display(),
+            "{name}: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );

@@ -7,6 +7,7 @@ mod support;
 
 mod api;
 mod attack;
+mod broker;
 mod feed;
 mod feed_auth;
 mod files;

@@ -43,6 +43,8 @@ const MAX_ERRORS_IN_A_ROW: u32 = 3;
 pub enum NatsError {
     #[error("{0}: {1}")]
     File(String, std::io::Error),
+    #[error("{0}")]
+    Secret(crate::config::ConfigError),
     #[error("connect: {0}")]
     Connect(String),
     #[error("stream {0}: {1}")]
@@ -66,21 +68,27 @@ async fn options(auth: &NatsAuth) -> Result<async_nats::ConnectOptions, NatsErro
             }
         });
     if let Some(p) = &auth.token_file {
-        let t = tokio::fs::read_to_string(p)
-            .await
-            .map_err(|e| NatsError::File(p.display().to_string(), e))?;
-        o = o.token(t.trim().to_owned());
+        o = o.token(secret(p)?.trim().to_owned());
     }
     if let Some(p) = &auth.creds {
+        crate::owner_only::check_secret(p).map_err(NatsError::Secret)?;
         o = o
             .credentials_file(p)
             .await
             .map_err(|e| NatsError::File(p.display().to_string(), e))?;
     }
+    if let Some(p) = &auth.nkey {
+        o = o.nkey(secret(p)?.trim().to_owned());
+    }
     if let Some(p) = &auth.ca {
         o = o.add_root_certificates(p.clone()).require_tls(true);
     }
     Ok(o)
+}
+
+/// A credential file's text, refused if group or others may read it.
+fn secret(p: &std::path::Path) -> Result<String, NatsError> {
+    crate::owner_only::read_secret_text(p).map_err(NatsError::Secret)
 }
 
 /// Connects (retrying in the background until the broker answers).

@@ -203,3 +203,272 @@ impl Drop for NatsServer {
         self.kill();
     }
 }
+
+/// The three hub nodes and the edge leaf node of `deploy/nats/` (TLS on every port, NKey
+/// users with the roles of `users.conf`) run on one machine: the files are copied with their host names,
+/// ports and paths replaced by loopback ports and temporary directories, and nothing
+/// else changed. Test certificates (one CA, one node certificate for all three) and the
+/// two users' keys (made by `gateway nats-keygen`) are generated here.
+pub struct DeployCluster {
+    nodes: Vec<Child>,
+    /// Client ports of hub-1, hub-2, hub-3 and the edge leaf node.
+    pub ports: Vec<u16>,
+    /// Holds the copies, certificates, keys, stores and logs; removed on drop.
+    _dir: TempDir,
+}
+
+/// Where the copies of deploy/ configurations find their certificates and keys.
+pub struct DeployFiles {
+    pub dir: std::path::PathBuf,
+    pub authority_nkey: String,
+    pub gateway_nkey: String,
+}
+
+impl DeployFiles {
+    pub fn ca(&self) -> std::path::PathBuf {
+        self.dir.join("tls/ca.pem")
+    }
+    pub fn authority_seed(&self) -> std::path::PathBuf {
+        self.dir.join("authority.nk")
+    }
+    pub fn gateway_seed(&self) -> std::path::PathBuf {
+        self.dir.join("gateway.nk")
+    }
+    /// Broker auth as the issuing authority.
+    pub fn authority(&self) -> NatsAuth {
+        NatsAuth {
+            nkey: Some(self.authority_seed()),
+            ca: Some(self.ca()),
+            ..NatsAuth::default()
+        }
+    }
+    /// The environment `users.conf` reads the public keys from.
+    pub fn env(&self) -> [(&'static str, &str); 2] {
+        [
+            ("JKM_NATS_AUTHORITY_NKEY", &self.authority_nkey),
+            ("JKM_NATS_GATEWAY_NKEY", &self.gateway_nkey),
+        ]
+    }
+}
+
+/// Makes the test CA, node certificate and users' keys in `dir`.
+pub fn deploy_files(dir: &std::path::Path) -> DeployFiles {
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca, ca_key);
+    // One certificate for the three hubs, one for the edge site (its subject names the
+    // site's leaf user on the hubs).
+    for (sub, cn) in [("tls", "hub"), ("tls-edge", "edge-depot-1")] {
+        let tls = dir.join(sub);
+        std::fs::create_dir_all(&tls).expect("tls dir");
+        let key = KeyPair::generate().expect("key");
+        let mut node =
+            CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).expect("params");
+        node.distinguished_name = rcgen::DistinguishedName::new();
+        node.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        // Routes and leaf links dial each other: a node certificate is client and server.
+        node.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = node.signed_by(&key, &issuer).expect("node cert");
+        std::fs::write(tls.join("ca.pem"), ca_cert.pem()).expect("write");
+        std::fs::write(tls.join("server.pem"), cert.pem()).expect("write");
+        std::fs::write(tls.join("server-key.pem"), key.serialize_pem()).expect("write");
+    }
+    let keygen = |name: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(["nats-keygen", "--out"])
+            .arg(dir.join(name))
+            .output()
+            .expect("gateway nats-keygen runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let public = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(public.starts_with('U') && public.len() == 56, "{public}");
+        public
+    };
+    DeployFiles {
+        authority_nkey: keygen("authority.nk"),
+        gateway_nkey: keygen("gateway.nk"),
+        dir: dir.to_owned(),
+    }
+}
+
+/// A deploy/nats/ configuration text with each `(from, to)` replaced; every `from` must
+/// occur, so a change to the files that this copy no longer matches fails loudly.
+pub fn localize(name: &str, text: &str, swaps: &[(String, String)]) -> String {
+    let mut t = text.to_owned();
+    for (from, to) in swaps {
+        assert!(t.contains(from.as_str()), "{name}: no {from:?} to replace");
+        t = t.replace(from.as_str(), to);
+    }
+    t
+}
+
+/// The deploy/nats/ directory.
+pub fn deploy_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats")
+}
+
+/// Copies every deploy/nats/ configuration into `files.dir`, localized (ports from
+/// `free_port`), and returns (file name, copy, client port). The hubs route to each other.
+pub fn localized_configs(files: &DeployFiles) -> Vec<(String, std::path::PathBuf, u16)> {
+    let src = deploy_dir();
+    let users = std::fs::read_to_string(src.join("users.conf")).expect("users.conf");
+    std::fs::write(files.dir.join("users.conf"), users).expect("write");
+    let hubs: Vec<[u16; 4]> = (0..3)
+        .map(|_| [free_port(), free_port(), free_port(), free_port()])
+        .collect();
+    let store = format!("{}/", files.dir.join("store").display());
+    let common = |client: u16, http: u16, tls: &str| {
+        vec![
+            ("0.0.0.0:4222".to_owned(), format!("127.0.0.1:{client}")),
+            ("127.0.0.1:8222".to_owned(), format!("127.0.0.1:{http}")),
+            (
+                "/etc/nats/tls/".to_owned(),
+                format!("{}/", files.dir.join(tls).display()),
+            ),
+            ("/var/lib/nats/".to_owned(), store.clone()),
+        ]
+    };
+    let mut out = Vec::new();
+    for (i, [client, http, route, leaf]) in hubs.iter().copied().enumerate() {
+        let name = format!("hub-{}.conf", i + 1);
+        let mut swaps = common(client, http, "tls");
+        swaps.push(("0.0.0.0:6222".into(), format!("127.0.0.1:{route}")));
+        swaps.push(("0.0.0.0:7422".into(), format!("127.0.0.1:{leaf}")));
+        for (j, h) in hubs.iter().enumerate() {
+            swaps.push((
+                format!("hub-{}.internal:6222", j + 1),
+                format!("127.0.0.1:{}", h[2]),
+            ));
+        }
+        let text = std::fs::read_to_string(src.join(&name)).expect("hub conf");
+        let copy = files.dir.join(&name);
+        std::fs::write(&copy, localize(&name, &text, &swaps)).expect("write");
+        out.push((name, copy, client));
+    }
+    let edge = free_port();
+    let mut swaps = common(edge, free_port(), "tls-edge");
+    for (j, h) in hubs.iter().enumerate() {
+        swaps.push((
+            format!("hub-{}.internal:7422", j + 1),
+            format!("127.0.0.1:{}", h[3]),
+        ));
+    }
+    let name = "edge-leaf.conf".to_owned();
+    let text = std::fs::read_to_string(src.join(&name)).expect("edge conf");
+    let copy = files.dir.join(&name);
+    std::fs::write(&copy, localize(&name, &text, &swaps)).expect("write");
+    out.push((name, copy, edge));
+    out
+}
+
+impl DeployCluster {
+    /// Starts hub-1..3 and the edge from their localized copies and waits until
+    /// JetStream takes a three-replica stream (created by the authority); `None` without
+    /// nats-server. The edge's mirror is not made here (`mirror_at_edge`).
+    pub async fn start() -> Option<(DeployCluster, DeployFiles)> {
+        if !available() {
+            return None;
+        }
+        let dir = TempDir::new("nats-deploy");
+        let files = deploy_files(&dir.0);
+        let configs = localized_configs(&files);
+        let mut nodes = Vec::new();
+        let mut ports = Vec::new();
+        for (name, copy, port) in &configs {
+            let log = std::fs::File::create(files.dir.join(format!("{name}.log"))).expect("log");
+            let child = Command::new("nats-server")
+                .arg("-c")
+                .arg(copy)
+                .envs(files.env())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("nats-server starts");
+            nodes.push(child);
+            ports.push(*port);
+        }
+        let cluster = DeployCluster {
+            nodes,
+            ports,
+            _dir: dir,
+        };
+        // The meta leader is elected once the routes are up: until then stream creation
+        // fails, so the authority's first publish is retried until it lands.
+        let start = Instant::now();
+        loop {
+            let r = cluster.publish(&files, vec![]).await;
+            if r.is_ok() {
+                break;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the deploy cluster did not take its stream: {r:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Some((cluster, files))
+    }
+
+    /// `nats://127.0.0.1:PORT` of hub `i` (0-based).
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.ports[i])
+    }
+
+    /// `nats://127.0.0.1:PORT` of the edge leaf node.
+    pub fn edge_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.ports[3])
+    }
+
+    /// Creates the edge's stream, deploy/'s mirror of the hub's, as the authority.
+    pub async fn mirror_at_edge(&self, files: &DeployFiles) {
+        let path = deploy_dir().join("edge-mirror-stream.json");
+        let text = std::fs::read_to_string(&path).expect("mirror json");
+        let config: async_nats::jetstream::stream::Config =
+            serde_json::from_str(&text).expect("mirror config");
+        let client = gateway::feed::nats::connect(&self.edge_url(), &files.authority())
+            .await
+            .expect("the authority connects to the edge");
+        async_nats::jetstream::new(client)
+            .create_stream(config)
+            .await
+            .expect("the mirror stream of deploy/ is created on the edge");
+    }
+
+    /// Publishes as the issuing authority (through hub-1) into a three-replica stream.
+    pub async fn publish(&self, files: &DeployFiles, lines: Vec<String>) -> Result<u64, String> {
+        let events = lines
+            .into_iter()
+            .map(|l| Outgoing::new(PREFIX, l))
+            .collect();
+        let config = gateway::publish::stream_config(STREAM, PREFIX, 3);
+        send(&self.url(0), &config, &files.authority(), events)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for DeployCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&self._dir.0)
+            .arg("/tmp/deploydbg")
+            .status();
+        for c in &mut self.nodes {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
