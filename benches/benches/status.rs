@@ -8,6 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use gateway_benches::dash::DashStatus;
 use gateway_benches::hb::HbStatus;
 use gateway_benches::{subjects, verifier};
+use gateway_core::feed_auth::{FeedKey, FeedKeys};
 use gateway_core::feed_event;
 use gateway_core::status::{Status, StatusSet};
 use gateway_core::Color;
@@ -142,6 +143,31 @@ fn feed_apply(c: &mut Criterion) {
         b.iter(|| {
             for l in &lines {
                 black_box(feed_event::parse_generic(l.as_bytes(), None).expect("valid line"));
+            }
+        })
+    });
+    // The same lines with the feed key on (feed.md revision 3): each carries its mac and
+    // each parse checks it; against `parse_status_lines` in the same run.
+    let key = FeedKey::new(&[7; 32]);
+    let keys = FeedKeys::new(vec![FeedKey::new(&[7; 32])]);
+    let macced: Vec<String> = subs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            feed_event::status_line_with(
+                s,
+                Color::Red,
+                i as u64 + 1,
+                Some(4),
+                1_780_000_000,
+                Some(&key),
+            )
+        })
+        .collect();
+    g.bench_function("parse_status_lines_checking_mac", |b| {
+        b.iter(|| {
+            for l in &macced {
+                black_box(feed_event::parse_with(l.as_bytes(), None, &keys).expect("valid line"));
             }
         })
     });
