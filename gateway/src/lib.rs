@@ -21,6 +21,7 @@ pub mod owner_only;
 pub mod pool;
 pub mod publish;
 pub mod purge;
+pub mod registry;
 pub mod serve;
 pub mod service;
 

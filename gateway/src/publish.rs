@@ -13,18 +13,17 @@
 //! log of the latest status of every subject, which a new gateway replays in full and
 //! whose size follows the population, not the history.
 
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use async_nats::jetstream::{self, stream};
 use clap::Args;
-use gateway_core::colors::{Fact, Facts, Subject};
+use gateway_core::colors::Fact;
 use gateway_core::feed_auth::FeedKey;
 use gateway_core::pseudonym::{CardKind, PseudonymKey};
 use gateway_core::trust::RootKey;
-use gateway_core::{b64, feed_event, Color, Sub};
-use serde::{Deserialize, Serialize};
+use gateway_core::{b64, feed_event, Sub};
+use serde::Deserialize;
 
 use crate::config::{ConfigError, FeedSource, NatsArgs, NatsAuth, DEFAULT_STATE_DIR};
 use crate::dev::{read_b64_32, DevSetup};
@@ -81,14 +80,6 @@ struct FactLine {
     fact: Fact,
 }
 
-/// A subject in the registry file.
-#[derive(Debug, Serialize, Deserialize)]
-struct Entry {
-    facts: Facts,
-    color: String,
-    ver: u64,
-}
-
 /// An event ready to go: its NATS subject and its line.
 pub struct Outgoing {
     pub subject: String,
@@ -142,11 +133,7 @@ fn from_facts(
         .registry
         .clone()
         .unwrap_or_else(|| a.state_dir.join("registry.json"));
-    let mut registry: HashMap<String, Entry> = match std::fs::read(&registry_path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| ConfigError::file(&registry_path, e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-        Err(e) => return Err(ConfigError::file(&registry_path, e)),
-    };
+    let mut registry = crate::registry::Registry::load(&registry_path)?;
     let mut pseudonyms: Option<PseudonymKey> = None;
     let now = crate::unix_now() as i64;
     let mut out = Vec::new();
@@ -170,33 +157,13 @@ fn from_facts(
             }
             _ => return Err(at("give sub, or card_kind and number")),
         };
-        let name = b64::encode(&sub.0);
-        let entry = registry.entry(name).or_insert_with(|| Entry {
-            facts: Facts::default(),
-            color: "green".into(),
-            ver: 0,
-        });
-        let mut s = Subject {
-            facts: entry.facts,
-            color: Color::from_name(&entry.color).unwrap_or_default(),
-            ver: entry.ver,
-        };
-        if let Some(c) = s.observe(f.fact) {
-            let why = if a.with_why { c.why } else { None };
+        if let Some((color, ver, why)) = registry.observe(b64::encode(&sub.0), f.fact, a.with_why) {
             out.push(feed_event::status_line_with(
-                &sub, c.color, c.ver, why, now, key,
+                &sub, color, ver, why, now, key,
             ));
         }
-        *entry = Entry {
-            facts: s.facts,
-            color: s.color.name().into(),
-            ver: s.ver,
-        };
     }
-    let tmp = registry_path.with_extension("json.tmp");
-    let text = serde_json::to_vec(&registry).map_err(|e| ConfigError(e.to_string()))?;
-    crate::owner_only::write(&tmp, &text).map_err(|e| ConfigError::file(&tmp, e))?;
-    std::fs::rename(&tmp, &registry_path).map_err(|e| ConfigError::file(&registry_path, e))?;
+    registry.save(&registry_path, a.with_why)?;
     Ok(out)
 }
 

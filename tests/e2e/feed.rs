@@ -296,13 +296,15 @@ async fn publish_command_runs_the_color_rules_and_refuses_bad_input_whole() {
     let facts = gw.dir.0.join("facts.jsonl");
     let s9 = gateway_core::b64::encode(&sub(9).0);
     let s10 = gateway_core::b64::encode(&sub(10).0);
+    let s11 = gateway_core::b64::encode(&sub(11).0);
     std::fs::write(
         &facts,
         format!(
             "{{\"sub\":\"{s9}\",\"fact\":\"close_contact\"}}\n\
              {{\"sub\":\"{s10}\",\"fact\":\"fever\"}}\n\
              {{\"sub\":\"{s10}\",\"fact\":\"fever_gone\"}}\n\
-             {{\"card_kind\":\"id_card\",\"number\":\"33010619800101001X\",\"fact\":\"returned_from_abroad\"}}\n"
+             {{\"card_kind\":\"id_card\",\"number\":\"33010619800101001X\",\"fact\":\"returned_from_abroad\"}}\n\
+             {{\"sub\":\"{s11}\",\"fact\":\"diagnosed\",\"case\":\"confirmed\"}}\n"
         ),
     )
     .unwrap();
@@ -317,8 +319,19 @@ async fn publish_command_runs_the_color_rules_and_refuses_bad_input_whole() {
         &facts.display().to_string(),
     ]);
     assert_eq!(code, 0, "{err}");
-    // Four changes: 9 red (v1), 10 yellow (v1) then green (v2), the card holder red (v1).
-    gw.wait_stat("feed_seq", first + 4).await;
+    // Five changes: 9 red (v1), 10 yellow (v1) then green (v2), the card holder red (v1),
+    // 11 red (v1).
+    gw.wait_stat("feed_seq", first + 5).await;
+    // The registry keeps which facts hold and the version: not the color, not the kind of
+    // a case (that needs --with-why), never the number.
+    let registry = std::fs::read_to_string(gw.setup.dir.join("registry.json")).unwrap();
+    for word in ["confirmed", "color", "33010619800101001X"] {
+        assert!(!registry.contains(word), "{word} in {registry}");
+    }
+    assert!(
+        registry.contains(&s11) && registry.contains("\"case\""),
+        "{registry}"
+    );
     let code9 = gw.mint(sub(9), Color::Green, 0);
     assert_eq!(verify(&gw, &code9).await.0, "deny");
     let code10 = gw.mint(sub(10), Color::Green, 2);
@@ -339,7 +352,7 @@ async fn publish_command_runs_the_color_rules_and_refuses_bad_input_whole() {
         &facts.display().to_string(),
     ]);
     assert_eq!(code, 0, "{err}");
-    gw.wait_stat("feed_seq", first + 5).await;
+    gw.wait_stat("feed_seq", first + 6).await;
     assert_eq!(
         verify(&gw, &gw.mint(sub(9), Color::Green, 2)).await.0,
         "allow"
@@ -365,7 +378,7 @@ async fn publish_command_runs_the_color_rules_and_refuses_bad_input_whole() {
     assert!(err.contains("line 2"), "{err}");
     assert_eq!(
         nats.publish(vec![status(12, Color::Red, 1)]).await,
-        first + 6
+        first + 7
     );
 }
 
