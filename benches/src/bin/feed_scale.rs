@@ -7,8 +7,10 @@
 //!    each, as `gateway publish` lays them out) and a heartbeat, each with its `mac`: every
 //!    gateway of the run holds the feed key (feed.md revision 3), as in production.
 //! 2. Reads the whole stream with a bare async-nats ordered consumer (the floor), then has
-//!    a fresh gateway replay it (spawn → `/readyz` caught up), then reads it bare again:
-//!    the gateway's rate is reported against both bare runs of the same run.
+//!    a fresh gateway replay it (spawn → `/readyz` caught up), then reads it bare again,
+//!    three times over (the second gateway without the feed key): each keyed replay's
+//!    rate is reported against the bare reads on either side of it, and against the
+//!    keyless replay (the key's own cost), all from the same run.
 //! 3. Stops the gateway (it writes its snapshot), starts it again on the same state
 //!    directory: time to ready from the snapshot. Peak RSS (VmHWM) of both processes.
 //! 4. With the restarted gateway serving RATE verifications per second (HTTP/1.1 on its
@@ -92,12 +94,19 @@ fn feed_key_file() -> PathBuf {
 const FEED_KEY: [u8; 32] = [0x5c; 32];
 
 fn start_gateway(state: &Path, feed: &str) -> (Gw, Instant) {
+    start_gateway_keyed(state, feed, true)
+}
+
+/// A gateway with the feed key (checking every event's mac) or without it (the macs
+/// are read past and not checked): the key's cost, measured in the same run.
+fn start_gateway_keyed(state: &Path, feed: &str, keyed: bool) -> (Gw, Instant) {
     let started = Instant::now();
-    let mut child = Command::new(gateway_bin())
-        .args(["serve", "--state-dir"])
-        .arg(state)
-        .arg("--feed-key")
-        .arg(feed_key_file())
+    let mut cmd = Command::new(gateway_bin());
+    cmd.args(["serve", "--state-dir"]).arg(state);
+    if keyed {
+        cmd.arg("--feed-key").arg(feed_key_file());
+    }
+    let mut child = cmd
         .args(["--feed", feed, "--listen", "127.0.0.1:0", "--admin-listen"])
         .args(["127.0.0.1:0", "--plain-listen", "127.0.0.1:0"])
         .args(["--snapshot-every", "0", "--stale-after", "600"])
@@ -297,8 +306,9 @@ async fn run(n: usize, changes: usize, rate: u64) {
     let publish_rate = total as f64 / t.elapsed().as_secs_f64();
     eprintln!("published {total} messages at {publish_rate:.0}/s");
 
-    // 2. Bare, gateway, bare, gateway, bare: each gateway replay is compared with the bare
-    //    reads on either side of it (the machine's speed drifts within minutes).
+    // 2. Bare, gateway, bare, gateway without the key, bare, gateway, bare: each keyed
+    //    replay is compared with the bare reads on either side of it (the machine's speed
+    //    drifts within minutes), and the keyed replays with the keyless one between them.
     let mut bare = vec![bare_read(&url, total).await];
     eprintln!("bare ordered consumer: {:.0} msg/s", bare[0]);
     let mut replays = Vec::new();
@@ -307,18 +317,23 @@ async fn run(n: usize, changes: usize, rate: u64) {
     let mut replay_rss = 0;
     let mut replayed = serde_json::Value::Null;
     let mut last_gw = None;
-    for round in 0..2 {
+    let mut keyless = None;
+    for round in 0..3 {
+        let keyed = round != 1;
         let dir = scratch.join(format!("replay-{round}"));
-        let (mut gw, t0) = start_gateway(&dir, &feed);
+        let (mut gw, t0) = start_gateway_keyed(&dir, &feed, keyed);
         let replay = wait_caught_up(&gw, t0).await;
         let (hwm, rss) = memory(gw.child.id());
         replay_hwm = replay_hwm.max(hwm);
         replay_rss = rss;
         replayed = status_json(gw.admin).await.expect("status");
         let rate = total as f64 / replay.as_secs_f64();
-        eprintln!("gateway replay {round}: {replay:?} ({rate:.0} msg/s), peak RSS {hwm}");
+        eprintln!(
+            "gateway replay {round} (feed key {}): {replay:?} ({rate:.0} msg/s), peak RSS {hwm}",
+            if keyed { "on" } else { "off" }
+        );
         // Only the last replay's state goes on to the snapshot boot.
-        if round == 0 {
+        if round < 2 {
             let _ = gw.child.kill();
             let _ = gw.child.wait();
         } else {
@@ -326,12 +341,18 @@ async fn run(n: usize, changes: usize, rate: u64) {
         }
         let b = bare_read(&url, total).await;
         eprintln!("bare ordered consumer: {b:.0} msg/s");
-        ratios.push(rate / bare[bare.len() - 1]);
-        ratios.push(rate / b);
+        if keyed {
+            ratios.push(rate / bare[bare.len() - 1]);
+            ratios.push(rate / b);
+            replays.push((replay.as_secs_f64(), rate));
+        } else {
+            keyless = Some((replay.as_secs_f64(), rate));
+        }
         bare.push(b);
-        replays.push((replay.as_secs_f64(), rate));
     }
-    let (mut gw, state) = last_gw.expect("two rounds");
+    let keyless = keyless.expect("a keyless round");
+    let key_cost: Vec<f64> = replays.iter().map(|r| r.1 / keyless.1).collect();
+    let (mut gw, state) = last_gw.expect("the last round");
     let replay = Duration::from_secs_f64(replays[replays.len() - 1].0);
     let replay_rate = replays[replays.len() - 1].1;
     let mut sorted = ratios.clone();
@@ -467,6 +488,8 @@ async fn run(n: usize, changes: usize, rate: u64) {
         "replays_seconds_and_rate": replays,
         "replay_ratios_to_adjacent_bare": ratios,
         "replay_ratio_median": median_ratio,
+        "keyless_replay_seconds_and_rate": keyless,
+        "keyed_replay_rate_to_keyless": key_cost,
         "replay_seconds": replay.as_secs_f64(),
         "replay_rate_per_s": replay_rate.round(),
         "replay_peak_rss_gib": gib(replay_hwm),
