@@ -63,6 +63,8 @@ pub fn route<B>(app: &App, req: &Request<B>) -> Response<RespBody> {
             m.feed_lag_messages.set(app.feed.lag() as f64);
             m.feed_lag_seconds.set(app.feed.lag_time().as_secs_f64());
             m.feed_stale.set(if app.stale() { 1.0 } else { 0.0 });
+            let ready = app.not_ready_reasons().is_empty();
+            m.ready.set(if ready { 1.0 } else { 0.0 });
             if let Some(c) = app.verifier.sig_cache() {
                 let (h, mi) = c.hits_misses();
                 m.sig_cache_hits.set(h as f64);

@@ -222,14 +222,17 @@ pub struct Cards {
     bucket: Mutex<Bucket>,
     rate: f64,
     checks: metrics::Counter,
+    /// `gateway_caller_card_numbers_distinct{caller}`: a sweep of numbers shows here.
+    numbers: crate::distinct::Distinct,
 }
 
 impl Cards {
-    /// Takes one card check (429 over the card rate; the caller's codes are not
-    /// affected); counted once allowed.
-    pub fn take(&self) -> Result<(), RateLimited> {
+    /// Takes one card check of `number` (429 over the card rate; the caller's codes are
+    /// not affected); counted once allowed, and the number in the distinct estimate.
+    pub fn take(&self, number: &str) -> Result<(), RateLimited> {
         take_from(&self.bucket, self.rate, 1.0)?;
         self.checks.increment(1);
+        self.numbers.note(number);
         Ok(())
     }
 }
@@ -342,6 +345,7 @@ impl Callers {
                     }),
                     rate,
                     checks: metrics::counter!("gateway_caller_card_checks_total", "caller" => c.name.clone()),
+                    numbers: crate::distinct::Distinct::new(metrics::gauge!("gateway_caller_card_numbers_distinct", "caller" => c.name.clone())),
                 }
             });
             let refusals = Refusal::ALL.map(|r| {

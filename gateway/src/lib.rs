@@ -11,6 +11,7 @@ pub mod callers;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod distinct;
 pub mod feed;
 pub mod issue;
 pub mod limits;

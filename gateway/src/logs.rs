@@ -71,6 +71,58 @@ macro_rules! warn_throttled {
     };
 }
 
+/// How often long work (a replay of the stream, a snapshot load) says how far it is.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Progress of long work towards a known end: every [`PROGRESS_EVERY`] at most, one line
+/// with where it is, the end, the rate since the last line and the time left at that
+/// rate.
+pub struct Progress {
+    what: &'static str,
+    started: std::time::Instant,
+    last: (std::time::Instant, u64),
+}
+
+impl Progress {
+    /// Work called `what`, starting now at `done`.
+    pub fn new(what: &'static str, done: u64) -> Progress {
+        let now = std::time::Instant::now();
+        Progress {
+            what,
+            started: now,
+            last: (now, done),
+        }
+    }
+
+    /// Reports `done` of `total` if the last line is [`PROGRESS_EVERY`] old; returns
+    /// whether it wrote one.
+    pub fn at(&mut self, done: u64, total: u64) -> bool {
+        let now = std::time::Instant::now();
+        let since = now.duration_since(self.last.0);
+        if since < PROGRESS_EVERY {
+            return false;
+        }
+        let rate = done.saturating_sub(self.last.1) as f64 / since.as_secs_f64();
+        let left = total.saturating_sub(done);
+        let left_s = if rate > 0.0 {
+            (left as f64 / rate).round() as u64
+        } else {
+            0
+        };
+        tracing::info!(
+            what = self.what,
+            done,
+            total,
+            rate_per_s = rate.round() as u64,
+            left_s,
+            elapsed_s = self.started.elapsed().as_secs(),
+            "progress"
+        );
+        self.last = (now, done);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,6 +135,9 @@ impl Transport {
 /// Why a connection was refused or dropped before it was served.
 pub const REFUSALS: [&str; 3] = ["total", "per_ip", "accept_error"];
 
+/// Feed refusals the gateway adds to the parser's kinds (`feed/mod.rs`).
+pub const FEED_REJECTIONS: [&str; 3] = ["key_older", "policy_version", "too_long"];
+
 /// Statuses whose request counters are registered up front (the others are counted too,
 /// through a slower lookup).
 const STATUSES: [u16; 10] = [200, 400, 401, 403, 404, 405, 413, 429, 500, 503];
@@ -155,6 +158,10 @@ pub struct Metrics {
     pub feed_lag_seconds: Gauge,
     pub feed_apply_rate: Gauge,
     pub feed_stale: Gauge,
+    /// 1 when `/readyz` would answer 200, else 0 (set at each scrape).
+    pub ready: Gauge,
+    /// The serving certificate's not-after, Unix seconds (set at start).
+    pub tls_not_after: Gauge,
     pub sig_cache_hits: Gauge,
     pub sig_cache_misses: Gauge,
     timeouts: [Counter; Phase::ALL.len()],
@@ -174,6 +181,24 @@ impl Metrics {
                 })
             })
         });
+        // Series that appear only when something happens are registered now, at zero,
+        // so that an alert on their increase sees the first one (deploy/prometheus).
+        for kind in gateway_core::feed_event::FeedError::KINDS
+            .into_iter()
+            .chain(FEED_REJECTIONS)
+        {
+            metrics::counter!("gateway_feed_rejected_total", "kind" => kind).absolute(0);
+        }
+        metrics::counter!("gateway_snapshot_refused_total").absolute(0);
+        metrics::counter!("gateway_snapshots_written_total").absolute(0);
+        metrics::counter!("gateway_log_suppressed_total").absolute(0);
+        for g in [
+            "gateway_snapshot_position",
+            "gateway_snapshot_write_seconds",
+            "gateway_snapshot_load_seconds",
+        ] {
+            metrics::gauge!(g).set(0.0);
+        }
         Metrics {
             requests,
             decisions: Reason::ALL
@@ -189,6 +214,8 @@ impl Metrics {
             feed_lag_seconds: metrics::gauge!("gateway_feed_lag_seconds"),
             feed_apply_rate: metrics::gauge!("gateway_feed_apply_rate"),
             feed_stale: metrics::gauge!("gateway_feed_stale"),
+            ready: metrics::gauge!("gateway_ready"),
+            tls_not_after: metrics::gauge!("gateway_tls_cert_not_after_seconds"),
             sig_cache_hits: metrics::gauge!("gateway_sig_cache_hits"),
             sig_cache_misses: metrics::gauge!("gateway_sig_cache_misses"),
             timeouts: Phase::ALL

@@ -191,6 +191,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         cfg.client_ca.as_deref(),
         &[b"h3"],
     )?;
+    let not_after = tls::not_after(&cfg.tls_cert)?;
     let listener = bind_tcp(cfg.listen, "listen").await?;
     let local = listener
         .local_addr()
@@ -225,6 +226,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         nats_insecure: cfg.nats_insecure,
         feed_keys,
     });
+    app.metrics.tls_not_after.set(not_after as f64);
     crate::pool::Pool::start(&app, limits.verify_threads)
         .map_err(|e| ConfigError::flag("verify-threads", format!("cannot start: {e}")))?;
 

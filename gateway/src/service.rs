@@ -462,7 +462,7 @@ where
         ApiError::ForbiddenCard
     })?;
     take_one(caller)?;
-    cards.take().map_err(|r| {
+    cards.take(&request.number).map_err(|r| {
         caller.refused(Refusal::CardRate);
         ApiError::RateLimited {
             retry_after_s: r.retry_after_s,

@@ -15,5 +15,6 @@ mod issuing;
 mod lifecycle;
 mod limits;
 mod mtls;
+mod observability;
 mod ops;
 mod vectors;

@@ -72,6 +72,17 @@ pub enum FeedError {
 
 impl FeedError {
     /// A fixed label for metrics (`rejected messages by kind`).
+    /// Every value [`FeedError::kind`] can take.
+    pub const KINDS: [&'static str; 7] = [
+        "json",
+        "type",
+        "field",
+        "signature",
+        "key",
+        "policy",
+        "bad_mac",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             FeedError::Json { .. } => "json",

@@ -144,10 +144,12 @@ async fn forgetting(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Sets the events-applied-per-second gauge once a second.
+/// Sets the events-applied-per-second gauge once a second; while catching up with the
+/// stream, logs the position, the head, the rate and the time left every few seconds.
 async fn apply_rate(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut before = app.feed.applied.load(Ordering::Relaxed);
+    let mut replay = crate::logs::Progress::new("replay", app.feed.position());
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -156,6 +158,9 @@ async fn apply_rate(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         let now = app.feed.applied.load(Ordering::Relaxed);
         app.metrics.feed_apply_rate.set((now - before) as f64);
         before = now;
+        if !app.feed.caught_up() {
+            replay.at(app.feed.position(), app.feed.head());
+        }
     }
 }
 

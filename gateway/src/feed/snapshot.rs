@@ -169,8 +169,14 @@ impl Store {
         app.verifier
             .status()
             .reserve(app.verifier.status().len() + subjects);
+        let mut progress = crate::logs::Progress::new("snapshot_load", 0);
+        let mut done = 0u64;
         snapshot::read(Self::open(path)?, &self.keys, |r| {
-            snapshot::restore_record(&app.verifier, r)
+            snapshot::restore_record(&app.verifier, r);
+            done += 1;
+            if done % 65_536 == 0 {
+                progress.at(done, header.subjects.max(done));
+            }
         })?;
         Ok(())
     }
