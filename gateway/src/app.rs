@@ -140,6 +140,8 @@ pub struct App {
     pub nats_insecure: bool,
     /// The feed keys (`--feed-key`); none: events need no `mac`.
     pub feed_keys: gateway_core::feed_auth::FeedKeys,
+    /// Where `/v1/auth` finds the code and the venue.
+    pub auth_headers: crate::api::auth::AuthHeaders,
 }
 
 impl App {

@@ -37,6 +37,9 @@ pub enum Command {
     /// Destroy the snapshots, feed file and registry under a state directory (with
     /// --keys, the development keys too): the end of the epidemic.
     Purge(crate::purge::PurgeArgs),
+    /// Ask the admin port for /healthz (or --url): exit 0 on 200, 2 otherwise. For
+    /// container health checks in images without a shell.
+    Probe(crate::probe::ProbeArgs),
 }
 
 /// Initialises logging: human-readable, or JSON lines.
@@ -81,6 +84,7 @@ pub fn main() -> i32 {
         Command::NatsKeygen(a) => crate::issue::nats_keygen(&a),
         Command::Sign(a) => crate::issue::sign(&a),
         Command::Purge(a) => crate::purge::purge(&a),
+        Command::Probe(a) => crate::probe::probe(&a),
     };
     match result {
         Ok(out) => {

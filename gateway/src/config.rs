@@ -131,6 +131,12 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(default)]
     pub nats_insecure: bool,
+    /// The proxy endpoint `/v1/auth`: the request header holding the code. Default x-jkm-code.
+    #[arg(long)]
+    pub auth_code_header: Option<String>,
+    /// The proxy endpoint `/v1/auth`: the request header holding the venue. Default x-jkm-venue.
+    #[arg(long)]
+    pub auth_venue_header: Option<String>,
     /// The bounds of `api.md` "Limits" (`[limits]` in the TOML file).
     #[command(flatten)]
     #[serde(default)]
@@ -274,6 +280,7 @@ pub struct ServeConfig {
     pub nats_insecure: bool,
     pub limits: crate::limits::EdgeLimits,
     pub fixed_now: Option<u64>,
+    pub auth_headers: crate::api::auth::AuthHeaders,
 }
 
 /// How to authenticate to the NATS broker (files are read when connecting).
@@ -433,7 +440,24 @@ impl ServeArgs {
                 ca: self.nats_ca,
             },
             fixed_now: self.debug_fixed_now,
+            auth_headers: crate::api::auth::AuthHeaders {
+                code: header_name(self.auth_code_header, "x-jkm-code", "auth-code-header")?,
+                venue: header_name(self.auth_venue_header, "x-jkm-venue", "auth-venue-header")?,
+            },
         })
+    }
+}
+
+/// A request header's name from a flag (case-insensitive), or `default`.
+fn header_name(
+    v: Option<String>,
+    default: &'static str,
+    flag: &str,
+) -> Result<http::HeaderName, ConfigError> {
+    match v {
+        None => Ok(http::HeaderName::from_static(default)),
+        Some(n) => http::HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes())
+            .map_err(|_| ConfigError::flag(flag, format!("{n:?} is not a header name"))),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod logs;
 pub mod metrics;
 pub mod owner_only;
 pub mod pool;
+pub mod probe;
 pub mod publish;
 pub mod purge;
 pub mod registry;

@@ -33,17 +33,19 @@ pub enum Route {
     Batch,
     Stream,
     Card,
+    Auth,
     Health,
     Ready,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 7] = [
+    pub const ALL: [Route; 8] = [
         Route::Verify,
         Route::Batch,
         Route::Stream,
         Route::Card,
+        Route::Auth,
         Route::Health,
         Route::Ready,
         Route::Other,
@@ -55,6 +57,7 @@ impl Route {
             Route::Batch => "batch",
             Route::Stream => "stream",
             Route::Card => "card",
+            Route::Auth => "auth",
             Route::Health => "healthz",
             Route::Ready => "readyz",
             Route::Other => "other",
@@ -300,6 +303,11 @@ pub fn install() -> Option<PrometheusHandle> {
             0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
             0.5, 1.0,
         ])
+        .ok()?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("gateway_verify_batch_codes".into()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1000.0],
+        )
         .ok()?
         .build_recorder();
     let handle = recorder.handle();

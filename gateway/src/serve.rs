@@ -225,6 +225,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         quick_start,
         nats_insecure: cfg.nats_insecure,
         feed_keys,
+        auth_headers: cfg.auth_headers.clone(),
     });
     app.metrics.tls_not_after.set(not_after as f64);
     crate::pool::Pool::start(&app, limits.verify_threads)

@@ -167,6 +167,8 @@ fn route_of(path: &str) -> Route {
         "/v1/verify/card" => Route::Card,
         "/healthz" => Route::Health,
         "/readyz" => Route::Ready,
+        "/v1/auth" => Route::Auth,
+        p if p.starts_with("/v1/auth/") => Route::Auth,
         _ => Route::Other,
     }
 }
@@ -192,6 +194,8 @@ where
     };
     let (mut resp, caller, share) = match dispatch(&app, &conn, route, req).await {
         Ok((r, c, p)) => (r, c, p),
+        // The proxy endpoint answers in the form proxies understand.
+        Err((e, c)) if route == Route::Auth => (api::auth::refused(e), c, None),
         Err((e, c)) => (error_response(e), c, None),
     };
     if share.is_some() || in_flight.is_some() {
@@ -251,6 +255,8 @@ where
             return Ok((json(status, body), None, None));
         }
         (Route::Other, _, _) => return Err((ApiError::NotFound, None)),
+        // Proxies forward the door's own method.
+        (Route::Auth, _, _) => {}
         (Route::Health | Route::Ready, false, _) | (_, _, false) => {
             return Err((ApiError::MethodNotAllowed, None))
         }
@@ -293,6 +299,7 @@ where
         Route::Verify => verify(app, &caller, req).await,
         Route::Batch => batch(app, &caller, req).await,
         Route::Card => card(app, &caller, req).await,
+        Route::Auth => auth(app, &caller, req).await,
         _ => Err(ApiError::NotFound),
     };
     match result {
@@ -421,6 +428,22 @@ where
     take_one(caller)?;
     let d = decide_one(app, caller, &request.code, &request.venue).await?;
     Ok(json(StatusCode::OK, api::decision_json(&d, app)))
+}
+
+/// `/v1/auth`: the decision of `/v1/verify` for a code and venue in request headers,
+/// answered for a proxy (`api/auth.rs`). The request's body is never read.
+async fn auth<B>(
+    app: &Arc<App>,
+    caller: &Arc<Caller>,
+    req: Request<B>,
+) -> Result<Response<RespBody>, ApiError> {
+    let (code, venue) = api::auth::code_and_venue(app, &req)?;
+    drop(req);
+    let _slot = work_slot(app)?;
+    api::check_venue(app, caller, &venue)?;
+    take_one(caller)?;
+    let d = decide_one(app, caller, &code, &venue).await?;
+    Ok(api::auth::decided(&d, app))
 }
 
 async fn batch<B>(

@@ -150,6 +150,30 @@ async fn the_rules_and_the_dashboard_name_only_metrics_the_gateway_exports() {
     }
 }
 
+/// Every alert's runbook annotation points at a section of docs/OPERATIONS.md.
+#[test]
+fn every_alert_has_its_runbook() {
+    let rules = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
+    let ops = std::fs::read_to_string(deploy("../docs/OPERATIONS.md")).unwrap();
+    let anchors: BTreeSet<String> = ops
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let mut n = 0;
+    for line in rules.lines() {
+        if let Some(link) = line.trim().strip_prefix("runbook: docs/OPERATIONS.md#") {
+            assert!(
+                anchors.contains(link.trim()),
+                "no section for {link} in OPERATIONS.md"
+            );
+            n += 1;
+        }
+    }
+    let alerts = rules.matches("- alert: ").count();
+    assert_eq!(n, alerts, "every alert has a runbook");
+}
+
 /// `promtool check rules` and `promtool test rules` on `deploy/prometheus/`. Skipped
 /// with a loud line where promtool is missing, except under `CI=true` (`.ci/run`
 /// installs Debian's `prometheus`).

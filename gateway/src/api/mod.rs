@@ -3,6 +3,7 @@
 //! place ([`ApiError`]). Answers and errors never carry the code, a number, a pseudonym
 //! or a token id.
 
+pub mod auth;
 pub mod batch;
 pub mod stream;
 
