@@ -17,6 +17,7 @@ mod lifecycle;
 mod limits;
 mod mtls;
 mod observability;
+mod openapi;
 mod ops;
 mod proxy;
 mod vectors;
