@@ -17,7 +17,7 @@
 #
 # Needs wrk and h2load (Debian: wrk, nghttp2-client) and python3. Traffic goes to
 # 127.0.0.1 only; every run is bounded in time.
-# Usage: BEFORE=/path/to/old/gateway [ROUNDS=3] benches/http/defences.sh [SECONDS]
+# Usage: BEFORE=/path/to/old/gateway [ROUNDS=3] [CASES="h1-cold h3-cold"] [FORGER=0] benches/http/defences.sh [SECONDS]
 # (AFTER= and LOADTEST= name prebuilt binaries instead of this tree's release build.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -103,7 +103,7 @@ case_run() { # case port -> "rps cpu%"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 
-CASES="h1-warm h2-warm h3-warm h1-cold h2-cold h3-cold"
+CASES=${CASES:-"h1-warm h2-warm h3-warm h1-cold h2-cold h3-cold"}
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) cores; $SECS s per run, $ROUNDS rounds"
 printf '%-6s %-8s %-24s %-24s %s\n' round case "after (rps, gen CPU)" "before (rps, gen CPU)" "after / before"
 declare -A RATIOS
@@ -119,6 +119,8 @@ for r in $(seq "$ROUNDS"); do
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 for c in $CASES; do echo "median after/before $c: $(echo "${RATIOS[$c]}" | median)"; done
+# FORGER=0: the cases only.
+[ "${FORGER:-1}" = 0 ] && exit 0
 
 # The forger: a second caller at FORGER_RATE cold codes/s (open loop), good or half
 # forged, while the honest caller runs cold HTTP/1.1 flat out.

@@ -191,12 +191,21 @@ impl Caller {
         }
     }
 
-    /// Whether its codes fail often enough (more than one in [`crate::pool::MAX_BATCH`]
-    /// of its recent signature checks) that most of its batches would hold a forgery:
-    /// bisecting those costs more than checking singly, so its codes are checked one by one.
-    pub fn forges_often(&self) -> bool {
+    /// How many of its codes to verify in one batch, from the share `f` of its recent
+    /// signature checks that failed: a batch holding a forgery is bisected, which costs
+    /// more than checking it singly, so the batch is kept small enough that most come
+    /// out clean (about `0.2 / f` codes: four batches in five hold no forgery), down to
+    /// one (singly) when a fifth of its codes or more fail. With one failure in
+    /// [`crate::pool::MAX_BATCH`] or fewer, batches are full.
+    pub fn batch_limit(&self) -> usize {
         let o = self.outcomes.lock();
-        u64::from(o.1) * crate::pool::MAX_BATCH as u64 > u64::from(o.0 + o.1)
+        let (ok, bad) = (u64::from(o.0), u64::from(o.1));
+        let max = crate::pool::MAX_BATCH as u64;
+        if bad * max <= ok + bad {
+            return crate::pool::MAX_BATCH;
+        }
+        // 0.2 / f = (ok + bad) / (5 bad), at least 1.
+        usize::try_from(((ok + bad) / (5 * bad)).clamp(1, max)).unwrap_or(1)
     }
 
     /// Whether the budget of failed signatures is spent; when it is, the caller's codes

@@ -95,32 +95,45 @@ impl Progress {
     }
 
     /// Reports `done` of `total` if the last line is [`PROGRESS_EVERY`] old; returns
-    /// whether it wrote one.
-    pub fn at(&mut self, done: u64, total: u64) -> bool {
-        let now = std::time::Instant::now();
-        let since = now.duration_since(self.last.0);
+    /// what it wrote, if it wrote a line.
+    pub fn at(&mut self, done: u64, total: u64) -> Option<Step> {
+        self.at_time(done, total, std::time::Instant::now())
+    }
+
+    fn at_time(&mut self, done: u64, total: u64, now: std::time::Instant) -> Option<Step> {
+        let since = now.saturating_duration_since(self.last.0);
         if since < PROGRESS_EVERY {
-            return false;
+            return None;
         }
         let rate = done.saturating_sub(self.last.1) as f64 / since.as_secs_f64();
         let left = total.saturating_sub(done);
-        let left_s = if rate > 0.0 {
-            (left as f64 / rate).round() as u64
-        } else {
-            0
+        let step = Step {
+            rate_per_s: rate.round() as u64,
+            left_s: if rate > 0.0 {
+                (left as f64 / rate).round() as u64
+            } else {
+                0
+            },
         };
         tracing::info!(
             what = self.what,
             done,
             total,
-            rate_per_s = rate.round() as u64,
-            left_s,
-            elapsed_s = self.started.elapsed().as_secs(),
+            rate_per_s = step.rate_per_s,
+            left_s = step.left_s,
+            elapsed_s = now.saturating_duration_since(self.started).as_secs(),
             "progress"
         );
         self.last = (now, done);
-        true
+        Some(step)
     }
+}
+
+/// What one progress line said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub rate_per_s: u64,
+    pub left_s: u64,
 }
 
 #[cfg(test)]
@@ -137,5 +150,28 @@ mod tests {
             "{allowed}"
         );
         assert!(t.suppressed.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn progress_says_rate_and_time_left_every_few_seconds() {
+        let mut p = Progress::new("replay", 1_000);
+        let t0 = p.started;
+        assert_eq!(p.at_time(5_000, 101_000, t0 + PROGRESS_EVERY / 2), None);
+        assert_eq!(
+            p.at_time(51_000, 101_000, t0 + PROGRESS_EVERY),
+            Some(Step {
+                rate_per_s: 10_000,
+                left_s: 5
+            })
+        );
+        assert_eq!(p.at_time(52_000, 101_000, t0 + PROGRESS_EVERY), None);
+        // Stalled: no rate, no estimate.
+        assert_eq!(
+            p.at_time(51_000, 101_000, t0 + 2 * PROGRESS_EVERY),
+            Some(Step {
+                rate_per_s: 0,
+                left_s: 0
+            })
+        );
     }
 }

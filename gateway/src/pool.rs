@@ -12,7 +12,9 @@
 //!
 //! Forgeries cost only the forger: a caller one of whose codes fails its signature is
 //! *isolated* for [`ISOLATION`]: its codes are then verified apart from everyone else's,
-//! in batches of its own (one by one once they fail often), and each failure also draws on the caller's budget of
+//! in batches of its own, smaller the more of its codes fail (`Caller::batch_limit`:
+//! most of its batches come out clean; one by one when a fifth fail), and each failure
+//! also draws on the caller's budget of
 //! failed signatures (`--caller-bad-signatures-per-s`), beyond which its uncached codes
 //! are refused with 429 before any work (`service.rs`). A batch that does fail is
 //! bisected by the core, so a forgery fails only itself and is verified once.
@@ -236,13 +238,18 @@ fn worker(app: &App) {
                         .iter()
                         .map(|(c, v)| (c.as_str(), v.as_str()))
                         .collect();
-                    let answers = if caller.isolated() {
-                        refs.iter()
-                            .map(|(c, v)| app.verifier.decide(c, v, now))
-                            .collect()
+                    let limit = if caller.isolated() {
+                        caller.batch_limit()
                     } else {
-                        app.verifier.decide_many(&refs, now)
+                        refs.len().max(1)
                     };
+                    let answers = refs
+                        .chunks(limit)
+                        .flat_map(|chunk| match chunk {
+                            [(c, v)] => vec![app.verifier.decide(c, v, now)],
+                            _ => app.verifier.decide_many(chunk, now),
+                        })
+                        .collect::<Vec<_>>();
                     for a in &answers {
                         note(app, &caller, a);
                     }
@@ -282,28 +289,38 @@ fn by_caller(codes: Vec<Single>) -> Vec<Vec<Single>> {
     groups
 }
 
-/// Decides codes together (one batch verification), or one by one when they are all
-/// one caller's and its codes fail often.
+/// Decides codes together (one batch verification); when they are all one caller's
+/// whose codes fail often, in batches as small as its [`Caller::batch_limit`] (one by
+/// one at the limit of 1).
 fn decide_group(app: &App, group: Vec<Single>, now: u64) {
     let Some(first) = group.first() else {
         return;
     };
-    if group.len() == 1 || first.2.forges_often() {
-        for (code, venue, caller, reply) in group {
-            let a = app.verifier.decide(&code, &venue, now);
+    let limit = if first.2.isolated() {
+        first.2.batch_limit()
+    } else {
+        MAX_BATCH
+    };
+    let mut rest = group.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<Single> = rest.by_ref().take(limit).collect();
+        if chunk.len() == 1 {
+            for (code, venue, caller, reply) in chunk {
+                let a = app.verifier.decide(&code, &venue, now);
+                note(app, &caller, &a);
+                let _ = reply.send(a);
+            }
+            continue;
+        }
+        let refs: Vec<(&str, &str)> = chunk
+            .iter()
+            .map(|(c, v, _, _)| (c.as_str(), v.as_str()))
+            .collect();
+        let answers = app.verifier.decide_many(&refs, now);
+        for ((_, _, caller, reply), a) in chunk.into_iter().zip(answers) {
             note(app, &caller, &a);
             let _ = reply.send(a);
         }
-        return;
-    }
-    let refs: Vec<(&str, &str)> = group
-        .iter()
-        .map(|(c, v, _, _)| (c.as_str(), v.as_str()))
-        .collect();
-    let answers = app.verifier.decide_many(&refs, now);
-    for ((_, _, caller, reply), a) in group.into_iter().zip(answers) {
-        note(app, &caller, &a);
-        let _ = reply.send(a);
     }
 }
 

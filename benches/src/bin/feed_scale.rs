@@ -105,6 +105,22 @@ fn start_gateway_keyed(state: &Path, feed: &str, keyed: bool) -> (Gw, Instant) {
     cmd.args(["serve", "--state-dir"]).arg(state);
     if keyed {
         cmd.arg("--feed-key").arg(feed_key_file());
+    } else {
+        // The quick start makes and uses a feed key of its own: a gateway without one
+        // is given every other file of a development setup explicitly.
+        let setup = gateway::dev::DevSetup::new(state);
+        setup.ensure().expect("development setup");
+        for (flag, path) in [
+            ("--trust", setup.trust()),
+            ("--policy", setup.policy()),
+            ("--root-key", setup.root_pub()),
+            ("--callers", setup.callers()),
+            ("--pseudonym-key", setup.pseudonym_key()),
+            ("--tls-cert", setup.cert()),
+            ("--tls-key", setup.key()),
+        ] {
+            cmd.arg(flag).arg(path);
+        }
     }
     let mut child = cmd
         .args(["--feed", feed, "--listen", "127.0.0.1:0", "--admin-listen"])
