@@ -134,6 +134,9 @@ pub struct Args {
     /// Write a self-contained HTML report here.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Overlay two runs' JSON reports on one HTML page (--html FILE), without a run.
+    #[arg(long, num_args = 2, value_names = ["A_JSON", "B_JSON"])]
+    pub compare: Vec<PathBuf>,
     /// Fail (exit 1) if this holds, e.g. `p99>2ms`, `wrong>0`, `rps<5000` (repeatable).
     #[arg(long = "fail-if")]
     pub fail_if: Vec<String>,
@@ -334,6 +337,20 @@ impl Args {
             codes: if self.cold { "cold" } else { "warm" }.into(),
             pool: items.len(),
             warmup_s: self.warmup,
+            streams: self.streams,
+            mix: self
+                .mix
+                .clone()
+                .or_else(|| {
+                    self.mix_file
+                        .as_ref()
+                        .map(|p| format!("file {}", p.display()))
+                })
+                .unwrap_or_else(|| "default".into()),
+            started_at: String::new(),
+            ended_at: String::new(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            gateway_version: None,
         };
         Ok(Setup {
             target: Target {

@@ -15,7 +15,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 
 /// Which protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     H1,
@@ -177,6 +179,14 @@ impl Conn {
             .map_err(|_| ClientError::Timeout)?
     }
 
+    /// GETs `path` (no credentials needed: `/healthz`): (status, body).
+    pub async fn get(&self, t: &Target, path: &str) -> Result<(u16, Bytes), ClientError> {
+        let fut = self.send(t, http::Method::GET, path, Bytes::new(), true);
+        tokio::time::timeout(t.timeout, fut)
+            .await
+            .map_err(|_| ClientError::Timeout)?
+    }
+
     async fn post_inner(
         &self,
         t: &Target,
@@ -184,8 +194,21 @@ impl Conn {
         body: Bytes,
         json: bool,
     ) -> Result<(u16, Bytes), ClientError> {
+        self.send(t, http::Method::POST, path, body, json).await
+    }
+
+    async fn send(
+        &self,
+        t: &Target,
+        method: http::Method,
+        path: &str,
+        body: Bytes,
+        json: bool,
+    ) -> Result<(u16, Bytes), ClientError> {
         let scheme = if t.plain { "http" } else { "https" };
-        let b = Request::post(format!("{scheme}://{}{path}", t.server_name))
+        let b = Request::builder()
+            .method(method)
+            .uri(format!("{scheme}://{}{path}", t.server_name))
             .header("authorization", format!("Bearer {}", t.api_key))
             .header(
                 "content-type",
@@ -219,10 +242,12 @@ impl Conn {
                 let req = b.body(()).map_err(|_| ClientError::Send)?;
                 let mut s = send.clone();
                 let mut stream = s.send_request(req).await.map_err(|_| ClientError::Send)?;
-                stream
-                    .send_data(body)
-                    .await
-                    .map_err(|_| ClientError::Send)?;
+                if !body.is_empty() {
+                    stream
+                        .send_data(body)
+                        .await
+                        .map_err(|_| ClientError::Send)?;
+                }
                 stream.finish().await.map_err(|_| ClientError::Send)?;
                 let resp = stream
                     .recv_response()

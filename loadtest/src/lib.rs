@@ -15,6 +15,7 @@ pub mod args;
 pub mod churn;
 pub mod client;
 pub mod cpu;
+pub mod html;
 pub mod mix;
 pub mod report;
 pub mod run;
@@ -86,7 +87,11 @@ pub async fn execute(a: args::Args) -> Result<Report, String> {
         items: Arc::new(setup.items),
         max_outstanding: a.max_outstanding,
     };
+    let mut info = setup.info;
+    info.gateway_version = gateway_version(&setup.target).await;
+    info.started_at = rfc3339_now();
     let outcome = run::run(plan, live.clone()).await;
+    info.ended_at = rfc3339_now();
     if let Some(p) = progress {
         p.abort();
         eprintln!();
@@ -95,12 +100,7 @@ pub async fn execute(a: args::Args) -> Result<Report, String> {
         Some(c) => c.await.ok(),
         None => None,
     };
-    Ok(Report::build(
-        setup.info,
-        outcome,
-        propagation,
-        &setup.thresholds,
-    ))
+    Ok(Report::build(info, outcome, propagation, &setup.thresholds))
 }
 
 /// Verifies `item` until the gateway denies it (its revocation arrived), up to 30 s.
@@ -155,7 +155,54 @@ pub fn finish(a: &args::Args, report: &Report) -> Result<i32, String> {
         std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     if let Some(p) = &a.html {
-        std::fs::write(p, report.html()).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(p, html::page(report)).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     Ok(if report.passed { EXIT_PASS } else { EXIT_FAIL })
+}
+
+/// `--compare A.json B.json --html FILE`: the two runs overlaid on one page.
+pub fn compare(a: &args::Args) -> Result<i32, String> {
+    let [first, second] = a.compare.as_slice() else {
+        return Err("--compare takes two JSON reports".into());
+    };
+    let out = a.html.as_ref().ok_or("--compare needs --html FILE")?;
+    let read = |p: &std::path::PathBuf| -> Result<Report, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let r: Report = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a report: {e}", p.display()))?;
+        if r.schema != report::SCHEMA {
+            return Err(format!(
+                "{}: schema {:?}, not {:?}",
+                p.display(),
+                r.schema,
+                report::SCHEMA
+            ));
+        }
+        Ok(r)
+    };
+    let (ra, rb) = (read(first)?, read(second)?);
+    let names = (first.display().to_string(), second.display().to_string());
+    std::fs::write(out, html::compare(&ra, &rb, (&names.0, &names.1)))
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(EXIT_PASS)
+}
+
+/// Now as RFC 3339 (UTC, seconds).
+fn rfc3339_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The gateway's version, as its `/healthz` says (`None` if it does not).
+async fn gateway_version(t: &client::Target) -> Option<String> {
+    let conn = client::Conn::connect(t).await.ok()?;
+    let (status, body) = conn.get(t, "/healthz").await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    v["version"].as_str().map(str::to_owned)
 }

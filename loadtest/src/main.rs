@@ -8,6 +8,13 @@ use clap::Parser;
 
 fn main() {
     let args = loadtest::args::Args::parse();
+    if !args.compare.is_empty() {
+        let code = loadtest::compare(&args).unwrap_or_else(|e| {
+            eprintln!("loadtest: {e}");
+            loadtest::EXIT_USAGE
+        });
+        std::process::exit(code);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

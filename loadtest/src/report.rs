@@ -1,11 +1,11 @@
-//! The run's report: built once from the merged record, then printed as a table, written
-//! as JSON (shape: `loadtest/report.schema.json`, checked by a test) and as a
-//! self-contained HTML page with two plots (latency over time, latency distribution).
+//! The run's report: built once from the merged record, then printed as a table and
+//! written as JSON (shape: `loadtest/report.schema.json`, checked by a test); the HTML
+//! page is drawn from it by [`crate::html`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::churn::Propagation;
 use crate::run::Outcome;
@@ -15,7 +15,7 @@ use crate::threshold::Threshold;
 /// Identifies the JSON shape.
 pub const SCHEMA: &str = "jkm-loadtest-report/1";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latency {
     pub p50: u64,
     pub p90: u64,
@@ -25,7 +25,7 @@ pub struct Latency {
     pub mean: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Second {
     pub t: usize,
     pub requests: u64,
@@ -34,7 +34,7 @@ pub struct Second {
     pub p99_us: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Wrong {
     pub total: u64,
     pub unsafe_allows: u64,
@@ -42,7 +42,7 @@ pub struct Wrong {
     pub by_kind: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PropagationReport {
     pub changes: usize,
     pub missed: u64,
@@ -50,9 +50,12 @@ pub struct PropagationReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// (percentile, ms) points of the distribution, for plots.
+    #[serde(default)]
+    pub distribution: Vec<(f64, f64)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThresholdResult {
     pub expr: String,
     pub value: f64,
@@ -60,7 +63,7 @@ pub struct ThresholdResult {
 }
 
 /// The settings the report echoes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     pub target: String,
     pub protocol: crate::client::Protocol,
@@ -72,11 +75,27 @@ pub struct RunInfo {
     pub codes: String,
     pub pool: usize,
     pub warmup_s: f64,
+    /// Streams per connection (HTTP/2, HTTP/3), when given.
+    #[serde(default)]
+    pub streams: Option<usize>,
+    /// The mix as given (`kind=weight,…`), or "default".
+    #[serde(default)]
+    pub mix: String,
+    /// When the measured run began and ended (RFC 3339, UTC).
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub ended_at: String,
+    /// loadtest's version, and the gateway's as its `/healthz` says.
+    #[serde(default)]
+    pub tool_version: String,
+    #[serde(default)]
+    pub gateway_version: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
-    pub schema: &'static str,
+    pub schema: String,
     pub run: RunInfo,
     pub duration_s: f64,
     pub requests: u64,
@@ -100,6 +119,11 @@ pub struct Report {
     pub thresholds: Vec<ThresholdResult>,
     pub passed: bool,
 }
+
+/// The quantiles of the distributions in the report.
+const QUANTILES: [f64; 13] = [
+    0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0,
+];
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted
@@ -145,6 +169,10 @@ impl Report {
                 p50_ms: pct(&p.latencies_ms, 0.5),
                 p99_ms: pct(&p.latencies_ms, 0.99),
                 max_ms: p.latencies_ms.last().copied().unwrap_or(0.0),
+                distribution: QUANTILES
+                    .iter()
+                    .map(|q| (q * 100.0, pct(&p.latencies_ms, *q)))
+                    .collect(),
             }
         });
         let latency = Latency {
@@ -155,12 +183,10 @@ impl Report {
             max: h.max(),
             mean: h.mean(),
         };
-        let distribution = [
-            0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0,
-        ]
-        .iter()
-        .map(|q| (q * 100.0, h.value_at_quantile(*q)))
-        .collect();
+        let distribution = QUANTILES
+            .iter()
+            .map(|q| (q * 100.0, h.value_at_quantile(*q)))
+            .collect();
         let timeline = r
             .timeline
             .iter()
@@ -175,7 +201,7 @@ impl Report {
             .collect();
         let throughput = answered as f64 / secs;
         let mut report = Report {
-            schema: SCHEMA,
+            schema: SCHEMA.into(),
             run,
             duration_s: secs,
             requests,
@@ -325,110 +351,4 @@ impl Report {
         );
         s
     }
-
-    /// A self-contained HTML page: the table, latency over time, the distribution.
-    pub fn html(&self) -> String {
-        let esc = |t: &str| {
-            t.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
-        let over_time = svg_lines(
-            "latency over time (ms)",
-            "second",
-            &[
-                (
-                    "p50",
-                    "#1f77b4",
-                    self.timeline
-                        .iter()
-                        .map(|s| (s.t as f64, s.p50_us as f64 / 1000.0))
-                        .collect(),
-                ),
-                (
-                    "p99",
-                    "#d62728",
-                    self.timeline
-                        .iter()
-                        .map(|s| (s.t as f64, s.p99_us as f64 / 1000.0))
-                        .collect(),
-                ),
-            ],
-        );
-        // The distribution on a "nines" axis: x = -log10(1 - q), so 90, 99, 99.9 are equal steps.
-        let nines = |p: f64| -(1.0 - (p / 100.0).min(0.99999)).log10();
-        let dist = svg_lines(
-            "latency distribution (ms) by percentile (axis: 0, 90, 99, 99.9, 99.99)",
-            "nines",
-            &[(
-                "latency",
-                "#2ca02c",
-                self.distribution
-                    .iter()
-                    .map(|(p, us)| (nines(*p), *us as f64 / 1000.0))
-                    .collect(),
-            )],
-        );
-        let json = serde_json::to_string_pretty(self).unwrap_or_default();
-        format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>loadtest report</title>\
-             <style>body{{font-family:sans-serif;margin:2em;max-width:60em}}pre{{background:#f6f6f6;padding:1em}}</style>\
-             </head><body><h1>loadtest report</h1><pre>{}</pre>{over_time}{dist}\
-             <details><summary>JSON</summary><pre>{}</pre></details></body></html>\n",
-            esc(&self.table()),
-            esc(&json)
-        )
-    }
-}
-
-/// A line chart as inline SVG: series of (x, y) points with a name and a color.
-/// A named, colored line of (x, y) points.
-type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
-
-fn svg_lines(title: &str, xlabel: &str, series: &[Series<'_>]) -> String {
-    let (w, h, m) = (720.0, 300.0, 50.0);
-    let pts = series.iter().flat_map(|s| s.2.iter());
-    let xmax = pts.clone().map(|p| p.0).fold(0.0f64, f64::max).max(1.0);
-    let ymax = pts.map(|p| p.1).fold(0.0f64, f64::max).max(0.001) * 1.1;
-    let sx = |x: f64| m + x / xmax * (w - 2.0 * m);
-    let sy = |y: f64| h - m - y / ymax * (h - 2.0 * m);
-    let mut s = format!(
-        "<h2>{title}</h2><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
-         style=\"border:1px solid #ccc\"><line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\
-         <line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{}\" stroke=\"#333\"/>",
-        h - m,
-        w - m,
-        h - m,
-        h - m
-    );
-    for i in 0..=4 {
-        let y = ymax * f64::from(i) / 4.0;
-        let _ = write!(
-            s,
-            "<text x=\"4\" y=\"{:.0}\" font-size=\"11\">{y:.2}</text>",
-            sy(y) + 4.0
-        );
-    }
-    let _ = write!(
-        s,
-        "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"11\">{xlabel} (max {xmax:.1})</text>",
-        w / 2.0,
-        h - 10.0
-    );
-    for (k, (name, color, points)) in series.iter().enumerate() {
-        let path: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
-            .collect();
-        let _ = write!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\
-             <text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\" fill=\"{color}\">{name}</text>",
-            path.join(" "),
-            w - m - 60.0,
-            m + 14.0 * k as f64
-        );
-    }
-    s.push_str("</svg>");
-    s
 }

@@ -12,6 +12,7 @@ mod deploy;
 mod feed;
 mod feed_auth;
 mod files;
+mod integration;
 mod issuing;
 mod lifecycle;
 mod limits;

@@ -264,8 +264,191 @@ fn open_loop_keeps_its_schedule_and_writes_html() {
     );
     assert_eq!(r["run"]["model"], "open loop");
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("<svg") && page.contains("latency over time"));
+    for id in [
+        "throughput",
+        "latency-over-time",
+        "distribution",
+        "metadata",
+        "statuses",
+    ] {
+        assert!(page.contains(&format!("id=\"{id}\"")), "{id} missing");
+    }
     assert!(!page.contains("src=\"http"), "self-contained");
+}
+
+fn chromium() -> Option<PathBuf> {
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// Headless Chromium, as the probe of this machine kind starts it: `--dump-dom` of a
+/// page, or a screenshot of it.
+fn render(browser: &Path, page: &Path, dir: &Path, what: &str) -> Output {
+    let profile = dir.join(format!("chromium-profile-{}", rand_tag()));
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1000,2600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(what)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(profile);
+    out
+}
+
+/// The share of a PNG's pixels that are not (near) white.
+fn inked(png_path: &Path) -> f64 {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let px = &buf[..info.buffer_size()];
+    let total = px.len() / channels;
+    let dark = px
+        .chunks(channels)
+        .filter(|p| p.iter().take(3).any(|c| *c < 200))
+        .count();
+    dark as f64 / total as f64
+}
+
+/// The HTML report and a comparison of two runs, rendered by a real browser: every chart
+/// and table is in the page it lays out, the percentile axis is labelled, and the
+/// screenshot is not blank.
+#[test]
+fn the_html_report_renders_in_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium is required under CI"
+        );
+        eprintln!("SKIPPED: chromium not found; apt-get install chromium");
+        return;
+    };
+    let gw = Gateway::start();
+    let dir = &gw.dir.0;
+    let mut jsons = Vec::new();
+    for (i, proto) in ["h2", "h1"].iter().enumerate() {
+        let json = dir.join(format!("run-{i}.json"));
+        let html = dir.join(format!("run-{i}.html"));
+        let (out, r) = loadtest(
+            &gw,
+            &[
+                "--target",
+                &gw.listen.to_string(),
+                "--protocol",
+                proto,
+                "--duration",
+                "2",
+                "--churn-rate",
+                "10",
+                "--html",
+                &html.display().to_string(),
+            ],
+        );
+        assert_clean(&out, &r, "report run");
+        assert_eq!(r["run"]["gateway_version"], env!("CARGO_PKG_VERSION"));
+        assert!(r["run"]["started_at"].as_str().unwrap().ends_with('Z'));
+        // The report as --json wrote it (the helper names its own file).
+        std::fs::write(&json, serde_json::to_vec(&r).unwrap()).unwrap();
+        jsons.push(json);
+    }
+    let cmp = dir.join("compare.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .arg("--compare")
+        .args(&jsons)
+        .arg("--html")
+        .arg(&cmp)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (page, tables) in [
+        (
+            dir.join("run-0.html"),
+            &[
+                "metadata",
+                "statuses",
+                "errors",
+                "wrong",
+                "sent",
+                "thresholds",
+            ][..],
+        ),
+        (cmp.clone(), &["metadata", "statuses", "wrong"][..]),
+    ] {
+        let dom = render(&browser, &page, dir, "--dump-dom");
+        assert!(
+            dom.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dom.stderr)
+        );
+        let dom = String::from_utf8_lossy(&dom.stdout);
+        for id in [
+            "throughput",
+            "latency-over-time",
+            "distribution",
+            "propagation",
+        ] {
+            assert!(
+                dom.contains(&format!("<svg id=\"{id}\"")),
+                "chart {id} not in {}",
+                page.display()
+            );
+        }
+        for id in tables {
+            assert!(
+                dom.contains(&format!("<table id=\"{id}\"")),
+                "table {id} not in {}",
+                page.display()
+            );
+        }
+        for tick in ["p50", "p99", "p99.9"] {
+            assert!(dom.contains(&format!(">{tick}</text>")), "tick {tick}");
+        }
+        assert!(dom.matches("class=\"series\"").count() >= 5);
+        let shot = dir.join("shot.png");
+        let _ = std::fs::remove_file(&shot);
+        let s = render(
+            &browser,
+            &page,
+            dir,
+            &format!("--screenshot={}", shot.display()),
+        );
+        assert!(
+            shot.exists(),
+            "no screenshot: {}",
+            String::from_utf8_lossy(&s.stderr)
+        );
+        let ink = inked(&shot);
+        assert!(
+            ink > 0.01,
+            "the screenshot of {} is blank ({ink})",
+            page.display()
+        );
+    }
 }
 
 #[test]

@@ -259,7 +259,7 @@ pub fn readiness_json(app: &App) -> (bool, String) {
     let mut s = String::with_capacity(160);
     let _ = write!(
         s,
-        r#"{{"ready":{},"reasons":{},"warnings":{},"feed_seq":{},"policy_version":{},"stale":{},"dev":{},"feed_auth":{},"quick_start":{},"fixed_clock":{}}}"#,
+        r#"{{"ready":{},"reasons":{},"warnings":{},"feed_seq":{},"policy_version":{},"stale":{},"dev":{},"feed_auth":{},"quick_start":{},"fixed_clock":{},"version":"{}"}}"#,
         reasons.is_empty(),
         serde_json::to_string(&reasons).unwrap_or_else(|_| "[]".into()),
         serde_json::to_string(&app.warnings()).unwrap_or_else(|_| "[]".into()),
@@ -269,7 +269,8 @@ pub fn readiness_json(app: &App) -> (bool, String) {
         app.dev,
         app.feed_keys.enabled(),
         app.quick_start,
-        app.fixed_now.is_some()
+        app.fixed_now.is_some(),
+        env!("CARGO_PKG_VERSION")
     );
     (reasons.is_empty(), s)
 }
