@@ -382,6 +382,69 @@ fn propagation(r: &Report, name: &str, color: &'static str, dashed: bool) -> Opt
     })
 }
 
+/// The charts of one run, or of several overlaid (each named, the later ones dashed):
+/// throughput and errors, p50 and p99 over time, the latency distribution, and the
+/// propagation distribution where churn ran.
+fn charts(runs: &[(&Report, &str, bool)]) -> String {
+    let named = |name: &str, alone: &str| {
+        if name.is_empty() {
+            alone.to_string()
+        } else {
+            name.to_string()
+        }
+    };
+    let (mut rate, mut latency) = (Vec::new(), Vec::new());
+    for (r, name, dashed) in runs {
+        let suffix = if name.is_empty() {
+            String::new()
+        } else {
+            format!(" ({name})")
+        };
+        let (a, b) = over_time(r, &suffix, *dashed);
+        rate.extend(a);
+        latency.extend(b);
+    }
+    let dists: Vec<Series> = runs
+        .iter()
+        .map(|(r, n, d)| distribution(r, &named(n, "latency"), PURPLE, *d))
+        .collect();
+    let props: Vec<Series> = runs
+        .iter()
+        .filter_map(|(r, n, d)| propagation(r, &named(n, "publish → first deny"), RED, *d))
+        .collect();
+    let mut s = chart(
+        "throughput",
+        "Throughput and errors over time",
+        XAxis::Linear("second"),
+        "per second",
+        &rate,
+    );
+    s.push_str(&chart(
+        "latency-over-time",
+        "Latency over time (p50, p99 of each second)",
+        XAxis::Linear("second"),
+        "ms",
+        &latency,
+    ));
+    s.push_str(&chart(
+        "distribution",
+        "Latency distribution",
+        XAxis::Percentile,
+        "ms",
+        &dists,
+    ));
+    if !props.is_empty() {
+        s.push_str(&chart(
+            "propagation",
+            "Propagation latency (a status change published → the first deny seen)",
+            XAxis::Percentile,
+            "ms",
+            &props,
+        ));
+    }
+    s
+}
+
 /// One run's page.
 pub fn page(r: &Report) -> String {
     let mut s = head("loadtest report");
@@ -395,37 +458,7 @@ pub fn page(r: &Report) -> String {
         r.wrong.total
     );
     s.push_str(&table("metadata", "The run", ("", ""), metadata(r)));
-    let (rate, latency) = over_time(r, "", false);
-    s.push_str(&chart(
-        "throughput",
-        "Throughput and errors over time",
-        XAxis::Linear("second"),
-        "per second",
-        &rate,
-    ));
-    s.push_str(&chart(
-        "latency-over-time",
-        "Latency over time (p50, p99 of each second)",
-        XAxis::Linear("second"),
-        "ms",
-        &latency,
-    ));
-    s.push_str(&chart(
-        "distribution",
-        "Latency distribution",
-        XAxis::Percentile,
-        "ms",
-        &[distribution(r, "latency", PURPLE, false)],
-    ));
-    if let Some(p) = propagation(r, "publish → first deny", RED, false) {
-        s.push_str(&chart(
-            "propagation",
-            "Propagation latency (a status change published → the first deny seen)",
-            XAxis::Percentile,
-            "ms",
-            &[p],
-        ));
-    }
+    s.push_str(&charts(&[(r, "", false)]));
     s.push_str(&tables(r));
     let json = serde_json::to_string_pretty(r).unwrap_or_default();
     let _ = writeln!(
@@ -520,50 +553,7 @@ pub fn compare(a: &Report, b: &Report, names: (&str, &str)) -> String {
         b.throughput_rps / a.throughput_rps.max(1e-9)
     );
     s.push_str(&t);
-    let (mut rate, mut latency) = over_time(a, " (A)", false);
-    let (rate_b, latency_b) = over_time(b, " (B)", true);
-    rate.extend(rate_b);
-    latency.extend(latency_b);
-    s.push_str(&chart(
-        "throughput",
-        "Throughput and errors over time",
-        XAxis::Linear("second"),
-        "per second",
-        &rate,
-    ));
-    s.push_str(&chart(
-        "latency-over-time",
-        "Latency over time (p50, p99 of each second)",
-        XAxis::Linear("second"),
-        "ms",
-        &latency,
-    ));
-    s.push_str(&chart(
-        "distribution",
-        "Latency distribution",
-        XAxis::Percentile,
-        "ms",
-        &[
-            distribution(a, "A", PURPLE, false),
-            distribution(b, "B", PURPLE, true),
-        ],
-    ));
-    let props: Vec<Series> = [
-        propagation(a, "A", RED, false),
-        propagation(b, "B", RED, true),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !props.is_empty() {
-        s.push_str(&chart(
-            "propagation",
-            "Propagation latency",
-            XAxis::Percentile,
-            "ms",
-            &props,
-        ));
-    }
+    s.push_str(&charts(&[(a, "A", false), (b, "B", true)]));
     s.push_str("<h2>A</h2>");
     s.push_str(&tables(a));
     s.push_str("<h2>B</h2>");
