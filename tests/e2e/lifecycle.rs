@@ -424,3 +424,82 @@ async fn logs_are_json_lines_on_request() {
         "{v}"
     );
 }
+
+/// The declared `rust-version` is true of the whole build: no package built for this host
+/// (normal, build and dev dependencies, from the real lock file) asks for a newer Rust.
+/// With clippy's `msrv` (clippy.toml, the same version), which refuses standard-library
+/// APIs newer than it, this stands in for building with that toolchain, which this machine
+/// cannot fetch.
+#[test]
+fn the_declared_rust_version_covers_every_dependency() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let declared = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .expect("rust-version in the workspace");
+    let clippy = std::fs::read_to_string(root.join("clippy.toml")).unwrap();
+    assert!(
+        clippy.contains(&format!("msrv = \"{declared}\"")),
+        "clippy.toml's msrv is not {declared}"
+    );
+    let rustc = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap();
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
+        .arg(&host)
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let built: std::collections::BTreeSet<&str> = m["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    let version = |v: &str| -> Vec<u64> {
+        let mut p: Vec<u64> = v.split('.').map(|x| x.parse().unwrap_or(0)).collect();
+        p.resize(3, 0);
+        p
+    };
+    let max = version(&declared);
+    let newer: Vec<String> = m["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| built.contains(id)))
+        .filter_map(|p| {
+            let rv = p["rust_version"].as_str()?;
+            (version(rv) > max).then(|| format!("{} {} needs {rv}", p["name"], p["version"]))
+        })
+        .collect();
+    assert!(
+        built.len() > 100,
+        "{} packages: metadata looks wrong",
+        built.len()
+    );
+    assert!(
+        newer.is_empty(),
+        "rust-version {declared} is older than what these need: {newer:?}"
+    );
+}

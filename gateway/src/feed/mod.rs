@@ -1,6 +1,6 @@
 //! The change stream into the core: each source reads messages in order and hands each
 //! (with its position) to [`process`], which parses, applies and records it. Sources:
-//! the embedded default, a local JSON-lines file ([`file`]), and NATS JetStream
+//! the embedded default, a local JSON-lines file ([`file`](mod@file)), and NATS JetStream
 //! ([`nats`]). [`run`] wraps either: it loads the newest snapshot first ([`snapshot`]),
 //! resumes after its position, writes snapshots as it goes and a last one on stop.
 

@@ -174,14 +174,14 @@ impl Store {
         snapshot::read(Self::open(path)?, &self.keys, |r| {
             snapshot::restore_record(&app.verifier, r);
             done += 1;
-            if done % 65_536 == 0 {
+            if done.is_multiple_of(65_536) {
                 progress.at(done, header.subjects.max(done));
             }
         })?;
         Ok(())
     }
 
-    /// Writes the state as of `position` and drops older snapshots beyond [`KEEP`].
+    /// Writes the state as of `position` and drops older snapshots beyond `KEEP`.
     /// Blocking: run it off the async threads.
     pub fn save(&self, app: &App, position: u64) -> std::io::Result<PathBuf> {
         let started = Instant::now();
