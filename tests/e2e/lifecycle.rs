@@ -503,3 +503,125 @@ fn the_declared_rust_version_covers_every_dependency() {
         "rust-version {declared} is older than what these need: {newer:?}"
     );
 }
+
+/// Licences, sources and duplicate versions of every package built for this host, from
+/// the real lock file: what `cargo deny`'s licences, sources and bans checks would say,
+/// run without fetching anything (this machine reaches crates.io but not the advisory
+/// database, so advisories are not checked here).
+#[test]
+fn dependencies_have_permissive_licences_known_sources_and_no_new_duplicates() {
+    // Permissive licences only (SPDX ids as the crates write them).
+    const ALLOWED: &[&str] = &[
+        "MIT",
+        "Apache-2.0",
+        "BSD-2-Clause",
+        "BSD-3-Clause",
+        "ISC",
+        "Zlib",
+        "Unicode-3.0",
+        "Unlicense",
+        "0BSD",
+        "MIT-0",
+        "BSL-1.0",
+        "CC0-1.0",
+    ];
+    // Crates present in two or more versions, each pulled by different dependencies
+    // (rand 0.8 by ed25519-dalek's batch verification, 0.9 and 0.10 by quinn and others;
+    // hashbrown by quick_cache, metrics and ours; syn 3 by newer derive macros; …). A new
+    // name here is a decision, not an accident: add it with a reason.
+    const KNOWN_DUPLICATES: &[&str] = &[
+        "base64",
+        "bit-vec",
+        "bitflags",
+        "cpufeatures",
+        "foldhash",
+        "getrandom",
+        "hashbrown",
+        "miniz_oxide",
+        "rand",
+        "rand_chacha",
+        "rand_core",
+        "syn",
+        "synstructure",
+        "winnow",
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let rustc = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap();
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
+        .arg(&host)
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let built: std::collections::BTreeSet<&str> = m["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    let packages: Vec<&serde_json::Value> = m["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| built.contains(id)))
+        .collect();
+    assert!(packages.len() > 100);
+    let mut versions: std::collections::BTreeMap<&str, usize> = Default::default();
+    for p in &packages {
+        let name = p["name"].as_str().unwrap();
+        *versions.entry(name).or_default() += 1;
+        match p["source"].as_str() {
+            None => assert!(
+                p["manifest_path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(root.canonicalize().unwrap().to_str().unwrap()),
+                "{name}: a path dependency outside the workspace"
+            ),
+            Some(s) => assert_eq!(
+                s, "registry+https://github.com/rust-lang/crates.io-index",
+                "{name}: not from crates.io"
+            ),
+        }
+        let licence = p["license"].as_str().unwrap_or_default();
+        let ids: Vec<&str> = licence
+            .split(|c: char| c == '(' || c == ')' || c == '/' || c.is_whitespace())
+            .filter(|t| !t.is_empty() && *t != "OR" && *t != "AND")
+            .collect();
+        assert!(
+            !ids.is_empty() && ids.iter().all(|id| ALLOWED.contains(id)),
+            "{name} {}: licence {licence:?}",
+            p["version"]
+        );
+    }
+    let duplicated: Vec<&str> = versions
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(name, _)| *name)
+        .collect();
+    let new: Vec<&&str> = duplicated
+        .iter()
+        .filter(|d| !KNOWN_DUPLICATES.contains(d))
+        .collect();
+    assert!(new.is_empty(), "new duplicate versions: {new:?}");
+}
