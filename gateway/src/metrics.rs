@@ -139,7 +139,10 @@ impl Transport {
 pub const REFUSALS: [&str; 3] = ["total", "per_ip", "accept_error"];
 
 /// Feed refusals the gateway adds to the parser's kinds (`feed/mod.rs`).
-pub const FEED_REJECTIONS: [&str; 3] = ["key_older", "policy_version", "too_long"];
+pub const KEY_OLDER: &str = "key_older";
+pub const POLICY_VERSION: &str = "policy_version";
+pub const TOO_LONG: &str = "too_long";
+pub const FEED_REJECTIONS: [&str; 3] = [KEY_OLDER, POLICY_VERSION, TOO_LONG];
 
 /// Statuses whose request counters are registered up front (the others are counted too,
 /// through a slower lookup).

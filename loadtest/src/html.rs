@@ -321,40 +321,19 @@ fn head(title: &str) -> String {
 }
 
 fn over_time(r: &Report, suffix: &str, dashed: bool) -> (Vec<Series>, Vec<Series>) {
-    let tl = &r.timeline;
+    let line = |name: &str, color: &'static str, y: fn(&crate::report::Second) -> f64| Series {
+        name: format!("{name}{suffix}"),
+        color,
+        dashed,
+        points: r.timeline.iter().map(|s| (s.t as f64, y(s))).collect(),
+    };
     let rate = vec![
-        Series {
-            name: format!("requests/s{suffix}"),
-            color: BLUE,
-            dashed,
-            points: tl.iter().map(|s| (s.t as f64, s.requests as f64)).collect(),
-        },
-        Series {
-            name: format!("errors/s{suffix}"),
-            color: RED,
-            dashed,
-            points: tl.iter().map(|s| (s.t as f64, s.errors as f64)).collect(),
-        },
+        line("requests/s", BLUE, |s| s.requests as f64),
+        line("errors/s", RED, |s| s.errors as f64),
     ];
     let latency = vec![
-        Series {
-            name: format!("p50{suffix}"),
-            color: GREEN,
-            dashed,
-            points: tl
-                .iter()
-                .map(|s| (s.t as f64, s.p50_us as f64 / 1000.0))
-                .collect(),
-        },
-        Series {
-            name: format!("p99{suffix}"),
-            color: ORANGE,
-            dashed,
-            points: tl
-                .iter()
-                .map(|s| (s.t as f64, s.p99_us as f64 / 1000.0))
-                .collect(),
-        },
+        line("p50", GREEN, |s| s.p50_us as f64 / 1000.0),
+        line("p99", ORANGE, |s| s.p99_us as f64 / 1000.0),
     ];
     (rate, latency)
 }

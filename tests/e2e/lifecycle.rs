@@ -444,60 +444,20 @@ fn the_declared_rust_version_covers_every_dependency() {
         clippy.contains(&format!("msrv = \"{declared}\"")),
         "clippy.toml's msrv is not {declared}"
     );
-    let rustc = std::process::Command::new("rustc")
-        .arg("-vV")
-        .output()
-        .unwrap();
-    let host = String::from_utf8_lossy(&rustc.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-        .unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--filter-platform",
-        ])
-        .arg(&host)
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let built: std::collections::BTreeSet<&str> = m["resolve"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["id"].as_str())
-        .collect();
+    let packages = host_packages(&root);
     let version = |v: &str| -> Vec<u64> {
         let mut p: Vec<u64> = v.split('.').map(|x| x.parse().unwrap_or(0)).collect();
         p.resize(3, 0);
         p
     };
     let max = version(&declared);
-    let newer: Vec<String> = m["packages"]
-        .as_array()
-        .unwrap()
+    let newer: Vec<String> = packages
         .iter()
-        .filter(|p| p["id"].as_str().is_some_and(|id| built.contains(id)))
         .filter_map(|p| {
             let rv = p["rust_version"].as_str()?;
             (version(rv) > max).then(|| format!("{} {} needs {rv}", p["name"], p["version"]))
         })
         .collect();
-    assert!(
-        built.len() > 100,
-        "{} packages: metadata looks wrong",
-        built.len()
-    );
     assert!(
         newer.is_empty(),
         "rust-version {declared} is older than what these need: {newer:?}"
@@ -546,46 +506,7 @@ fn dependencies_have_permissive_licences_known_sources_and_no_new_duplicates() {
         "winnow",
     ];
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let rustc = std::process::Command::new("rustc")
-        .arg("-vV")
-        .output()
-        .unwrap();
-    let host = String::from_utf8_lossy(&rustc.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-        .unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--filter-platform",
-        ])
-        .arg(&host)
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let built: std::collections::BTreeSet<&str> = m["resolve"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["id"].as_str())
-        .collect();
-    let packages: Vec<&serde_json::Value> = m["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["id"].as_str().is_some_and(|id| built.contains(id)))
-        .collect();
-    assert!(packages.len() > 100);
+    let packages = host_packages(&root);
     let mut versions: std::collections::BTreeMap<&str, usize> = Default::default();
     for p in &packages {
         let name = p["name"].as_str().unwrap();
@@ -624,4 +545,55 @@ fn dependencies_have_permissive_licences_known_sources_and_no_new_duplicates() {
         .filter(|d| !KNOWN_DUPLICATES.contains(d))
         .collect();
     assert!(new.is_empty(), "new duplicate versions: {new:?}");
+}
+
+/// Every package built for this host (normal, build and dev dependencies and the
+/// workspace's own), from `cargo metadata` on the real lock file, offline.
+fn host_packages(root: &std::path::Path) -> Vec<serde_json::Value> {
+    let rustc = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap();
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
+        .arg(&host)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let built: std::collections::BTreeSet<String> = m["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["id"].as_str().map(str::to_owned))
+        .collect();
+    let packages: Vec<serde_json::Value> = m["packages"]
+        .as_array_mut()
+        .map(std::mem::take)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| built.contains(id)))
+        .collect();
+    assert!(
+        packages.len() > 100,
+        "{} packages: metadata looks wrong",
+        packages.len()
+    );
+    packages
 }

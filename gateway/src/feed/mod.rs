@@ -180,12 +180,12 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
         Ok(ev) => match app.verifier.apply(ev) {
             Ok(gateway_core::decide::Applied::KeyKept) => {
                 app.feed.rejected.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("gateway_feed_rejected_total", "kind" => "key_older")
+                metrics::counter!("gateway_feed_rejected_total", "kind" => crate::metrics::KEY_OLDER)
                     .increment(1);
                 crate::warn_throttled!(
                     SKIPPED,
                     position,
-                    kind = "key_older",
+                    kind = crate::metrics::KEY_OLDER,
                     "key document older than the one held for its kid; not applied"
                 );
             }
@@ -195,7 +195,7 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
             }
             Err(e) => {
                 app.feed.rejected.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("gateway_feed_rejected_total", "kind" => "policy_version")
+                metrics::counter!("gateway_feed_rejected_total", "kind" => crate::metrics::POLICY_VERSION)
                     .increment(1);
                 tracing::warn!(position, error = %e, "feed message refused");
             }
@@ -218,7 +218,12 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
 /// Records a line over the length limit as a skipped message at `position`.
 pub fn too_long(app: &App, position: u64) {
     app.feed.rejected.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("gateway_feed_rejected_total", "kind" => "too_long").increment(1);
-    tracing::warn!(position, kind = "too_long", "feed message skipped");
+    metrics::counter!("gateway_feed_rejected_total", "kind" => crate::metrics::TOO_LONG)
+        .increment(1);
+    tracing::warn!(
+        position,
+        kind = crate::metrics::TOO_LONG,
+        "feed message skipped"
+    );
     app.feed.processed(position, app.boot.elapsed());
 }
