@@ -12,6 +12,7 @@ use gateway_core::feed_auth::{FeedKey, FeedKeys};
 use gateway_core::feed_event;
 use gateway_core::status::{Status, StatusSet};
 use gateway_core::Color;
+use gateway_issuer::events::{Writer, PLAIN};
 
 const N: usize = 10_000_000;
 /// Subjects probed, in order: the map's accesses are random (hashing), the probe list's
@@ -114,7 +115,7 @@ fn feed_apply(c: &mut Criterion) {
     let lines: Vec<String> = subs
         .iter()
         .enumerate()
-        .map(|(i, s)| feed_event::status_line(s, Color::Red, i as u64 + 1, Some(4), 1_780_000_000))
+        .map(|(i, s)| PLAIN.status(s, Color::Red, i as u64 + 1, Some(4), 1_780_000_000))
         .collect();
     let mut g = c.benchmark_group("feed_events");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -154,14 +155,7 @@ fn feed_apply(c: &mut Criterion) {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            feed_event::status_line_with(
-                s,
-                Color::Red,
-                i as u64 + 1,
-                Some(4),
-                1_780_000_000,
-                Some(&key),
-            )
+            Writer::new(Some(&key)).status(s, Color::Red, i as u64 + 1, Some(4), 1_780_000_000)
         })
         .collect();
     g.bench_function("parse_status_lines_checking_mac", |b| {

@@ -7,12 +7,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+pub use gateway_issuer::nats::NatsAuth;
+pub use gateway_issuer::{FeedSource, DEFAULT_STATE_DIR};
 use serde::Deserialize;
 
 /// A fatal configuration error: one line, naming the flag or file.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+impl From<gateway_issuer::IssueError> for ConfigError {
+    fn from(e: gateway_issuer::IssueError) -> Self {
+        ConfigError(e.to_string())
+    }
+}
 
 impl ConfigError {
     pub fn file(path: &Path, what: impl std::fmt::Display) -> Self {
@@ -201,51 +209,6 @@ impl ServeArgs {
     }
 }
 
-/// Where the feed comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FeedSource {
-    File(PathBuf),
-    Nats { url: String, stream: String },
-}
-
-impl FeedSource {
-    /// The feed's identity, recorded in snapshots: the absolute path, or the broker and
-    /// stream.
-    pub fn id(&self) -> String {
-        match self {
-            FeedSource::File(p) => {
-                let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-                format!("file:{}", abs.display())
-            }
-            // The stream, not the broker address: any member of a cluster serves it.
-            FeedSource::Nats { stream, .. } => format!("nats:{stream}"),
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<FeedSource, ConfigError> {
-        if let Some(p) = s.strip_prefix("file:") {
-            if p.is_empty() {
-                return Err(ConfigError::flag("feed", "file: needs a path"));
-            }
-            return Ok(FeedSource::File(PathBuf::from(p)));
-        }
-        if let Some(rest) = s.strip_prefix("nats://") {
-            let (host, stream) = rest
-                .split_once('/')
-                .filter(|(h, s)| !h.is_empty() && !s.is_empty())
-                .ok_or_else(|| ConfigError::flag("feed", "expected nats://HOST:PORT/STREAM"))?;
-            return Ok(FeedSource::Nats {
-                url: format!("nats://{host}"),
-                stream: stream.to_owned(),
-            });
-        }
-        Err(ConfigError::flag(
-            "feed",
-            format!("{s:?} is neither file:PATH nor nats://HOST:PORT/STREAM"),
-        ))
-    }
-}
-
 /// The checked configuration of `gateway serve`, every default applied.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -283,47 +246,6 @@ pub struct ServeConfig {
     pub auth_headers: crate::api::auth::AuthHeaders,
 }
 
-/// How to authenticate to the NATS broker (files are read when connecting).
-#[derive(Debug, Clone, Default)]
-pub struct NatsAuth {
-    pub token_file: Option<PathBuf>,
-    pub creds: Option<PathBuf>,
-    pub nkey: Option<PathBuf>,
-    pub ca: Option<PathBuf>,
-}
-
-/// The broker flags of the commands that publish to NATS (`gateway publish`,
-/// `loadtest`); `serve` has the same four in its TOML-capable flag set.
-#[derive(Debug, Clone, Default, Args)]
-pub struct NatsArgs {
-    /// NATS: a file holding the broker's auth token (one line).
-    #[arg(long)]
-    pub nats_token_file: Option<PathBuf>,
-    /// NATS: a `.creds` file (user JWT and NKey seed).
-    #[arg(long)]
-    pub nats_creds: Option<PathBuf>,
-    /// NATS: a file holding the user's NKey seed (`gateway nats-keygen` makes one).
-    #[arg(long)]
-    pub nats_nkey: Option<PathBuf>,
-    /// NATS: PEM CA bundle for the broker's certificate; TLS to the broker is then required.
-    #[arg(long)]
-    pub nats_ca: Option<PathBuf>,
-    /// NATS subject prefix of the events (`PREFIX.status.<sub>`, …).
-    #[arg(long, default_value = "jkm")]
-    pub subject_prefix: String,
-}
-
-impl NatsArgs {
-    pub fn auth(&self) -> NatsAuth {
-        NatsAuth {
-            token_file: self.nats_token_file.clone(),
-            creds: self.nats_creds.clone(),
-            nkey: self.nats_nkey.clone(),
-            ca: self.nats_ca.clone(),
-        }
-    }
-}
-
 /// Whether a `nats://HOST:PORT` names a loopback host.
 fn is_loopback_url(url: &str) -> bool {
     let rest = url.strip_prefix("nats://").unwrap_or(url);
@@ -342,10 +264,25 @@ fn is_loopback_url(url: &str) -> bool {
 /// Feed keys a gateway holds at once: the one in use and the next (feed.md).
 pub const MAX_FEED_KEYS: usize = 2;
 
-/// Default state directory (relative to the working directory).
-pub const DEFAULT_STATE_DIR: &str = "gateway-state";
-
 impl ServeArgs {
+    /// Points every unset path at the development setup (the quick start).
+    pub fn use_dev_setup(&mut self, dev: &gateway_issuer::DevSetup) {
+        self.trust = Some(dev.trust());
+        self.root_key = Some(dev.root_pub());
+        self.policy = Some(dev.policy());
+        self.callers = Some(dev.callers());
+        self.pseudonym_key
+            .get_or_insert_with(|| dev.pseudonym_key());
+        self.tls_cert.get_or_insert_with(|| dev.cert());
+        self.tls_key.get_or_insert_with(|| dev.key());
+        if self.feed.is_none() {
+            self.feed = Some(format!("file:{}", dev.feed().display()));
+        }
+        if self.feed_key.is_empty() {
+            self.feed_key.push(dev.feed_key());
+        }
+    }
+
     /// Whether no key material was named at all: the quick start then makes a
     /// development setup in the state directory.
     pub fn is_quick_start(&self) -> bool {
@@ -364,7 +301,7 @@ impl ServeArgs {
             .state_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
         let feed = match &self.feed {
-            Some(f) => FeedSource::parse(f)?,
+            Some(f) => FeedSource::parse(f, "feed")?,
             None => FeedSource::File(state_dir.join("feed.jsonl")),
         };
         let positive = |v: Option<u64>, d: u64, flag: &str| match v {
@@ -535,18 +472,18 @@ mod tests {
     #[test]
     fn feed_sources() {
         assert_eq!(
-            FeedSource::parse("file:/x").unwrap(),
+            FeedSource::parse("file:/x", "feed").unwrap(),
             FeedSource::File("/x".into())
         );
         assert_eq!(
-            FeedSource::parse("nats://127.0.0.1:4222/JKM").unwrap(),
+            FeedSource::parse("nats://127.0.0.1:4222/JKM", "feed").unwrap(),
             FeedSource::Nats {
                 url: "nats://127.0.0.1:4222".into(),
                 stream: "JKM".into()
             }
         );
-        assert!(FeedSource::parse("kafka://x").is_err());
-        assert!(FeedSource::parse("nats://host").is_err());
+        assert!(FeedSource::parse("kafka://x", "feed").is_err());
+        assert!(FeedSource::parse("nats://host", "feed").is_err());
     }
 
     #[test]

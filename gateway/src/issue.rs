@@ -1,21 +1,21 @@
 //! The issuing side (`cli.md`, "Issuing side"): mint codes, compute pseudonyms and append
 //! feed events, with the keys of a development setup or given files. Everything signed
-//! here goes through `gateway_core::mint`, the code the gateway itself checks against.
+//! here goes through `gateway_issuer`, whose codes are decoded by the code the gateway checks with.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use gateway_core::b64;
 use gateway_core::feed_auth::FeedKey;
 use gateway_core::feed_event;
-use gateway_core::mint::{Issuer, SigningKey};
-use gateway_core::pseudonym::{CardKind, PseudonymKey};
+use gateway_core::pseudonym::CardKind;
 use gateway_core::token::{Companion, Kind, NewClaims};
 use gateway_core::{Color, Sub};
+pub use gateway_issuer::flags::FeedKeyArg;
+use gateway_issuer::{events::Writer, keys, owner_only, publish::append_lines};
+use gateway_issuer::{DevSetup, Issuer, RootSigner, SigningKey, DEV_ISSUER, DEV_KID};
 
 use crate::config::{ConfigError, DEFAULT_STATE_DIR};
-use crate::dev::{read_b64_32, DevSetup, DEV_ISSUER, DEV_KID};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ColorArg {
@@ -68,7 +68,7 @@ impl SubjectArgs {
                     .pseudonym_key
                     .clone()
                     .unwrap_or_else(|| DevSetup::new(state).pseudonym_key());
-                let key = PseudonymKey::new(&read_b64_32(&path)?);
+                let key = keys::read_pseudonym_key(&path)?;
                 Ok(key.pseudonym(kind, &read_number(number)?))
             }
             _ => Err(ConfigError(
@@ -161,7 +161,7 @@ pub fn mint(a: &MintArgs) -> Result<String, ConfigError> {
         Some(p) => Issuer {
             kid: a.kid.clone().unwrap_or_else(|| DEV_KID.into()).into_bytes(),
             issuer: a.iss.clone().unwrap_or_else(|| DEV_ISSUER.into()),
-            key: read_signing_key(p)?,
+            key: keys::read_issuer_key(p)?,
         },
         None => DevSetup::new(&a.state_dir).issuer()?,
     };
@@ -230,25 +230,6 @@ pub struct FeedArgs {
     pub event: FeedEvent,
 }
 
-/// The feed key the issuing side writes `mac` with (feed.md revision 3).
-#[derive(Debug, Clone, Default, Args)]
-pub struct FeedKeyArg {
-    /// The feed key file (default: the state directory's feed.key, if there is one; with
-    /// no key, events are written without `mac`).
-    #[arg(long)]
-    pub feed_key: Option<PathBuf>,
-}
-
-impl FeedKeyArg {
-    /// The key given, else the state directory's, else none.
-    pub fn load(&self, state_dir: &Path) -> Result<Option<FeedKey>, ConfigError> {
-        match &self.feed_key {
-            Some(p) => crate::dev::read_feed_key(p).map(Some),
-            None => DevSetup::new(state_dir).read_feed_key(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Subcommand)]
 pub enum FeedEvent {
     /// A status change.
@@ -285,21 +266,6 @@ pub fn feed(a: &FeedArgs) -> Result<String, ConfigError> {
     Ok(format!("appended to {}", path.display()))
 }
 
-/// Appends lines to a feed file (one write, so a follower never sees half a batch's line).
-pub fn append_lines(path: &Path, lines: &[String]) -> Result<(), ConfigError> {
-    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-    for l in lines {
-        text.push_str(l);
-        text.push('\n');
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(|e| ConfigError::file(path, e))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| ConfigError::file(path, e))
-}
-
 /// The feed line for an event given on the command line, checked with the gateway's
 /// own parser.
 pub fn event_line(
@@ -308,25 +274,25 @@ pub fn event_line(
     key: Option<&FeedKey>,
 ) -> Result<String, ConfigError> {
     let now = crate::unix_now() as i64;
+    let writer = Writer::new(key);
     let line = match event {
         FeedEvent::Status {
             subject,
             color,
             ver,
             why,
-        } => feed_event::status_line_with(
+        } => writer.status(
             &subject.resolve(state_dir)?,
             (*color).into(),
             *ver,
             *why,
             now,
-            key,
         ),
         FeedEvent::RevokeToken { cti, exp } => {
             let raw = b64::decode(cti).ok_or_else(|| ConfigError::flag("cti", "not base64url"))?;
-            feed_event::revoke_line(&raw, *exp, key)
+            writer.revoke(&raw, *exp)
         }
-        FeedEvent::Heartbeat => feed_event::heartbeat_line(now, key),
+        FeedEvent::Heartbeat => writer.heartbeat(now),
     };
     // Check our own line with the gateway's parser before it goes out.
     feed_event::parse(line.as_bytes(), None)
@@ -334,20 +300,8 @@ pub fn event_line(
     Ok(line)
 }
 
-/// Reads a private key file: one line of base64url, a 32-byte Ed25519 seed or a P-256
-/// PKCS#8 document.
-pub fn read_signing_key(path: &Path) -> Result<SigningKey, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::file(path, e))?;
-    let raw = b64::decode(text.trim())
-        .ok_or_else(|| ConfigError::file(path, "not base64url on one line"))?;
-    match <[u8; 32]>::try_from(raw.as_slice()) {
-        Ok(seed) => Ok(SigningKey::ed25519(&seed)),
-        Err(_) => SigningKey::es256(&raw).map_err(|e| ConfigError::file(path, e)),
-    }
-}
-
 fn write_new(path: &Path, text: &str) -> Result<(), ConfigError> {
-    crate::owner_only::write_new(path, format!("{text}\n").as_bytes())
+    owner_only::write_new(path, format!("{text}\n").as_bytes())
         .map_err(|e| ConfigError::file(path, e))
 }
 
@@ -437,10 +391,8 @@ pub struct RootKeygenArgs {
 }
 
 pub fn root_keygen(a: &RootKeygenArgs) -> Result<String, ConfigError> {
-    let mut seed = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-        .map_err(|_| ConfigError("system random source failed".into()))?;
-    let root = gateway_core::mint::RootSigner::from_seed(&seed);
+    let seed = keys::random32()?;
+    let root = RootSigner::from_seed(&seed);
     write_new(&a.out, &b64::encode(&seed))?;
     let public = PathBuf::from(format!("{}.pub", a.out.display()));
     write_new(&public, &root.public_b64())?;
@@ -476,7 +428,7 @@ pub enum SignWhat {
 }
 
 pub fn sign(a: &SignArgs) -> Result<String, ConfigError> {
-    let root = gateway_core::mint::RootSigner::from_seed(&read_b64_32(&a.root_seed)?);
+    let root = keys::read_root_signer(&a.root_seed)?;
     match &a.what {
         SignWhat::Policy { policy, event } => {
             let text = std::fs::read_to_string(policy).map_err(|e| ConfigError::file(policy, e))?;

@@ -1,36 +1,29 @@
 //! `gateway publish`: the issuing authority's side of the feed. Sends events to a NATS
-//! JetStream stream (created if absent) or appends them to a feed file; the events come
-//! from the command line, from a JSON-lines file of events, or from a JSON-lines file of
-//! subjects' facts run through the color rules of `policy.md` (`gateway_core::colors`).
+//! JetStream stream (created if absent) or appends them to a feed file, with
+//! `gateway_issuer::publish`; the events come from the command line, from a JSON-lines
+//! file of events, or from a JSON-lines file of subjects' facts run through the color
+//! rules of `policy.md` (`gateway_issuer::colors`).
 //!
 //! Every event is checked with the gateway's own parser before anything is sent, so a
 //! bad input line stops the run with nothing published.
-//!
-//! On NATS each event goes to its own subject under a prefix (default `jkm`):
-//! `jkm.status.<sub>`, `jkm.revoke.<cti>`, `jkm.key.<digest>`, `jkm.policy`,
-//! `jkm.heartbeat`. A stream created here keeps one message per subject
-//! (`max_messages_per_subject = 1`) and nothing expires: the stream is then a compacted
-//! log of the latest status of every subject, which a new gateway replays in full and
-//! whose size follows the population, not the history.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use async_nats::jetstream::{self, stream};
 use clap::Args;
-use gateway_core::colors::Fact;
 use gateway_core::feed_auth::FeedKey;
 use gateway_core::pseudonym::{CardKind, PseudonymKey};
-use gateway_core::trust::RootKey;
 use gateway_core::{b64, feed_event, Sub};
+use gateway_issuer::colors::Fact;
+use gateway_issuer::events::Writer;
+use gateway_issuer::flags::{FeedKeyArg, NatsArgs};
+use gateway_issuer::publish::Publisher;
+use gateway_issuer::registry::Registry;
+use gateway_issuer::{keys, DevSetup, FeedSource};
 use serde::Deserialize;
 
-use crate::config::{ConfigError, FeedSource, NatsArgs, NatsAuth, DEFAULT_STATE_DIR};
-use crate::dev::{read_b64_32, DevSetup};
+use crate::config::{ConfigError, DEFAULT_STATE_DIR};
 use crate::issue::FeedEvent;
-
-/// Publishes in flight before waiting for the broker's acknowledgements.
-const ACK_WINDOW: usize = 4096;
 
 #[derive(Debug, Clone, Args)]
 pub struct PublishArgs {
@@ -42,7 +35,7 @@ pub struct PublishArgs {
     #[arg(long, conflicts_with = "facts")]
     pub events: Option<PathBuf>,
     /// JSON-lines file of facts, one per line: the subject (`sub`, or `card_kind` and
-    /// `number`) and a `fact` (see `gateway_core::colors::Fact`); `-` reads standard input.
+    /// `number`) and a `fact` (see `gateway_issuer::colors::Fact`); `-` reads standard input.
     #[arg(long)]
     pub facts: Option<PathBuf>,
     /// Where subjects' facts, colors and versions are kept between runs (default: the
@@ -60,7 +53,7 @@ pub struct PublishArgs {
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     #[command(flatten)]
-    pub key: crate::issue::FeedKeyArg,
+    pub key: FeedKeyArg,
     /// Put the reason code (`why`) in status events made from facts. Off by default: a
     /// gateway never needs it, and it is personal data (confirmed, close contact, …).
     #[arg(long)]
@@ -80,22 +73,6 @@ struct FactLine {
     fact: Fact,
 }
 
-/// An event ready to go: its NATS subject and its line.
-pub struct Outgoing {
-    pub subject: String,
-    pub line: String,
-}
-
-impl Outgoing {
-    /// An event line under `prefix` (see the module docs for the subjects).
-    pub fn new(prefix: &str, line: String) -> Outgoing {
-        Outgoing {
-            subject: subject_of(prefix, &line),
-            line,
-        }
-    }
-}
-
 fn read_lines(path: &Path) -> Result<Vec<String>, ConfigError> {
     let lines: Result<Vec<String>, std::io::Error> = if path == Path::new("-") {
         std::io::stdin().lock().lines().collect()
@@ -105,22 +82,6 @@ fn read_lines(path: &Path) -> Result<Vec<String>, ConfigError> {
     };
     let lines = lines.map_err(|e| ConfigError::file(path, e))?;
     Ok(lines.into_iter().filter(|l| !l.trim().is_empty()).collect())
-}
-
-/// The NATS subject of an event line (already checked).
-fn subject_of(prefix: &str, line: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
-    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
-    match v.get("type").and_then(|t| t.as_str()) {
-        Some("status") => format!("{prefix}.status.{}", field("sub")),
-        Some("revoke_token") => format!("{prefix}.revoke.{}", field("cti")),
-        Some("key") => {
-            let d = ring::digest::digest(&ring::digest::SHA256, field("signed").as_bytes());
-            format!("{prefix}.key.{}", b64::encode(&d.as_ref()[..12]))
-        }
-        Some("policy") => format!("{prefix}.policy"),
-        _ => format!("{prefix}.heartbeat"),
-    }
 }
 
 /// Runs the color rules over a facts file; returns the status events of every change.
@@ -133,9 +94,10 @@ fn from_facts(
         .registry
         .clone()
         .unwrap_or_else(|| a.state_dir.join("registry.json"));
-    let mut registry = crate::registry::Registry::load(&registry_path)?;
+    let mut registry = Registry::load(&registry_path)?;
     let mut pseudonyms: Option<PseudonymKey> = None;
     let now = crate::unix_now() as i64;
+    let writer = Writer::new(key);
     let mut out = Vec::new();
     for (i, line) in read_lines(path)?.iter().enumerate() {
         let at = |what: &str| ConfigError::file(path, format!("line {}: {what}", i + 1));
@@ -148,7 +110,7 @@ fn from_facts(
                 let kind = CardKind::from_name(kind).ok_or_else(|| at("unknown card_kind"))?;
                 if pseudonyms.is_none() {
                     let p = DevSetup::new(&a.state_dir).pseudonym_key();
-                    pseudonyms = Some(PseudonymKey::new(&read_b64_32(&p)?));
+                    pseudonyms = Some(keys::read_pseudonym_key(&p)?);
                 }
                 match &pseudonyms {
                     Some(k) => k.pseudonym(kind, number),
@@ -158,9 +120,7 @@ fn from_facts(
             _ => return Err(at("give sub, or card_kind and number")),
         };
         if let Some((color, ver, why)) = registry.observe(b64::encode(&sub.0), f.fact, a.with_why) {
-            out.push(feed_event::status_line_with(
-                &sub, color, ver, why, now, key,
-            ));
+            out.push(writer.status(&sub, color, ver, why, now));
         }
     }
     registry.save(&registry_path, a.with_why)?;
@@ -169,17 +129,7 @@ fn from_facts(
 
 /// Runs `gateway publish`.
 pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
-    let root = match &a.root_key {
-        Some(p) => Some(
-            RootKey::from_b64(
-                std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError::file(p, e))?
-                    .trim(),
-            )
-            .map_err(|e| ConfigError::file(p, e))?,
-        ),
-        None => None,
-    };
+    let root = a.root_key.as_deref().map(keys::read_root_key).transpose()?;
     let key = a.key.load(&a.state_dir)?;
     let lines = match (&a.events, &a.facts, &a.event) {
         (Some(p), None, None) => {
@@ -193,10 +143,8 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
                     }
                 }
                 // With the feed key, events that need a mac get one.
-                if let Some(k) = &key {
-                    if let Some(signed) = feed_event::add_mac(l, k) {
-                        *l = signed;
-                    }
+                if let Some(signed) = Writer::new(key.as_ref()).sign(l) {
+                    *l = signed;
                 }
             }
             lines
@@ -210,84 +158,24 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
         }
     };
     let target = match &a.to {
-        Some(t) => FeedSource::parse(t).map_err(|e| ConfigError(e.0.replace("--feed", "--to")))?,
+        Some(t) => FeedSource::parse(t, "to")?,
         None => FeedSource::File(DevSetup::new(&a.state_dir).feed()),
     };
     let n = lines.len();
-    match target {
-        FeedSource::File(path) => {
-            crate::issue::append_lines(&path, &lines)?;
-            Ok(format!("{n} events appended to {}", path.display()))
-        }
-        FeedSource::Nats { url, stream } => {
-            let prefix = &a.nats.subject_prefix;
-            let out: Vec<Outgoing> = lines
-                .into_iter()
-                .map(|line| Outgoing::new(prefix, line))
-                .collect();
-            let auth = a.nats.auth();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| ConfigError(format!("runtime: {e}")))?;
-            let config = stream_config(&stream, prefix, a.replicas);
-            let last = rt.block_on(send(&url, &config, &auth, out))?;
-            Ok(format!(
-                "{n} events published to {url}/{stream} (last sequence {last})"
-            ))
-        }
-    }
-}
-
-/// The stream a publisher creates when none exists (see the module docs).
-pub fn stream_config(name: &str, prefix: &str, replicas: usize) -> stream::Config {
-    stream::Config {
-        name: name.to_owned(),
-        num_replicas: replicas.max(1),
-        subjects: vec![format!("{prefix}.>")],
-        storage: stream::StorageType::File,
-        max_messages_per_subject: 1,
-        discard: stream::DiscardPolicy::Old,
-        ..Default::default()
-    }
-}
-
-/// Connects, makes sure the stream exists, publishes everything with a window of
-/// acknowledgements in flight; returns the last sequence acknowledged.
-pub async fn send(
-    url: &str,
-    stream: &stream::Config,
-    auth: &NatsAuth,
-    events: Vec<Outgoing>,
-) -> Result<u64, ConfigError> {
-    let nats_err = |e: &dyn std::fmt::Display| ConfigError(format!("{url}: {e}"));
-    let client = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        crate::feed::nats::connect(url, auth),
-    )
-    .await
-    .map_err(|_| nats_err(&"no broker answered within 10 s"))?
-    .map_err(|e| nats_err(&e))?;
-    let js = jetstream::new(client);
-    js.get_or_create_stream(stream.clone())
-        .await
-        .map_err(|e| nats_err(&e))?;
-    let mut last = 0;
-    let mut pending = Vec::with_capacity(ACK_WINDOW);
-    for ev in events {
-        let ack = js
-            .publish(ev.subject, ev.line.into())
-            .await
-            .map_err(|e| nats_err(&e))?;
-        pending.push(ack);
-        if pending.len() == ACK_WINDOW {
-            for a in pending.drain(..) {
-                last = a.await.map_err(|e| nats_err(&e))?.sequence;
-            }
-        }
-    }
-    for a in pending {
-        last = a.await.map_err(|e| nats_err(&e))?.sequence;
-    }
-    Ok(last)
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ConfigError(format!("runtime: {e}")))?;
+    let prefix = &a.nats.subject_prefix;
+    let place = match &target {
+        FeedSource::File(p) => p.display().to_string(),
+        FeedSource::Nats { url, stream } => format!("{url}/{stream}"),
+    };
+    rt.block_on(async {
+        let publisher = Publisher::open(&target, &a.nats.auth(), prefix, a.replicas).await?;
+        Ok::<_, ConfigError>(match publisher.send(lines).await? {
+            Some(last) => format!("{n} events published to {place} (last sequence {last})"),
+            None => format!("{n} events appended to {place}"),
+        })
+    })
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::config::{ConfigError, DEFAULT_STATE_DIR};
-use crate::dev::DevSetup;
+use gateway_issuer::DevSetup;
 
 #[derive(Debug, Clone, Args)]
 pub struct PurgeArgs {

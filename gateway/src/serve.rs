@@ -2,14 +2,14 @@
 //! listener, follow the feed, and drain on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway_core::feed_auth::{FeedKey, FeedKeys};
-use gateway_core::pseudonym::PseudonymKey;
+use gateway_core::feed_auth::FeedKeys;
 use gateway_core::trust::{RootKey, TrustList};
 use gateway_core::{Limits, Policy, Settings, Verifier};
+use gateway_issuer::{keys, owner_only, DevSetup};
 use http::header::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -17,7 +17,6 @@ use tokio::sync::{watch, Semaphore};
 use crate::app::{App, FeedState};
 use crate::callers::{Callers, Shares};
 use crate::config::{ConfigError, FeedSource, ServeArgs, ServeConfig};
-use crate::dev::DevSetup;
 use crate::listen::guard::ConnCaps;
 use crate::listen::{quic, tcp, tls};
 use crate::metrics::Metrics;
@@ -36,20 +35,12 @@ enum Task {
 /// seconds to write).
 const FEED_STOP_LIMIT: Duration = Duration::from_secs(60);
 
-fn read_text(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError::file(path, e))
-}
-
 /// Reads the feed keys (owner-only files of 32 bytes, base64url, one line).
 fn load_feed_keys(paths: &[PathBuf]) -> Result<FeedKeys, ConfigError> {
-    let mut keys = Vec::new();
-    for p in paths {
-        let text = crate::owner_only::read_secret_text(p)?;
-        keys.push(
-            FeedKey::from_b64(&text)
-                .ok_or_else(|| ConfigError::file(p, "not 32 bytes of base64url on one line"))?,
-        );
-    }
+    let keys = paths
+        .iter()
+        .map(|p| keys::read_feed_key(p))
+        .collect::<Result<_, _>>()?;
     Ok(FeedKeys::new(keys))
 }
 
@@ -64,9 +55,9 @@ fn load_verifier(cfg: &ServeConfig) -> Result<(Verifier, Option<RootKey>), Confi
             format!("no usable key ({} refused)", refused.len()),
         ));
     }
-    let root = RootKey::from_b64(&read_text(&cfg.root_key)?)
-        .map_err(|e| ConfigError::file(&cfg.root_key, format!("not a root key: {e}")))?;
-    let policy_text = read_text(&cfg.policy)?;
+    let root = keys::read_root_key(&cfg.root_key)?;
+    let policy_text =
+        std::fs::read_to_string(&cfg.policy).map_err(|e| ConfigError::file(&cfg.policy, e))?;
     let policy = match Policy::from_signed(policy_text.trim(), &root) {
         Ok(p) => p,
         Err(signed_err) if cfg.dev => match Policy::from_json(policy_text.as_bytes()) {
@@ -78,13 +69,11 @@ fn load_verifier(cfg: &ServeConfig) -> Result<(Verifier, Option<RootKey>), Confi
         },
         Err(e) => return Err(ConfigError::file(&cfg.policy, e)),
     };
-    let pseudonyms = match &cfg.pseudonym_key {
-        Some(p) => Some(
-            PseudonymKey::from_b64(&crate::owner_only::read_secret_text(p)?)
-                .ok_or_else(|| ConfigError::file(p, "not 32 bytes of base64url on one line"))?,
-        ),
-        None => None,
-    };
+    let pseudonyms = cfg
+        .pseudonym_key
+        .as_deref()
+        .map(keys::read_pseudonym_key)
+        .transpose()?;
     let settings = Settings {
         limits: Limits {
             skew: cfg.skew,
@@ -125,7 +114,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
             }
         }
         let made = dev_setup.ensure()?;
-        dev_setup.apply_to(&mut args);
+        args.use_dev_setup(&dev_setup);
         if made {
             tracing::warn!(dir = %state_dir.display(), "no keys given: generated a development setup (root key, issuer key, signed policy, API key, self-signed certificate)");
         }
@@ -171,10 +160,10 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
             }
             // The broker's credentials are secrets like the keys (cli.md); the CA is not.
             if flag != "nats-ca" {
-                crate::owner_only::check_secret(f)?;
+                owner_only::check_secret(f)?;
             }
             if flag == "nats-nkey" {
-                crate::issue::check_nkey_seed(f, &crate::owner_only::read_secret_text(f)?)?;
+                crate::issue::check_nkey_seed(f, &owner_only::read_secret_text(f)?)?;
             }
         }
     }

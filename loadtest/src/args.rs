@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use gateway::config::{FeedSource, NatsArgs};
-use gateway::dev::DevSetup;
 use gateway_core::policy::reference_policy_json;
 use gateway_core::pseudonym::PseudonymKey;
 use gateway_core::trust::RootKey;
 use gateway_core::Policy;
+use gateway_issuer::flags::{FeedKeyArg, NatsArgs};
+use gateway_issuer::mint::{Issuer, SigningKey};
+use gateway_issuer::{keys, DevSetup, FeedSource};
 use std::sync::Arc;
 
 use crate::churn::Feed;
@@ -49,7 +50,7 @@ pub struct Args {
     pub server_name: String,
     /// The gateway's development state directory: API key, CA certificate, issuer key,
     /// pseudonym key and feed file are taken from it unless given below.
-    #[arg(long, default_value = gateway::config::DEFAULT_STATE_DIR)]
+    #[arg(long, default_value = gateway_issuer::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// File holding the API key (one line).
     #[arg(long)]
@@ -124,7 +125,7 @@ pub struct Args {
     #[command(flatten)]
     pub nats: NatsArgs,
     #[command(flatten)]
-    pub feed_key: gateway::issue::FeedKeyArg,
+    pub feed_key: FeedKeyArg,
     /// Status changes per second published while the load runs (needs a feed).
     #[arg(long)]
     pub churn_rate: Option<f64>,
@@ -243,10 +244,10 @@ impl Args {
             Some(cert)
         };
         let issuer = match (&self.issuer_key, &self.kid, &self.iss) {
-            (Some(k), Some(kid), Some(iss)) => gateway_core::mint::Issuer {
+            (Some(k), Some(kid), Some(iss)) => Issuer {
                 kid: kid.clone().into_bytes(),
                 issuer: iss.clone(),
-                key: gateway::issue::read_signing_key(k).map_err(|e| e.to_string())?,
+                key: keys::read_issuer_key(k).map_err(|e| e.to_string())?,
             },
             _ => dev.issuer().map_err(|e| e.to_string())?,
         };
@@ -254,20 +255,21 @@ impl Args {
             .pseudonym_key
             .clone()
             .unwrap_or_else(|| dev.pseudonym_key());
-        let pseudonyms = gateway::dev::read_b64_32(&pk_path).ok();
+        // Without a pseudonym key the mix has no card checks.
+        let pseudonyms = keys::read_pseudonym_key(&pk_path).ok();
         let feed_text = self.feed.clone().or_else(|| {
             let f = dev.feed();
             f.exists().then(|| format!("file:{}", f.display()))
         });
         let feed = match feed_text {
             Some(f) => Some(Feed {
-                source: FeedSource::parse(&f).map_err(|e| e.0)?,
+                source: FeedSource::parse(&f, "feed").map_err(|e| e.to_string())?,
                 auth: self.nats.auth(),
                 prefix: self.nats.subject_prefix.clone(),
                 key: self
                     .feed_key
                     .load(&self.state_dir)
-                    .map_err(|e| e.0)?
+                    .map_err(|e| e.to_string())?
                     .map(Arc::new),
             }),
             None => None,
@@ -304,7 +306,7 @@ impl Args {
             } else {
                 self.pool.max(1)
             };
-        let now = gateway::unix_now();
+        let now = gateway_issuer::unix_now();
         let churn_n = if self.churn_rate.is_some() {
             CHURN_SUBJECTS
         } else {
@@ -390,8 +392,8 @@ struct Minting<'a> {
 
 /// Mints `count` items of the mix and `churn` green ones, on every core.
 fn mint_all(
-    issuer: gateway_core::mint::Issuer,
-    pseudonyms: Option<[u8; 32]>,
+    issuer: Issuer,
+    pseudonyms: Option<PseudonymKey>,
     m: &Minting<'_>,
     count: usize,
     churn: usize,
@@ -409,19 +411,26 @@ fn mint_all(
                     .as_slice()
                     .try_into()
                     .map_err(|_| "issuer key".to_owned())?;
-                gateway_core::mint::SigningKey::ed25519(&b)
+                SigningKey::ed25519(&b)
             }
             gateway_core::cose::Alg::Es256 => {
-                gateway_core::mint::SigningKey::es256(&secret).map_err(|e| e.to_string())?
+                SigningKey::es256(&secret).map_err(|e| e.to_string())?
             }
         };
-        let issuer = gateway_core::mint::Issuer {
+        let issuer = Issuer {
             kid: issuer.kid.clone(),
             issuer: issuer.issuer.clone(),
             key,
         };
-        let pk = pseudonyms.map(|b| PseudonymKey::new(&b));
-        Minter::new(issuer, pk, m.mix, m.policy.clone(), m.venues, seed, m.now)
+        Minter::new(
+            issuer,
+            pseudonyms.clone(),
+            m.mix,
+            m.policy.clone(),
+            m.venues,
+            seed,
+            m.now,
+        )
     };
     let parts: Vec<Result<Vec<Item>, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)

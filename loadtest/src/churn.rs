@@ -1,5 +1,5 @@
 //! Revocation churn: while the load runs, turn subjects red through the feed (a feed file
-//! or NATS, with the gateway's own publisher) at a given rate, and for each change
+//! or NATS, with the issuing side's publisher, over one connection for the whole run) at a given rate, and for each change
 //! measure the time from the publish call to the first deny the gateway gives that
 //! subject's code. A probe per change verifies the code back to back on its own
 //! connection until it is denied (or 10 s pass: counted as missed).
@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gateway::config::{FeedSource, NatsAuth};
-use gateway::publish::{send, stream_config, Outgoing};
 use gateway_core::feed_auth::FeedKey;
-use gateway_core::feed_event::{self, status_line};
 use gateway_core::Color;
+use gateway_issuer::events::Writer;
+use gateway_issuer::nats::NatsAuth;
+use gateway_issuer::publish::Publisher;
+use gateway_issuer::FeedSource;
 
 use crate::client::{Conn, Target};
 use crate::mix::Item;
@@ -35,33 +36,38 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Publishes event lines, in order (with `mac` when the feed has a key).
-    pub async fn publish(&self, mut lines: Vec<String>) -> Result<(), String> {
-        if let Some(k) = &self.key {
-            for l in &mut lines {
-                *l = feed_event::add_mac(l, k).ok_or("an event line the gateway would refuse")?;
-            }
-        }
-        match &self.source {
-            FeedSource::File(p) => {
-                let p = p.clone();
-                tokio::task::spawn_blocking(move || gateway::issue::append_lines(&p, &lines))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())
-            }
-            FeedSource::Nats { url, stream } => {
-                let events = lines
-                    .into_iter()
-                    .map(|l| Outgoing::new(&self.prefix, l))
-                    .collect();
-                let cfg = stream_config(stream, &self.prefix, 1);
-                send(url, &cfg, &self.auth, events)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        }
+    /// Opens the feed for the run: one publisher (for NATS, one connection) that every
+    /// change goes through.
+    pub async fn open(&self) -> Result<OpenFeed, String> {
+        let publisher = Publisher::open(&self.source, &self.auth, &self.prefix, 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(OpenFeed {
+            publisher,
+            key: self.key.clone(),
+        })
+    }
+}
+
+/// A feed opened for the run.
+pub struct OpenFeed {
+    publisher: Publisher,
+    key: Option<Arc<FeedKey>>,
+}
+
+impl OpenFeed {
+    /// Writes event lines as the authority does (with `mac` when the feed has a key).
+    pub fn writer(&self) -> Writer<'_> {
+        Writer::new(self.key.as_deref())
+    }
+
+    /// Publishes event lines, in order.
+    pub async fn publish(&self, lines: Vec<String>) -> Result<(), String> {
+        self.publisher
+            .send(lines)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -76,7 +82,7 @@ pub struct Propagation {
 /// Runs churn at `rate` changes per second for `duration` over `subjects` (green codes,
 /// version 1), each turned red at version 2.
 pub async fn run(
-    feed: Feed,
+    feed: Arc<OpenFeed>,
     target: Target,
     subjects: Vec<Item>,
     rate: f64,
@@ -92,7 +98,8 @@ pub async fn run(
             break;
         }
         tokio::time::sleep_until(at.into()).await;
-        let line = status_line(&item.sub, Color::Red, 2, None, gateway::unix_now() as i64);
+        let at = gateway_issuer::unix_now() as i64;
+        let line = feed.writer().status(&item.sub, Color::Red, 2, None, at);
         let published = Instant::now();
         if feed.publish(vec![line]).await.is_err() {
             out.publish_errors += 1;

@@ -42,22 +42,24 @@ pub const EXIT_USAGE: i32 = 2;
 pub async fn execute(a: args::Args) -> Result<Report, String> {
     let setup: Setup = a.setup()?;
     let live = Arc::new(stats::Live::default());
+    // One publisher for the whole run (for NATS, one connection).
+    let feed = match &setup.feed {
+        Some(f) => Some(Arc::new(f.open().await?)),
+        None => None,
+    };
     // Revocations for the `revoked` codes, published and seen before the load starts.
-    if let Some(feed) = &setup.feed {
+    if let Some(feed) = &feed {
         let revoked: Vec<&mix::Item> = setup
             .items
             .iter()
             .filter(|i| i.kind == mix::Kind::Revoked)
             .collect();
         if let Some(last) = revoked.last() {
+            let exp = setup.now + 7 * 3600;
             let lines = revoked
                 .iter()
                 .filter_map(|i| i.cti.as_ref())
-                .map(|cti| {
-                    serde_json::json!({"type": "revoke_token", "cti": gateway_core::b64::encode(cti),
-                                       "exp": setup.now + 7 * 3600})
-                    .to_string()
-                })
+                .map(|cti| feed.writer().revoke(cti, exp))
                 .collect();
             feed.publish(lines).await?;
             wait_denied(&setup.target, last).await?;
@@ -67,7 +69,7 @@ pub async fn execute(a: args::Args) -> Result<Report, String> {
         let live = live.clone();
         tokio::spawn(progress_line(live))
     });
-    let churn = match (&setup.feed, a.churn_rate) {
+    let churn = match (&feed, a.churn_rate) {
         (Some(feed), Some(rate)) if rate > 0.0 => Some(tokio::spawn(churn::run(
             feed.clone(),
             setup.target.clone(),

@@ -7,11 +7,11 @@
 use std::str::FromStr;
 
 use bytes::Bytes;
-use gateway_core::mint::{Issuer, SigningKey};
 use gateway_core::policy::VenueId;
 use gateway_core::pseudonym::{CardKind, PseudonymKey};
 use gateway_core::token::{Companion, NewClaims};
 use gateway_core::{Color, Policy, Sub, Verdict};
+use gateway_issuer::mint::{Issuer, SigningKey};
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 

@@ -55,12 +55,12 @@ async fn verify_over_every_protocol_and_status_changes_from_the_feed() {
     // The subject turns red in the feed: denied afterwards (waiting on the condition).
     gw.append_feed(&format!(
         "{}\n",
-        gateway_core::feed_event::status_line(
+        gateway_issuer::events::PLAIN.status(
             &sub,
             Color::Red,
             2,
             Some(4),
-            gateway::unix_now() as i64
+            gateway_issuer::unix_now() as i64
         )
     ));
     let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();

@@ -3,9 +3,9 @@
 //! A gateway's key replays and follows the stream but cannot publish an event or
 //! touch the stream.
 
-use gateway::publish::Outgoing;
-use gateway_core::feed_event::status_line;
 use gateway_core::{Color, Sub};
+use gateway_issuer::events::PLAIN;
+use gateway_issuer::publish::subject_of;
 
 use crate::support::client::{get_plain, Proto};
 use crate::support::nats::{DeployCluster, PREFIX, STREAM};
@@ -18,7 +18,7 @@ fn sub(i: u32) -> Sub {
 }
 
 fn status(i: u32, color: Color, ver: u64) -> String {
-    status_line(&sub(i), color, ver, None, gateway::unix_now() as i64)
+    PLAIN.status(&sub(i), color, ver, None, gateway_issuer::unix_now() as i64)
 }
 
 async fn decide(gw: &Gateway, code: &str) -> String {
@@ -119,9 +119,9 @@ async fn deploy_broker_lets_a_gateway_read_the_stream_and_nothing_more() {
     let at_edge = gateway::feed::nats::connect(&cluster.edge_url(), &files.authority())
         .await
         .expect("the authority connects at the edge");
-    let forged = Outgoing::new(PREFIX, status(8, Color::Green, 5));
+    let forged = status(8, Color::Green, 5);
     at_edge
-        .publish(forged.subject, forged.line.into())
+        .publish(subject_of(PREFIX, &forged), forged.into())
         .await
         .expect("sent");
     at_edge.flush().await.expect("the edge took it");
@@ -177,9 +177,8 @@ async fn refused_publish(url: &str, seed: &str, ca: &std::path::Path, line: Stri
         .connect(url)
         .await
         .expect("the key connects");
-    let ev = Outgoing::new(PREFIX, line);
     client
-        .publish(ev.subject, ev.line.into())
+        .publish(subject_of(PREFIX, &line), line.into())
         .await
         .expect("sent");
     client.flush().await.expect("flushed");

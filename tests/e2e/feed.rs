@@ -1,9 +1,9 @@
 //! The change stream at work: NATS JetStream (a real `nats-server` started here, killed
 //! and restarted for fault tests) and the file feed, with snapshots and restarts.
 
-use gateway_core::feed_event::status_line;
-use gateway_core::mint::RootSigner;
 use gateway_core::{Color, Sub};
+use gateway_issuer::events::PLAIN;
+use gateway_issuer::mint::RootSigner;
 
 use crate::support::client::{get_plain, Proto};
 use crate::support::nats::NatsServer;
@@ -17,7 +17,7 @@ fn sub(i: u32) -> Sub {
 }
 
 fn status(i: u32, color: Color, ver: u64) -> String {
-    status_line(&sub(i), color, ver, None, gateway::unix_now() as i64)
+    PLAIN.status(&sub(i), color, ver, None, gateway_issuer::unix_now() as i64)
 }
 
 fn statuses(range: std::ops::Range<u32>) -> Vec<String> {

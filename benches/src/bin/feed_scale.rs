@@ -31,14 +31,14 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gateway::config::NatsAuth;
-use gateway::dev::DevSetup;
-use gateway::publish::{send, stream_config, Outgoing};
 use gateway_benches::subjects;
 use gateway_core::feed_auth::FeedKey;
-use gateway_core::feed_event::{heartbeat_line, status_line_with};
 use gateway_core::token::NewClaims;
 use gateway_core::{Color, Sub};
+use gateway_issuer::events::Writer;
+use gateway_issuer::nats::NatsAuth;
+use gateway_issuer::publish::{stream_config, NatsPublisher};
+use gateway_issuer::{unix_now, DevSetup};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
@@ -108,7 +108,7 @@ fn start_gateway_keyed(state: &Path, feed: &str, keyed: bool) -> (Gw, Instant) {
     } else {
         // The quick start makes and uses a feed key of its own: a gateway without one
         // is given every other file of a development setup explicitly.
-        let setup = gateway::dev::DevSetup::new(state);
+        let setup = DevSetup::new(state);
         setup.ensure().expect("development setup");
         for (flag, path) in [
             ("--trust", setup.trust()),
@@ -270,7 +270,7 @@ async fn run(n: usize, changes: usize, rate: u64) {
     let scratch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/feed-scale");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).expect("scratch");
-    gateway::owner_only::write(
+    gateway_issuer::owner_only::write(
         &feed_key_file(),
         format!("{}\n", gateway_core::b64::encode(&FEED_KEY)).as_bytes(),
     )
@@ -295,30 +295,24 @@ async fn run(n: usize, changes: usize, rate: u64) {
     // 1. The stream.
     let subs = subjects(n, 99);
     // Statuses set now: older green ones would be forgotten (`feed.md`) during the run.
-    let at = gateway::unix_now() as i64;
+    let at = unix_now() as i64;
     let t = Instant::now();
     let config = stream_config(STREAM, PREFIX, 1);
+    let publisher = NatsPublisher::connect(&url, &config, &NatsAuth::default(), PREFIX)
+        .await
+        .expect("broker");
+    let writer = Writer::new(Some(&feed_key));
     for chunk in subs.chunks(1_000_000) {
-        let events: Vec<Outgoing> = chunk
+        let events = chunk
             .iter()
-            .map(|s| {
-                let line = status_line_with(s, Color::Green, 1, None, at, Some(&feed_key));
-                Outgoing::new(PREFIX, line)
-            })
+            .map(|s| writer.status(s, Color::Green, 1, None, at))
             .collect();
-        send(&url, &config, &NatsAuth::default(), events)
-            .await
-            .expect("publish");
+        publisher.send(events).await.expect("publish");
     }
-    let hb = heartbeat_line(at, Some(&feed_key));
-    let total = send(
-        &url,
-        &config,
-        &NatsAuth::default(),
-        vec![Outgoing::new(PREFIX, hb)],
-    )
-    .await
-    .expect("publish");
+    let total = publisher
+        .send(vec![writer.heartbeat(at)])
+        .await
+        .expect("publish");
     let publish_rate = total as f64 / t.elapsed().as_secs_f64();
     eprintln!("published {total} messages at {publish_rate:.0}/s");
 
@@ -401,7 +395,7 @@ async fn run(n: usize, changes: usize, rate: u64) {
     let dev = DevSetup::new(&state);
     let issuer = dev.issuer().expect("issuer");
     let key = dev.read_api_key().expect("api key");
-    let now = gateway::unix_now();
+    let now = unix_now();
     let mint = |sub: &Sub, i: usize| -> Bytes {
         let c = NewClaims {
             iss: issuer.issuer.clone(),
@@ -457,17 +451,9 @@ async fn run(n: usize, changes: usize, rate: u64) {
             String::from_utf8_lossy(&body).contains("\"allow\""),
             "green before the change"
         );
-        let now = gateway::unix_now() as i64;
-        let line = status_line_with(s, Color::Red, 2, None, now, Some(&feed_key));
+        let line = writer.status(s, Color::Red, 2, None, unix_now() as i64);
         let t = Instant::now();
-        send(
-            &url,
-            &config,
-            &NatsAuth::default(),
-            vec![Outgoing::new(PREFIX, line)],
-        )
-        .await
-        .expect("publish");
+        publisher.send(vec![line]).await.expect("publish");
         loop {
             let (_, body) = probe.verify(&key, &code).await;
             if String::from_utf8_lossy(&body).contains("\"deny\"") {

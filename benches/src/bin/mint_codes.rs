@@ -4,9 +4,9 @@
 
 use std::io::Write;
 
-use gateway_core::mint::{Issuer, SigningKey};
 use gateway_core::token::NewClaims;
 use gateway_core::{Color, Sub};
+use gateway_issuer::mint::{Issuer, SigningKey};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

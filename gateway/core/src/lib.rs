@@ -12,14 +12,12 @@
 pub mod b64;
 pub mod base45;
 pub mod cbor;
-pub mod colors;
 pub mod cose;
 pub mod decide;
 pub mod feed_auth;
 pub mod feed_event;
 mod feed_scan;
 pub mod id;
-pub mod mint;
 pub mod policy;
 pub mod pseudonym;
 pub mod reason;

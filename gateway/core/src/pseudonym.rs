@@ -37,6 +37,7 @@ impl CardKind {
 }
 
 /// The 32-byte pseudonym key.
+#[derive(Clone)]
 pub struct PseudonymKey(hmac::Key);
 
 impl std::fmt::Debug for PseudonymKey {

@@ -5,7 +5,6 @@
 
 use gateway_core::cose::Alg;
 use gateway_core::feed_event::{self, Event};
-use gateway_core::mint::{Issuer, RootSigner, SigningKey};
 use gateway_core::policy::reference_policy_json;
 use gateway_core::pseudonym::{CardKind, PseudonymKey};
 use gateway_core::status::{Status, StatusApplied};
@@ -14,6 +13,7 @@ use gateway_core::trust::{RootKey, TrustList};
 use gateway_core::{
     Applied, Color, Policy, Reason, RequestError, Settings, Sub, Verdict, Verifier,
 };
+use gateway_issuer::mint::{Issuer, RootSigner, SigningKey};
 
 const NOW: u64 = 1_780_000_000;
 const DAY: i64 = 86_400;
@@ -165,7 +165,8 @@ fn version_order_of_status() {
     let f = fixture(Settings::default());
     let c = claims(Color::Green, 5);
     let code = f.ed.mint(&c).unwrap();
-    let status = |color, ver| feed_event::status_line(&c.sub, color, ver, None, NOW as i64);
+    let status =
+        |color, ver| gateway_issuer::events::PLAIN.status(&c.sub, color, ver, None, NOW as i64);
     // Equal version: the token stands.
     assert_eq!(
         f.feed(&status(Color::Red, 5)),
@@ -389,20 +390,8 @@ fn companions_each_decided_with_their_own_status() {
             ver: 3,
         },
     ]);
-    f.feed(&feed_event::status_line(
-        &kid_a,
-        Color::Red,
-        2,
-        Some(4),
-        NOW as i64,
-    ));
-    f.feed(&feed_event::status_line(
-        &kid_b,
-        Color::Green,
-        4,
-        None,
-        NOW as i64,
-    ));
+    f.feed(&gateway_issuer::events::PLAIN.status(&kid_a, Color::Red, 2, Some(4), NOW as i64));
+    f.feed(&gateway_issuer::events::PLAIN.status(&kid_b, Color::Green, 4, None, NOW as i64));
     let d = f.v.decide(&f.ed.mint(&c).unwrap(), "metro", NOW).unwrap();
     let comp = d.companions.unwrap();
     let got: Vec<_> = comp
@@ -474,20 +463,8 @@ fn works_without_cache() {
 fn forgetting_follows_feed_md() {
     let f = fixture(Settings::default());
     let at = NOW as i64;
-    f.feed(&feed_event::status_line(
-        &Sub([1; 16]),
-        Color::Green,
-        1,
-        None,
-        at,
-    ));
-    f.feed(&feed_event::status_line(
-        &Sub([2; 16]),
-        Color::Red,
-        1,
-        None,
-        at,
-    ));
+    f.feed(&gateway_issuer::events::PLAIN.status(&Sub([1; 16]), Color::Green, 1, None, at));
+    f.feed(&gateway_issuer::events::PLAIN.status(&Sub([2; 16]), Color::Red, 1, None, at));
     f.feed(
         &serde_json::json!({"type": "revoke_token", "cti": "AQEBAQEBAQE", "exp": NOW + 10})
             .to_string(),

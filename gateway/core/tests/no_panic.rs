@@ -9,11 +9,11 @@
 use std::path::Path;
 
 use gateway_core::cbor::Reader;
-use gateway_core::mint::RootSigner;
 use gateway_core::policy::{reference_policy_json, REQUIRED_VENUES};
 use gateway_core::token::{self, Token};
 use gateway_core::trust::{RootKey, TrustList};
 use gateway_core::{base45, feed_event, Policy, Settings, Verifier};
+use gateway_issuer::mint::RootSigner;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;

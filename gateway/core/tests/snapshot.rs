@@ -6,12 +6,12 @@
 
 use gateway_core::cose::Alg;
 use gateway_core::feed_event;
-use gateway_core::mint::{Issuer, RootSigner, SigningKey};
 use gateway_core::policy::reference_policy_json;
 use gateway_core::snapshot::{self, Record, SnapshotError};
 use gateway_core::status::{Cti, Status};
 use gateway_core::trust::{RootKey, TrustList};
 use gateway_core::{Color, Policy, Settings, Sub, Verifier};
+use gateway_issuer::mint::{Issuer, RootSigner, SigningKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use gateway_core::feed_event;
-use gateway_core::mint::RootSigner;
 use gateway_core::pseudonym::{CardKind, PseudonymKey};
 use gateway_core::trust::{RootKey, TrustList};
 use gateway_core::{Decision, Judgement, Policy, Settings, Verifier};
+use gateway_issuer::mint::RootSigner;
 use serde_json::{json, Value};
 
 /// The spec's own vectors, next to this repository.

@@ -18,7 +18,8 @@ use gateway_core::trust::RootKey;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::config::{FeedSource, NatsAuth};
+use gateway_issuer::nats::NatsAuth;
+use gateway_issuer::FeedSource;
 
 /// How a feed is run.
 pub struct FeedPlan {

@@ -18,8 +18,9 @@ use gateway_core::trust::RootKey;
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::watch;
 
+pub use gateway_issuer::nats::{connect, NatsAuth, NatsError};
+
 use crate::app::App;
-use crate::config::NatsAuth;
 
 /// Backoff between attempts to (re)build the consumer: doubling from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -37,68 +38,6 @@ type Batch = Vec<(u64, bytes::Bytes)>;
 const RESERVE_ABOVE: u64 = 100_000;
 /// Delivery errors in a row before the consumer is rebuilt from our own position.
 const MAX_ERRORS_IN_A_ROW: u32 = 3;
-
-/// Why the broker could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum NatsError {
-    #[error("{0}: {1}")]
-    File(String, std::io::Error),
-    #[error("{0}")]
-    Secret(crate::config::ConfigError),
-    #[error("connect: {0}")]
-    Connect(String),
-    #[error("stream {0}: {1}")]
-    Stream(String, String),
-    #[error("consumer: {0}")]
-    Consumer(String),
-}
-
-/// Connection options from the configuration (token, creds, CA).
-async fn options(auth: &NatsAuth) -> Result<async_nats::ConnectOptions, NatsError> {
-    let mut o = async_nats::ConnectOptions::new()
-        .name("jkm-gateway")
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connection_timeout(Duration::from_secs(5))
-        .event_callback(|ev| async move {
-            match ev {
-                async_nats::Event::Connected => tracing::info!("NATS connected"),
-                async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
-                other => tracing::debug!(event = %other, "NATS event"),
-            }
-        });
-    if let Some(p) = &auth.token_file {
-        o = o.token(secret(p)?.trim().to_owned());
-    }
-    if let Some(p) = &auth.creds {
-        crate::owner_only::check_secret(p).map_err(NatsError::Secret)?;
-        o = o
-            .credentials_file(p)
-            .await
-            .map_err(|e| NatsError::File(p.display().to_string(), e))?;
-    }
-    if let Some(p) = &auth.nkey {
-        o = o.nkey(secret(p)?.trim().to_owned());
-    }
-    if let Some(p) = &auth.ca {
-        o = o.add_root_certificates(p.clone()).require_tls(true);
-    }
-    Ok(o)
-}
-
-/// A credential file's text, refused if group or others may read it.
-fn secret(p: &std::path::Path) -> Result<String, NatsError> {
-    crate::owner_only::read_secret_text(p).map_err(NatsError::Secret)
-}
-
-/// Connects (retrying in the background until the broker answers).
-pub async fn connect(url: &str, auth: &NatsAuth) -> Result<async_nats::Client, NatsError> {
-    options(auth)
-        .await?
-        .connect(url)
-        .await
-        .map_err(|e| NatsError::Connect(e.to_string()))
-}
 
 /// The stream's last sequence (its head), from a connection of its own; `None` if the
 /// broker or the stream cannot be reached.

@@ -185,12 +185,12 @@ impl Store {
     /// Blocking: run it off the async threads.
     pub fn save(&self, app: &App, position: u64) -> std::io::Result<PathBuf> {
         let started = Instant::now();
-        crate::owner_only::dir(&self.dir)?;
+        gateway_issuer::owner_only::dir(&self.dir)?;
         let name = format!("{}{position:020}{SUFFIX}", self.prefix);
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let header = snapshot::header_of(&app.verifier, &self.source, position, app.now());
-        let file = crate::owner_only::create(&tmp)?;
+        let file = gateway_issuer::owner_only::create(&tmp)?;
         let mut w = snapshot::write(
             &app.verifier,
             &header,

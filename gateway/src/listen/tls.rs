@@ -115,7 +115,7 @@ fn der_time(tag: u8, t: &[u8]) -> Option<i64> {
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    let text = crate::owner_only::read_secret(path)?;
+    let text = gateway_issuer::owner_only::read_secret(path)?;
     rustls_pemfile::private_key(&mut text.as_slice())
         .map_err(|e| ConfigError::file(path, format!("not a PEM private key: {e}")))?
         .ok_or_else(|| ConfigError::file(path, "no private key in the file"))

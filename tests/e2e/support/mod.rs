@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use gateway::callers::sha256_hex;
-use gateway::dev::DevSetup;
-use gateway_core::mint::Issuer;
 use gateway_core::token::NewClaims;
 use gateway_core::{Color, Sub};
+use gateway_issuer::mint::Issuer;
+use gateway_issuer::DevSetup;
 use rustls::pki_types::CertificateDer;
 
 use client::{Client, Proto};
@@ -130,9 +130,9 @@ impl Gateway {
                 {"name": "limited", "api_key_sha256": sha256_hex(LIMITED_KEY.as_bytes()), "venues": ["bus", "metro"], "rate_per_s": 3},
                 {"name": "cards", "api_key_sha256": sha256_hex(CARDS_KEY.as_bytes()), "venues": ["*"], "rate_per_s": 1000, "card_rate_per_s": 2},
             ]});
-            gateway::owner_only::write(&setup.callers(), callers.to_string().as_bytes())
+            gateway_issuer::owner_only::write(&setup.callers(), callers.to_string().as_bytes())
                 .expect("callers");
-            gateway::owner_only::write(&setup.feed(), opts.feed.as_bytes()).expect("feed");
+            gateway_issuer::owner_only::write(&setup.feed(), opts.feed.as_bytes()).expect("feed");
         }
         if let Some(prepare) = opts.prepare.take() {
             prepare(&setup);
@@ -266,7 +266,7 @@ impl Gateway {
 
     /// A valid code for `sub` minted by the development issuer.
     pub fn mint(&self, sub: Sub, color: Color, ver: u64) -> String {
-        let now = gateway::unix_now();
+        let now = gateway_issuer::unix_now();
         let claims = NewClaims {
             iss: "CN-33".into(),
             sub,

@@ -7,8 +7,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gateway::config::NatsAuth;
-use gateway::publish::{send, Outgoing};
+use gateway_issuer::nats::NatsAuth;
+use gateway_issuer::publish::{stream_config, NatsPublisher};
 
 use super::{TempDir, DEADLINE};
 
@@ -167,27 +167,24 @@ impl NatsServer {
         self.spawn();
     }
 
-    /// Publishes event lines with the gateway's own publisher; returns the last sequence.
+    /// Publishes event lines with the issuing side's publisher; returns the last sequence.
     pub async fn publish(&self, lines: Vec<String>) -> u64 {
         self.try_publish(lines).await.expect("published")
     }
 
     pub async fn try_publish(&self, lines: Vec<String>) -> Result<u64, String> {
-        let events = lines
-            .into_iter()
-            .map(|l| Outgoing::new(PREFIX, l))
-            .collect();
-        let config = gateway::publish::stream_config(STREAM, PREFIX, 1);
-        send(&self.url(), &config, &NatsAuth::default(), events)
+        let config = stream_config(STREAM, PREFIX, 1);
+        let publisher = NatsPublisher::connect(&self.url(), &config, &NatsAuth::default(), PREFIX)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        publisher.send(lines).await.map_err(|e| e.to_string())
     }
 
     /// Publishes raw bytes on a subject of the stream (for poison messages).
     pub async fn publish_raw(&self, subject: &str, payload: &'static [u8]) {
         let client = async_nats::connect(self.url()).await.expect("connect");
         let js = async_nats::jetstream::new(client);
-        js.get_or_create_stream(gateway::publish::stream_config(STREAM, PREFIX, 1))
+        js.get_or_create_stream(stream_config(STREAM, PREFIX, 1))
             .await
             .expect("stream");
         js.publish(subject.to_owned(), payload.into())
@@ -448,14 +445,11 @@ impl DeployCluster {
 
     /// Publishes as the issuing authority (through hub-1) into a three-replica stream.
     pub async fn publish(&self, files: &DeployFiles, lines: Vec<String>) -> Result<u64, String> {
-        let events = lines
-            .into_iter()
-            .map(|l| Outgoing::new(PREFIX, l))
-            .collect();
-        let config = gateway::publish::stream_config(STREAM, PREFIX, 3);
-        send(&self.url(0), &config, &files.authority(), events)
+        let config = stream_config(STREAM, PREFIX, 3);
+        let publisher = NatsPublisher::connect(&self.url(0), &config, &files.authority(), PREFIX)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        publisher.send(lines).await.map_err(|e| e.to_string())
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 fn root() -> &'static gateway_core::trust::RootKey {
     static ROOT: OnceLock<gateway_core::trust::RootKey> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let signer = gateway_core::mint::RootSigner::from_seed(&[0x52; 32]);
+        let signer = gateway_issuer::RootSigner::from_seed(&[0x52; 32]);
         gateway_core::trust::RootKey::from_b64(&signer.public_b64()).expect("valid root")
     })
 }

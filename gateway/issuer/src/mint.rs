@@ -1,28 +1,37 @@
 //! The issuing authority's side, in memory: signing codes and root documents. Used by
 //! the `gateway` issuing subcommands, the load tester and tests, so that what they make
-//! is decoded by the very code that checks it. No I/O here either (ES256 signing draws
+//! is decoded by the very code that checks it. No I/O here (ES256 signing draws
 //! from the system random source, as ECDSA must).
 
 use ed25519_dalek::Signer;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
-use crate::b64;
-use crate::cose::{build_sign1, Alg};
-use crate::token::{encode_text, NewClaims};
-use crate::trust::{format_time, TrustEntry};
+use gateway_core::b64;
+use gateway_core::cose::{build_sign1, Alg};
+use gateway_core::token::{encode_text, NewClaims};
+use gateway_core::trust::{format_time, TrustEntry};
 
 /// A private key of one of the two algorithms.
 pub enum SigningKey {
+    /// An Ed25519 key (EdDSA).
     Ed25519(ed25519_dalek::SigningKey),
-    Es256 { pair: EcdsaKeyPair, pkcs8: Vec<u8> },
+    /// A P-256 key (ES256), with the PKCS#8 document it was read from.
+    Es256 {
+        /// The key pair.
+        pair: EcdsaKeyPair,
+        /// Its PKCS#8 form, as the key file holds it.
+        pkcs8: Vec<u8>,
+    },
 }
 
 /// Why a private key could not be loaded or made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MintError {
+    /// The bytes are not a key of the algorithm.
     #[error("private key is not valid for its algorithm")]
     BadKey,
+    /// The system's random source failed.
     #[error("random source failed")]
     Random,
 }
@@ -61,6 +70,7 @@ impl SigningKey {
         }
     }
 
+    /// The key's algorithm.
     pub fn alg(&self) -> Alg {
         match self {
             SigningKey::Ed25519(_) => Alg::EdDsa,
@@ -115,8 +125,11 @@ impl SigningKey {
 
 /// An issuer: a key, its `kid` and the issuer name it signs for.
 pub struct Issuer {
+    /// The key identifier codes carry (`token.md`).
     pub kid: Vec<u8>,
+    /// The issuer name it signs for (`iss`).
     pub issuer: String,
+    /// The private key.
     pub key: SigningKey,
 }
 
@@ -143,10 +156,12 @@ impl Issuer {
 pub struct RootSigner(ed25519_dalek::SigningKey);
 
 impl RootSigner {
+    /// The root key of a 32-byte seed.
     pub fn from_seed(seed: &[u8; 32]) -> Self {
         RootSigner(ed25519_dalek::SigningKey::from_bytes(seed))
     }
 
+    /// The seed, as `root-keygen` writes it.
     pub fn seed(&self) -> [u8; 32] {
         self.0.to_bytes()
     }

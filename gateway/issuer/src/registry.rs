@@ -11,11 +11,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use gateway_core::colors::{Case, Fact, Facts, Subject};
+use crate::colors::{Case, Fact, Facts, Subject};
 use gateway_core::Color;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::IssueError;
 
 /// A fact that holds for a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,11 +63,11 @@ pub struct Registry {
 
 impl Registry {
     /// Reads `path`; a missing file is an empty registry.
-    pub fn load(path: &Path) -> Result<Registry, ConfigError> {
+    pub fn load(path: &Path) -> Result<Registry, IssueError> {
         let stored: HashMap<String, Entry> = match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| ConfigError::file(path, e))?,
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| IssueError::file(path, e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => return Err(ConfigError::file(path, e)),
+            Err(e) => return Err(IssueError::file(path, e)),
         };
         let subjects = stored
             .into_iter()
@@ -101,16 +101,16 @@ impl Registry {
 
     /// Writes the registry to `path` (a temporary file renamed over it, owner-only); the
     /// kind of a case is written only when `with_why`.
-    pub fn save(&self, path: &Path, with_why: bool) -> Result<(), ConfigError> {
+    pub fn save(&self, path: &Path, with_why: bool) -> Result<(), IssueError> {
         let stored: HashMap<&str, Entry> = self
             .subjects
             .iter()
             .map(|(name, r)| (name.as_str(), Entry::from_record(r, with_why)))
             .collect();
         let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_vec(&stored).map_err(|e| ConfigError(e.to_string()))?;
-        crate::owner_only::write(&tmp, &text).map_err(|e| ConfigError::file(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| ConfigError::file(path, e))
+        let text = serde_json::to_vec(&stored).map_err(|e| IssueError::file(path, e))?;
+        crate::owner_only::write(&tmp, &text).map_err(|e| IssueError::file(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| IssueError::file(path, e))
     }
 }
 
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn the_kind_of_a_case_is_kept_with_why_only() {
-        use gateway_core::colors::why;
+        use crate::colors::why;
         let p = at("why");
         let asym = Fact::Diagnosed {
             case: Case::Asymptomatic,
@@ -272,7 +272,7 @@ mod tests {
         let mut r = Registry::load(&p).unwrap();
         assert_eq!(
             r.observe("A".into(), Fact::QuarantineCompleted, true),
-            Some((Color::Yellow, 4, Some(gateway_core::colors::why::FEVER)))
+            Some((Color::Yellow, 4, Some(crate::colors::why::FEVER)))
         );
     }
 }

@@ -7,25 +7,28 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use gateway_core::b64;
 use gateway_core::feed_auth::FeedKey;
-use gateway_core::mint::{Issuer, RootSigner, SigningKey};
 use gateway_core::policy::reference_policy_json;
-use gateway_core::{b64, feed_event};
-use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::callers::sha256_hex;
-use crate::config::{ConfigError, ServeArgs};
-use crate::owner_only;
+use crate::events::Writer;
+use crate::keys::{self, random32};
+use crate::mint::{Issuer, RootSigner};
+use crate::publish::Publisher;
+use crate::{owner_only, IssueError};
 
-/// The development issuer.
+/// The development issuer's key id.
 pub const DEV_KID: &str = "dev-issuer-1";
+/// The development issuer's name.
 pub const DEV_ISSUER: &str = "CN-33";
 
-/// Paths of the development setup inside the state directory.
+/// The layout of a state directory and the development setup made in it.
 pub struct DevSetup {
+    /// The state directory.
     pub dir: PathBuf,
 }
 
+#[allow(missing_docs)] // one path per file, named for it
 impl DevSetup {
     pub fn new(dir: &Path) -> Self {
         DevSetup {
@@ -71,54 +74,28 @@ impl DevSetup {
     }
 
     /// The feed key, if the setup has one.
-    pub fn read_feed_key(&self) -> Result<Option<FeedKey>, ConfigError> {
+    pub fn read_feed_key(&self) -> Result<Option<FeedKey>, IssueError> {
         let path = self.feed_key();
         if !path.exists() {
             return Ok(None);
         }
-        read_feed_key(&path).map(Some)
+        keys::read_feed_key(&path).map(Some)
     }
 
     /// The issuer that signs development codes.
-    pub fn issuer(&self) -> Result<Issuer, ConfigError> {
-        let seed = read_b64_32(&self.issuer_seed())?;
+    pub fn issuer(&self) -> Result<Issuer, IssueError> {
         Ok(Issuer {
             kid: DEV_KID.as_bytes().to_vec(),
             issuer: DEV_ISSUER.into(),
-            key: SigningKey::ed25519(&seed),
+            key: keys::read_issuer_key(&self.issuer_seed())?,
         })
     }
 
-    /// Points every unset path of `args` at this setup.
-    pub fn apply_to(&self, args: &mut ServeArgs) {
-        args.trust = Some(self.trust());
-        args.root_key = Some(self.root_pub());
-        args.policy = Some(self.policy());
-        args.callers = Some(self.callers());
-        args.pseudonym_key
-            .get_or_insert_with(|| self.pseudonym_key());
-        args.tls_cert.get_or_insert_with(|| self.cert());
-        args.tls_key.get_or_insert_with(|| self.key());
-        if args.feed.is_none() {
-            args.feed = Some(format!("file:{}", self.feed().display()));
-        }
-        if args.feed_key.is_empty() {
-            args.feed_key.push(self.feed_key());
-        }
-    }
-
     /// Creates whatever is missing; returns whether anything was created.
-    pub fn ensure(&self) -> Result<bool, ConfigError> {
-        let err = |p: &Path, e: std::io::Error| ConfigError::file(p, e);
+    pub fn ensure(&self) -> Result<bool, IssueError> {
+        let err = |p: &Path, e: std::io::Error| IssueError::file(p, e);
         owner_only::dir(&self.dir.join("tls")).map_err(|e| err(&self.dir, e))?;
         let mut made = false;
-        let rng = SystemRandom::new();
-        let random32 = || {
-            let mut b = [0u8; 32];
-            rng.fill(&mut b)
-                .map(|()| b)
-                .map_err(|_| ConfigError("system random source failed".into()))
-        };
         if !self.root_seed().exists() {
             let root = RootSigner::from_seed(&random32()?);
             write(&self.root_seed(), &b64::encode(&root.seed()))?;
@@ -127,7 +104,7 @@ impl DevSetup {
             let _ = fs::remove_file(self.policy());
             made = true;
         }
-        let root = RootSigner::from_seed(&read_b64_32(&self.root_seed())?);
+        let root = keys::read_root_signer(&self.root_seed())?;
         if !self.issuer_seed().exists() {
             write(&self.issuer_seed(), &b64::encode(&random32()?))?;
             let _ = fs::remove_file(self.trust());
@@ -181,7 +158,7 @@ impl DevSetup {
                 "::1".to_owned(),
             ];
             let ck = rcgen::generate_simple_self_signed(names)
-                .map_err(|e| ConfigError(format!("self-signed certificate: {e}")))?;
+                .map_err(|e| IssueError::key("self-signed certificate", e))?;
             write(&self.cert(), &ck.cert.pem())?;
             write(&self.key(), &ck.signing_key.serialize_pem())?;
             made = true;
@@ -229,37 +206,24 @@ impl DevSetup {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => return,
             }
-            let at = crate::unix_now() as i64;
-            let line = format!("{}\n", feed_event::heartbeat_line(at, key.as_ref()));
-            let appended = tokio::fs::OpenOptions::new().append(true).open(&feed).await;
-            if let Ok(mut f) = appended {
-                let _ = tokio::io::AsyncWriteExt::write_all(&mut f, line.as_bytes()).await;
-            }
+            let line = Writer::new(key.as_ref()).heartbeat(crate::unix_now() as i64);
+            // A failed append shows as a stale feed, which is what it is.
+            let _ = Publisher::File(feed.clone()).send(vec![line]).await;
         }
     }
 
     /// The API key of the development caller.
-    pub fn read_api_key(&self) -> Result<String, ConfigError> {
-        fs::read_to_string(self.api_key())
-            .map(|s| s.trim().to_owned())
-            .map_err(|e| ConfigError::file(&self.api_key(), e))
+    pub fn read_api_key(&self) -> Result<String, IssueError> {
+        keys::read_api_key(&self.api_key())
     }
 }
 
-fn write(path: &Path, text: &str) -> Result<(), ConfigError> {
-    owner_only::write(path, format!("{text}\n").as_bytes()).map_err(|e| ConfigError::file(path, e))
+fn write(path: &Path, text: &str) -> Result<(), IssueError> {
+    owner_only::write(path, format!("{text}\n").as_bytes()).map_err(|e| IssueError::file(path, e))
 }
 
-/// Reads a feed key file (owner-only; 32 bytes of base64url on one line).
-pub fn read_feed_key(path: &Path) -> Result<FeedKey, ConfigError> {
-    let text = crate::owner_only::read_secret_text(path)?;
-    FeedKey::from_b64(&text)
-        .ok_or_else(|| ConfigError::file(path, "not 32 bytes of base64url on one line"))
-}
-
-/// Reads a one-line base64url file of 32 bytes.
-pub fn read_b64_32(path: &Path) -> Result<[u8; 32], ConfigError> {
-    let text = fs::read_to_string(path).map_err(|e| ConfigError::file(path, e))?;
-    b64::decode_array::<32>(text.trim())
-        .ok_or_else(|| ConfigError::file(path, "not 32 bytes of base64url on one line"))
+/// The hex SHA-256 of an API key, as `callers.json` holds it.
+fn sha256_hex(key: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, key);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }

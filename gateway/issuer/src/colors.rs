@@ -19,14 +19,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::status::Color;
+use gateway_core::Color;
 
 /// Kinds of case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Case {
+    /// A confirmed case.
     Confirmed,
+    /// A suspected case (also: a positive nucleic acid result).
     Suspected,
+    /// An asymptomatic infection.
     Asymptomatic,
 }
 
@@ -34,16 +37,23 @@ pub enum Case {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Facts {
+    /// A case of some kind, under quarantine.
     pub case: Option<Case>,
+    /// A close contact, under quarantine.
     pub close_contact: bool,
+    /// Abroad in the past 14 days, under quarantine.
     pub abroad: bool,
     /// Quarantine ordered without another reason (e.g. an inbound traveller's order).
     pub quarantine_ordered: bool,
     /// Centralised quarantine done; for people recently abroad, home observation runs.
     pub home_observation: bool,
+    /// Red-code management by the provincial office.
     pub red_management: bool,
+    /// A fever, not yet cleared.
     pub fever: bool,
+    /// A stay in a medium- or high-risk area, not yet cleared by a negative test.
     pub risk_area: bool,
+    /// Yellow-code management by the provincial office.
     pub yellow_management: bool,
 }
 
@@ -53,8 +63,10 @@ pub struct Facts {
 pub enum Fact {
     /// A diagnosis: confirmed, suspected or asymptomatic.
     Diagnosed {
+        /// Which kind of case.
         case: Case,
     },
+    /// Identified as a close contact of a case.
     CloseContact,
     /// Lived abroad in the past 14 days (on arrival).
     ReturnedFromAbroad,
@@ -62,19 +74,26 @@ pub enum Fact {
     QuarantineOrdered,
     /// The quarantine (or the home observation that follows one from abroad) is over.
     QuarantineCompleted,
+    /// A fever reported.
     Fever,
+    /// The fever has gone.
     FeverGone,
     /// Lives in, or stayed in, a medium- or high-risk area: a test is required.
     RiskArea,
+    /// A negative nucleic acid test.
     NucleicAcidNegative,
+    /// A positive nucleic acid test (a suspected case).
     NucleicAcidPositive,
+    /// The office puts the subject under red-code management.
     RedManagement,
+    /// The office puts the subject under yellow-code management.
     YellowManagement,
     /// The office lifts its own red or yellow management.
     ManagementLifted,
 }
 
 /// Reason codes of `token.md`.
+#[allow(missing_docs)] // named as in token.md's table
 pub mod why {
     pub const CONFIRMED: u64 = 1;
     pub const SUSPECTED: u64 = 2;
@@ -165,7 +184,9 @@ impl Facts {
 /// One subject's record on the issuing side.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Subject {
+    /// What is known.
     pub facts: Facts,
+    /// The color last published.
     pub color: Color,
     /// Raised by one on every change of color; 0 until the first change.
     pub ver: u64,
@@ -174,8 +195,11 @@ pub struct Subject {
 /// A change of color to publish as a `status` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
+    /// The new color.
     pub color: Color,
+    /// The new status version.
     pub ver: u64,
+    /// The reason code (`token.md`), where the rules give one.
     pub why: Option<u64>,
 }
 

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use crate::config::ConfigError;
+use crate::IssueError;
 
 /// Files: read and write by the owner.
 pub const FILE_MODE: u32 = 0o600;
@@ -59,13 +59,13 @@ pub fn narrow(path: &Path) -> io::Result<()> {
 }
 
 /// Refuses a secret key file that group or others may read or write.
-pub fn check_secret(path: &Path) -> Result<(), ConfigError> {
+pub fn check_secret(path: &Path) -> Result<(), IssueError> {
     let mode = fs::metadata(path)
-        .map_err(|e| ConfigError::file(path, e))?
+        .map_err(|e| IssueError::file(path, e))?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
-        return Err(ConfigError::file(
+        return Err(IssueError::file(
             path,
             format!(
                 "a secret key file must be readable by its owner only (mode {:03o}; chmod 600 it)",
@@ -77,14 +77,14 @@ pub fn check_secret(path: &Path) -> Result<(), ConfigError> {
 }
 
 /// Reads a secret key file after [`check_secret`].
-pub fn read_secret(path: &Path) -> Result<Vec<u8>, ConfigError> {
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, IssueError> {
     check_secret(path)?;
-    fs::read(path).map_err(|e| ConfigError::file(path, e))
+    fs::read(path).map_err(|e| IssueError::file(path, e))
 }
 
 /// [`read_secret`] as UTF-8 text.
-pub fn read_secret_text(path: &Path) -> Result<String, ConfigError> {
-    String::from_utf8(read_secret(path)?).map_err(|_| ConfigError::file(path, "not UTF-8 text"))
+pub fn read_secret_text(path: &Path) -> Result<String, IssueError> {
+    String::from_utf8(read_secret(path)?).map_err(|_| IssueError::file(path, "not UTF-8 text"))
 }
 
 #[cfg(test)]

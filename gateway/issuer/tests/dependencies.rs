@@ -1,0 +1,68 @@
+//! The arrows between the workspace's crates point one way: the issuing side depends on
+//! the core only; the load tester and the benchmarks use the issuing side and the core,
+//! never the server (`gateway`), which they talk to over the wire or start as a process.
+//! Checked with `cargo tree` on the real lock file.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::process::Command;
+
+/// The workspace crates in the normal dependency tree of `package` (itself excluded).
+fn workspace_deps(package: &str) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            package,
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let mut names: Vec<String> = tree
+        .lines()
+        // Workspace members are listed with their path: `gateway-core v0.1.0 (/…)`.
+        .filter(|l| l.contains(" (/"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| *n != package)
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn the_issuing_side_depends_on_the_core_only() {
+    assert_eq!(workspace_deps("gateway-issuer"), ["gateway-core"]);
+}
+
+#[test]
+fn the_load_tester_and_the_benchmarks_do_not_depend_on_the_server() {
+    for package in ["loadtest", "gateway-benches"] {
+        assert_eq!(
+            workspace_deps(package),
+            ["gateway-core", "gateway-issuer"],
+            "{package}"
+        );
+    }
+}
+
+#[test]
+fn the_server_uses_the_issuing_side_for_its_commands() {
+    assert_eq!(
+        workspace_deps("gateway"),
+        ["gateway-core", "gateway-issuer"]
+    );
+}
