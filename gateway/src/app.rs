@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gateway_core::Verifier;
-use tokio::sync::Semaphore;
 
 use crate::callers::Callers;
 use crate::metrics::Metrics;
@@ -125,9 +124,9 @@ pub struct App {
     pub boot: Instant,
     /// Requests being decided (taken once the body is in); a request that finds none
     /// left is answered 503 at once.
-    pub in_flight: std::sync::Arc<Semaphore>,
+    pub in_flight: std::sync::Arc<crate::slots::Slots>,
     /// `/v1/verify/stream` streams open, all callers (`--max-open-streams`).
-    pub open_streams: std::sync::Arc<Semaphore>,
+    pub open_streams: std::sync::Arc<crate::slots::Slots>,
     /// Testing only (`--debug-fixed-now`): the clock's reading for every decision.
     pub fixed_now: Option<u64>,
     /// Where signatures are checked, off the I/O threads.

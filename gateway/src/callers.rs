@@ -49,9 +49,9 @@ pub struct Caller {
     /// `gateway_caller_requests_total{caller}`, registered when the file is loaded.
     pub requests: metrics::Counter,
     /// This caller's share of the requests in flight (`--caller-max-in-flight`).
-    pub in_flight: Arc<tokio::sync::Semaphore>,
+    pub in_flight: Arc<crate::slots::Slots>,
     /// Its share of the long-lived streams (`--caller-max-open-streams`).
-    pub streams: Arc<tokio::sync::Semaphore>,
+    pub streams: Arc<crate::slots::Slots>,
     /// Failed signatures it may still cause (a bucket refilled at
     /// `--caller-bad-signatures-per-s`, holding one second's worth).
     bad_signatures: Mutex<Bucket>,
@@ -362,8 +362,8 @@ impl Callers {
             });
             list.push(Arc::new(Caller {
                 requests,
-                in_flight: Arc::new(tokio::sync::Semaphore::new(shares.in_flight.max(1))),
-                streams: Arc::new(tokio::sync::Semaphore::new(shares.streams.max(1))),
+                in_flight: crate::slots::Slots::new(shares.in_flight),
+                streams: crate::slots::Slots::new(shares.streams),
                 bad_signatures: Mutex::new(Bucket {
                     tokens: bad_rate,
                     last: Instant::now(),

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod body;
 pub mod callers;
 pub mod cli;
 pub mod config;
@@ -23,5 +24,6 @@ pub mod publish;
 pub mod purge;
 pub mod serve;
 pub mod service;
+pub mod slots;
 
 pub use gateway_issuer::unix_now;

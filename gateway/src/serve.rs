@@ -12,7 +12,7 @@ use gateway_core::{Limits, Policy, Settings, Verifier};
 use gateway_issuer::{keys, owner_only, DevSetup};
 use http::header::HeaderValue;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::app::{App, FeedState};
 use crate::callers::{Callers, Shares};
@@ -20,6 +20,7 @@ use crate::config::{ConfigError, FeedSource, ServeArgs, ServeConfig};
 use crate::listen::guard::ConnCaps;
 use crate::listen::{quic, tcp, tls};
 use crate::metrics::Metrics;
+use crate::slots::Slots;
 
 /// What a spawned task is, for shutdown: listeners stop accepting and are awaited;
 /// background tasks (feed, admin) run until the drain is over.
@@ -206,8 +207,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         dev: cfg.dev,
         stale_after: cfg.stale_after,
         boot: Instant::now(),
-        in_flight: Arc::new(Semaphore::new(cfg.max_in_flight)),
-        open_streams: Arc::new(Semaphore::new(limits.max_open_streams)),
+        in_flight: Slots::new(cfg.max_in_flight),
+        open_streams: Slots::new(limits.max_open_streams),
         fixed_now: cfg.fixed_now,
         pool: crate::pool::Pool::new(limits.verify_queue),
         limits: limits.clone(),
@@ -297,9 +298,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     }
     let drained = tokio::time::timeout(cfg.shutdown_grace, async {
         tcp_caps.all_closed().await;
-        // Every protocol's in-flight requests (HTTP/3 included) hold a permit.
-        let all = u32::try_from(cfg.max_in_flight).unwrap_or(u32::MAX);
-        let _ = app.in_flight.acquire_many(all).await;
+        // Every protocol's in-flight requests (HTTP/3 included) hold a slot.
+        app.in_flight.all_free().await;
     })
     .await;
     // Then close QUIC connections with an application code (H3_NO_ERROR).

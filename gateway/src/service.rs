@@ -1,39 +1,30 @@
 //! The one request handler. Every protocol (HTTP/1.1 and HTTP/2 from hyper, HTTP/3 from
-//! h3) adapts its request to `http::Request<B>` and calls [`handle`]; this module routes,
-//! authenticates, bounds bodies and concurrency, calls the API, and records metrics.
-//! There is no per-protocol copy of any of it.
+//! h3) adapts its request to `http::Request<B>` and calls [`handle`]; this module only
+//! routes, authenticates, applies the limits (shares, bodies, slots) and records the
+//! request metrics; every endpoint's body is in `api/`. There is no per-protocol copy of
+//! any of it.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALT_SVC, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderValue, ALT_SVC, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
 
-use crate::api::{self, ApiError, CardRequest, VerifyRequest};
+use crate::api::{self, ApiError};
 use crate::app::{App, BATCH_BODY_LIMIT, VERIFY_BODY_LIMIT};
+use crate::body::{json, read_whole, BodyError, ChannelBody};
+pub use crate::body::{ReqBody, RespBody};
 use crate::callers::{Caller, Refusal};
 use crate::listen::guard::InFlight;
 use crate::metrics::{Proto, Route};
-
-/// A request body of any protocol (hyper's `Incoming`, HTTP/3's `H3Body`).
-pub trait ReqBody:
-    Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
-{
-}
-
-impl<B: Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>> ReqBody for B {}
-
-/// Every response body: a whole buffer, or a channel for the stream endpoint.
-pub type RespBody = UnsyncBoxBody<Bytes, Infallible>;
+use crate::slots::Slot;
 
 /// What the listener knows about the connection.
 #[derive(Debug, Clone)]
@@ -45,77 +36,12 @@ pub struct ConnInfo {
     pub alt_svc: Option<HeaderValue>,
 }
 
-/// A response body fed by a channel, for answers made while the request still arrives.
-pub struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
-    }
-}
-
-/// A request body that must arrive whole before a deadline (`--body-timeout`); after
-/// it, reading fails with [`BodyTimedOut`] (408 `request_timeout`).
-pub struct Deadline<B> {
-    body: B,
-    sleep: Pin<Box<tokio::time::Sleep>>,
-}
-
-/// The body did not arrive in time.
-#[derive(Debug)]
-pub struct BodyTimedOut;
-
-impl std::fmt::Display for BodyTimedOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("request body timed out")
-    }
-}
-
-impl std::error::Error for BodyTimedOut {}
-
-impl<B> Deadline<B> {
-    pub fn new(body: B, within: Duration) -> Self {
-        Deadline {
-            body,
-            sleep: Box::pin(tokio::time::sleep(within)),
-        }
-    }
-}
-
-impl<B: ReqBody + Unpin> Body for Deadline<B> {
-    type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if let Poll::Ready(f) = Pin::new(&mut self.body).poll_frame(cx) {
-            return Poll::Ready(f.map(|r| r.map_err(Into::into)));
-        }
-        match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-}
-
 /// A response body that holds what its request held (the caller's share, the
 /// connection's record of the request) until the client has taken it up, so a reader
 /// that does not read holds its own share and nobody else's.
 struct Hold {
     inner: RespBody,
-    _held: (Option<OwnedSemaphorePermit>, Option<InFlight>),
+    _held: (Option<Slot>, Option<InFlight>),
 }
 
 impl Body for Hold {
@@ -136,27 +62,6 @@ impl Body for Hold {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
-}
-
-fn full(body: impl Into<Bytes>) -> RespBody {
-    Full::new(body.into()).boxed_unsync()
-}
-
-fn json(status: StatusCode, body: String) -> Response<RespBody> {
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-/// The one place an error becomes a response.
-pub fn error_response(e: ApiError) -> Response<RespBody> {
-    let mut r = json(e.status(), e.json());
-    if let Some(s) = e.retry_after() {
-        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(s));
-    }
-    r
 }
 
 fn route_of(path: &str) -> Route {
@@ -196,7 +101,7 @@ where
         Ok((r, c, p)) => (r, c, p),
         // The proxy endpoint answers in the form proxies understand.
         Err((e, c)) if route == Route::Auth => (api::auth::refused(e), c, None),
-        Err((e, c)) => (error_response(e), c, None),
+        Err((e, c)) => (e.response(), c, None),
     };
     if share.is_some() || in_flight.is_some() {
         resp = resp.map(|inner| {
@@ -225,11 +130,7 @@ where
 }
 
 type Outcome = Result<
-    (
-        Response<RespBody>,
-        Option<Arc<Caller>>,
-        Option<OwnedSemaphorePermit>,
-    ),
+    (Response<RespBody>, Option<Arc<Caller>>, Option<Slot>),
     (ApiError, Option<Arc<Caller>>),
 >;
 
@@ -243,7 +144,7 @@ where
         req.method() == Method::POST,
     ) {
         (Route::Health, true, _) => {
-            return Ok((json(StatusCode::OK, api::readiness_json(app).1), None, None))
+            return Ok((json(StatusCode::OK, api::readiness_json(app).1), None, None));
         }
         (Route::Ready, true, _) => {
             let (ready, body) = api::readiness_json(app);
@@ -271,10 +172,10 @@ where
     if route == Route::Stream {
         // Long-lived: counted in a pool of their own (the caller's share, then all
         // callers'), so streams cannot take the slots short verifications need.
-        let Ok(mine) = caller.streams.clone().try_acquire_owned() else {
+        let Some(mine) = caller.streams.try_take() else {
             return refuse(Refusal::Streams);
         };
-        let Ok(all) = app.open_streams.clone().try_acquire_owned() else {
+        let Some(all) = app.open_streams.try_take() else {
             return refuse(Refusal::Streams);
         };
         let (tx, rx) = mpsc::channel(64);
@@ -292,17 +193,10 @@ where
         return Ok((r, c, None));
     }
     // This caller's share first: a caller over it is refused alone.
-    let Ok(share) = caller.in_flight.clone().try_acquire_owned() else {
+    let Some(share) = caller.in_flight.try_take() else {
         return refuse(Refusal::InFlight);
     };
-    let result = match route {
-        Route::Verify => verify(app, &caller, req).await,
-        Route::Batch => batch(app, &caller, req).await,
-        Route::Card => card(app, &caller, req).await,
-        Route::Auth => auth(app, &caller, req).await,
-        _ => Err(ApiError::NotFound),
-    };
-    match result {
+    match endpoint(app, &caller, route, req).await {
         Ok(r) => Ok((r, c, Some(share))),
         Err(e) => Err((e, c)),
     }
@@ -319,178 +213,44 @@ fn authenticate<B>(app: &App, conn: &ConnInfo, req: &Request<B>) -> Option<Arc<C
         .and_then(|h| app.callers.by_cert(h).cloned())
 }
 
+/// An endpoint's answer. The limits apply here, the same for every endpoint: the body
+/// is read whole within its size limit and `--body-timeout` (the proxy endpoint's is
+/// never read), then a slot of the global in-flight limit is taken (so a body still
+/// arriving holds only its caller's share); the endpoint itself is in `api/`.
+async fn endpoint<B>(
+    app: &Arc<App>,
+    caller: &Arc<Caller>,
+    route: Route,
+    req: Request<B>,
+) -> Result<Response<RespBody>, ApiError>
+where
+    B: ReqBody + Send + Unpin + 'static,
+{
+    let (head, body) = req.into_parts();
+    let body = match route {
+        Route::Auth => Bytes::new(),
+        Route::Batch => read_body(app, body, BATCH_BODY_LIMIT).await?,
+        _ => read_body(app, body, VERIFY_BODY_LIMIT).await?,
+    };
+    let _slot = app.in_flight.try_take().ok_or(ApiError::Overloaded)?;
+    match route {
+        Route::Verify => api::verify::answer(app, caller, &head, &body).await,
+        Route::Batch => api::batch::answer(app, caller, &body).await,
+        Route::Card => api::card::answer(app, caller, &body),
+        Route::Auth => api::auth::answer(app, caller, &head).await,
+        _ => Err(ApiError::NotFound),
+    }
+}
+
 /// Reads a whole body of at most `limit` bytes (413 beyond) within `--body-timeout`
-/// (408 after).
+/// (408 after, counted).
 async fn read_body<B>(app: &App, body: B, limit: usize) -> Result<Bytes, ApiError>
 where
     B: ReqBody + Unpin,
 {
-    let body = Deadline::new(body, app.limits.body_timeout);
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge),
-        Err(e) if e.is::<BodyTimedOut>() => {
-            app.metrics.timeout(crate::metrics::Phase::Body);
-            Err(ApiError::RequestTimeout)
-        }
-        Err(_) => Err(ApiError::BadRequest("request body could not be read")),
+    let read = read_whole(body, limit, app.limits.body_timeout).await;
+    if read == Err(BodyError::TimedOut) {
+        app.metrics.timeout(crate::metrics::Phase::Body);
     }
-}
-
-/// A slot of the global in-flight limit, taken once the body is in (so a body that is
-/// still arriving holds only its caller's share).
-fn work_slot(app: &App) -> Result<OwnedSemaphorePermit, ApiError> {
-    app.in_flight
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Overloaded)
-}
-
-pub fn take_one(caller: &Caller) -> Result<(), ApiError> {
-    caller.take(1).map_err(|r| {
-        caller.refused(Refusal::Rate);
-        ApiError::RateLimited {
-            retry_after_s: r.retry_after_s,
-        }
-    })
-}
-
-/// The one decision path of a single code (`/v1/verify` and each line of
-/// `/v1/verify/stream`), venue checked and rate taken: a code whose signature is cached
-/// (or that fails before the signature) is answered at once; the others go to the
-/// verification pool, unless the caller has spent its budget of failed signatures.
-pub async fn decide_one(
-    app: &Arc<App>,
-    caller: &Arc<Caller>,
-    code: &str,
-    venue: &str,
-) -> Result<gateway_core::Decision, ApiError> {
-    if let Some(d) = app.verifier.decide_if_cached(code, venue, app.now())? {
-        app.metrics.decision(d.holder.reason);
-        return Ok(d);
-    }
-    if let Some(r) = caller.bad_signatures_spent() {
-        caller.refused(Refusal::BadSignatures);
-        return Err(ApiError::RateLimited {
-            retry_after_s: r.retry_after_s,
-        });
-    }
-    match app.pool.decide(caller, code.into(), venue.into()).await {
-        Ok(Some(answer)) => Ok(answer?),
-        Ok(None) => Err(ApiError::Unavailable("verification was interrupted")),
-        Err(crate::pool::QueueFull) => Err(ApiError::Overloaded),
-    }
-}
-
-fn is_text_plain<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/plain")
-        })
-}
-
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query?.split('&').find_map(|kv| match kv.split_once('=') {
-        Some((k, v)) if k == name => Some(v),
-        _ => None,
-    })
-}
-
-async fn verify<B>(
-    app: &Arc<App>,
-    caller: &Arc<Caller>,
-    req: Request<B>,
-) -> Result<Response<RespBody>, ApiError>
-where
-    B: ReqBody + Unpin,
-{
-    let text = is_text_plain(&req);
-    let venue_param = query_param(req.uri().query(), "venue").map(str::to_owned);
-    let body = read_body(app, req.into_body(), VERIFY_BODY_LIMIT).await?;
-    let _slot = work_slot(app)?;
-    let request = if text {
-        let code =
-            std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8"))?;
-        let venue = venue_param.ok_or(ApiError::BadRequest("text/plain needs ?venue="))?;
-        VerifyRequest {
-            code: code.trim().into(),
-            venue: venue.into(),
-            gate: None,
-        }
-    } else {
-        api::parse_json(&body)?
-    };
-    api::check_venue(app, caller, &request.venue)?;
-    take_one(caller)?;
-    let d = decide_one(app, caller, &request.code, &request.venue).await?;
-    Ok(json(StatusCode::OK, api::decision_json(&d, app)))
-}
-
-/// `/v1/auth`: the decision of `/v1/verify` for a code and venue in request headers,
-/// answered for a proxy (`api/auth.rs`). The request's body is never read.
-async fn auth<B>(
-    app: &Arc<App>,
-    caller: &Arc<Caller>,
-    req: Request<B>,
-) -> Result<Response<RespBody>, ApiError> {
-    let (code, venue) = api::auth::code_and_venue(app, &req)?;
-    drop(req);
-    let _slot = work_slot(app)?;
-    api::check_venue(app, caller, &venue)?;
-    take_one(caller)?;
-    let d = decide_one(app, caller, &code, &venue).await?;
-    Ok(api::auth::decided(&d, app))
-}
-
-async fn batch<B>(
-    app: &Arc<App>,
-    caller: &Arc<Caller>,
-    req: Request<B>,
-) -> Result<Response<RespBody>, ApiError>
-where
-    B: ReqBody + Unpin,
-{
-    let body = read_body(app, req.into_body(), BATCH_BODY_LIMIT).await?;
-    let _slot = work_slot(app)?;
-    Ok(json(
-        StatusCode::OK,
-        api::batch::answer(app, caller, &body).await?,
-    ))
-}
-
-async fn card<B>(
-    app: &App,
-    caller: &Caller,
-    req: Request<B>,
-) -> Result<Response<RespBody>, ApiError>
-where
-    B: ReqBody + Unpin,
-{
-    let body = read_body(app, req.into_body(), VERIFY_BODY_LIMIT).await?;
-    let _slot = work_slot(app)?;
-    let request: CardRequest<'_> = api::parse_json(&body)?;
-    // api.md's order: unknown venue, unknown card kind, then scope.
-    api::known_venue(app, &request.venue)?;
-    if gateway_core::pseudonym::CardKind::from_name(&request.card_kind).is_none() {
-        return Err(ApiError::UnknownCardKind);
-    }
-    api::in_scope(caller, &request.venue)?;
-    // Then the card permission (403), then both rates: the caller's, then its card rate.
-    let cards = caller.cards().ok_or_else(|| {
-        caller.refused(Refusal::Card);
-        ApiError::ForbiddenCard
-    })?;
-    take_one(caller)?;
-    cards.take(&request.number).map_err(|r| {
-        caller.refused(Refusal::CardRate);
-        ApiError::RateLimited {
-            retry_after_s: r.retry_after_s,
-        }
-    })?;
-    let d = api::decide_card(app, &request)?;
-    Ok(json(StatusCode::OK, api::decision_json(&d, app)))
+    Ok(read?)
 }

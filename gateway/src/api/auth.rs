@@ -3,7 +3,7 @@
 //! request (any method; its body is not read); the code and the venue come from request
 //! headers (`--auth-code-header`, default `x-jkm-code`; `--auth-venue-header`, default
 //! `x-jkm-venue`), the caller from `Authorization` as everywhere. The decision is the
-//! one `/v1/verify` makes (`service::decide_one`); only its form differs:
+//! one `/v1/verify` makes (`api::decide::decide_one`); only its form differs:
 //!
 //! | answer | when | nginx `auth_request` | Envoy `ext_authz` |
 //! | --- | --- | --- | --- |
@@ -24,12 +24,13 @@
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use super::ApiError;
 use crate::app::App;
-use crate::service::RespBody;
+use crate::body::RespBody;
+use crate::callers::Caller;
 
 /// The request headers the code and the venue come from.
 #[derive(Debug, Clone)]
@@ -52,11 +53,24 @@ const REASON: HeaderName = HeaderName::from_static("x-jkm-reason");
 const COLOR: HeaderName = HeaderName::from_static("x-jkm-color");
 const CONDITIONS: HeaderName = HeaderName::from_static("x-jkm-conditions");
 
+/// Answers a proxied request (its head: the body is never read).
+pub async fn answer(
+    app: &std::sync::Arc<App>,
+    caller: &std::sync::Arc<Caller>,
+    head: &http::request::Parts,
+) -> Result<Response<RespBody>, ApiError> {
+    let (code, venue) = code_and_venue(app, head)?;
+    super::check_venue(app, caller, &venue)?;
+    super::decide::take_rate(caller, 1)?;
+    let d = super::decide::decide_one(app, caller, &code, &venue).await?;
+    Ok(decided(&d, app))
+}
+
 /// The code and the venue of a proxied request: 403 `bad_request` without either.
-pub fn code_and_venue<B>(app: &App, req: &Request<B>) -> Result<(String, String), ApiError> {
+pub fn code_and_venue(app: &App, req: &http::request::Parts) -> Result<(String, String), ApiError> {
     let h = &app.auth_headers;
     let get = |name: &HeaderName| {
-        req.headers()
+        req.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)

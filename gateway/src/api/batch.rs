@@ -3,16 +3,23 @@
 
 use std::sync::Arc;
 
+use http::{Response, StatusCode};
 use serde_json::value::RawValue;
 
+use super::decide::{signature_budget, take_rate};
 use super::{check_venue, parse_json, write_decision, ApiError, VerifyRequest};
 use crate::app::{App, BATCH_MAX_ITEMS};
-use crate::callers::{Caller, Refusal};
+use crate::body::{json, RespBody};
+use crate::callers::Caller;
 
 /// Answers a batch body (already within its size limit). The decisions are made on the
 /// verification pool, all valid items in one call, so cold signatures are
 /// batch-verified and the runtime's threads stay free.
-pub async fn answer(app: &Arc<App>, caller: &Arc<Caller>, body: &[u8]) -> Result<String, ApiError> {
+pub async fn answer(
+    app: &Arc<App>,
+    caller: &Arc<Caller>,
+    body: &[u8],
+) -> Result<Response<RespBody>, ApiError> {
     let items: Vec<&RawValue> = parse_json(body)?;
     if items.len() > BATCH_MAX_ITEMS {
         return Err(ApiError::BatchTooLarge);
@@ -26,18 +33,8 @@ pub async fn answer(app: &Arc<App>, caller: &Arc<Caller>, body: &[u8]) -> Result
         })
         .collect();
     let valid = checked.iter().filter(|r| r.is_ok()).count();
-    caller.take(valid as u32).map_err(|r| {
-        caller.refused(Refusal::Rate);
-        ApiError::RateLimited {
-            retry_after_s: r.retry_after_s,
-        }
-    })?;
-    if let Some(r) = caller.bad_signatures_spent() {
-        caller.refused(Refusal::BadSignatures);
-        return Err(ApiError::RateLimited {
-            retry_after_s: r.retry_after_s,
-        });
-    }
+    take_rate(caller, valid as u32)?;
+    signature_budget(caller)?;
     let items: Vec<(String, String)> = checked
         .iter()
         .filter_map(|r| r.as_ref().ok())
@@ -73,5 +70,5 @@ pub async fn answer(app: &Arc<App>, caller: &Arc<Caller>, body: &[u8]) -> Result
         }
     }
     out.push(']');
-    Ok(out)
+    Ok(json(StatusCode::OK, out))
 }

@@ -5,7 +5,10 @@
 
 pub mod auth;
 pub mod batch;
+pub mod card;
+pub mod decide;
 pub mod stream;
+pub mod verify;
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -110,12 +113,42 @@ impl ApiError {
     }
 
     /// `{"error": ..., "message": ...}`.
+    /// The one place an error becomes a response (with `Retry-After` where it has one).
+    pub fn response(self) -> http::Response<crate::body::RespBody> {
+        let mut r = crate::body::json(self.status(), self.json());
+        if let Some(s) = self.retry_after() {
+            r.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(s));
+        }
+        r
+    }
+
     pub fn json(self) -> String {
         format!(
             r#"{{"error":"{}","message":"{}"}}"#,
             self.code(),
             self.message()
         )
+    }
+}
+
+impl From<crate::callers::RateLimited> for ApiError {
+    fn from(r: crate::callers::RateLimited) -> Self {
+        ApiError::RateLimited {
+            retry_after_s: r.retry_after_s,
+        }
+    }
+}
+
+impl From<crate::body::BodyError> for ApiError {
+    fn from(e: crate::body::BodyError) -> Self {
+        match e {
+            crate::body::BodyError::TooLarge => ApiError::BodyTooLarge,
+            crate::body::BodyError::TimedOut => ApiError::RequestTimeout,
+            crate::body::BodyError::Unreadable => {
+                ApiError::BadRequest("request body could not be read")
+            }
+        }
     }
 }
 

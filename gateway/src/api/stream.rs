@@ -16,16 +16,16 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::decide::{decide_one, take_rate};
 use super::{check_venue, parse_json, write_decision, ApiError, VerifyRequest};
 use crate::app::{App, STREAM_LINE_LIMIT};
 use crate::callers::Caller;
 use crate::metrics::Phase;
-use crate::service::{decide_one, take_one};
 
 /// Answers one line (without its newline), on the one decision path of a single code.
 async fn answer_line(app: &Arc<App>, caller: &Arc<Caller>, line: &[u8]) -> String {
     let result = match parse_json::<VerifyRequest<'_>>(line) {
-        Ok(req) => match check_venue(app, caller, &req.venue).and_then(|()| take_one(caller)) {
+        Ok(req) => match check_venue(app, caller, &req.venue).and_then(|()| take_rate(caller, 1)) {
             Ok(()) => decide_one(app, caller, &req.code, &req.venue).await,
             Err(e) => Err(e),
         },
