@@ -11,24 +11,73 @@ pub use gateway_issuer::nats::NatsAuth;
 pub use gateway_issuer::{FeedSource, DEFAULT_STATE_DIR};
 use serde::Deserialize;
 
-/// A fatal configuration error: one line, naming the flag or file.
+/// A fatal error of the command line: one line, naming the flag, file or address
+/// concerned (`gateway: …` on standard error, exit code 2).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
-impl From<gateway_issuer::IssueError> for ConfigError {
-    fn from(e: gateway_issuer::IssueError) -> Self {
-        ConfigError(e.to_string())
-    }
+pub enum ConfigError {
+    /// A file cannot be read, written or used.
+    #[error("{}: {what}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// A flag's value cannot be used.
+    #[error("--{flag}: {what}")]
+    Flag {
+        /// The flag, without its dashes.
+        flag: String,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// The flags given do not go together.
+    #[error("{0}")]
+    Usage(&'static str),
+    /// The issuing side failed (keys, minting, publishing).
+    #[error(transparent)]
+    Issue(#[from] gateway_issuer::IssueError),
+    /// Something the command needs could not be made.
+    #[error("{what}: {err}")]
+    Failed {
+        /// What was being made (`runtime`, `key generation`, …).
+        what: &'static str,
+        /// Why not.
+        err: String,
+    },
+    /// A probed address did not answer as it should (`gateway probe`).
+    #[error("{url}: {what}")]
+    Probe {
+        /// The URL probed.
+        url: String,
+        /// What came back, or why nothing did.
+        what: String,
+    },
 }
 
 impl ConfigError {
+    /// A problem with the file at `path`.
     pub fn file(path: &Path, what: impl std::fmt::Display) -> Self {
-        ConfigError(format!("{}: {what}", path.display()))
+        ConfigError::File {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+        }
     }
 
+    /// A problem with the value of `--flag`.
     pub fn flag(flag: &str, what: impl std::fmt::Display) -> Self {
-        ConfigError(format!("--{flag}: {what}"))
+        ConfigError::Flag {
+            flag: flag.to_owned(),
+            what: what.to_string(),
+        }
+    }
+
+    /// Something that could not be made.
+    pub fn failed(what: &'static str, err: impl std::fmt::Display) -> Self {
+        ConfigError::Failed {
+            what,
+            err: err.to_string(),
+        }
     }
 }
 
@@ -457,9 +506,8 @@ mod tests {
         };
         let e = resolve(base(&[])).unwrap_err();
         assert!(
-            e.0.contains("--nats-ca") && e.0.contains("--nats-insecure"),
-            "{}",
-            e.0
+            e.to_string().contains("--nats-ca") && e.to_string().contains("--nats-insecure"),
+            "{e}"
         );
         assert!(resolve(base(&["--nats-insecure"])).unwrap().nats_insecure);
         assert!(

@@ -71,8 +71,8 @@ impl SubjectArgs {
                 let key = keys::read_pseudonym_key(&path)?;
                 Ok(key.pseudonym(kind, &read_number(number)?))
             }
-            _ => Err(ConfigError(
-                "give --sub, or --card-kind with --number".into(),
+            _ => Err(ConfigError::Usage(
+                "give --sub, or --card-kind with --number",
             )),
         }
     }
@@ -200,7 +200,7 @@ pub fn mint(a: &MintArgs) -> Result<String, ConfigError> {
     };
     issuer
         .mint(&claims)
-        .map_err(|e| ConfigError(format!("signing failed: {e}")))
+        .map_err(|e| ConfigError::failed("signing failed", e))
 }
 
 /// `gateway pseudonym`: prints a document's pseudonym (base64url).
@@ -295,8 +295,7 @@ pub fn event_line(
         FeedEvent::Heartbeat => writer.heartbeat(now),
     };
     // Check our own line with the gateway's parser before it goes out.
-    feed_event::parse(line.as_bytes(), None)
-        .map_err(|e| ConfigError(format!("event refused: {e}")))?;
+    feed_event::parse(line.as_bytes(), None).map_err(gateway_issuer::IssueError::EventRefused)?;
     Ok(line)
 }
 
@@ -341,7 +340,7 @@ pub fn keygen(a: &KeygenArgs) -> Result<String, ConfigError> {
         AlgArg::EdDsa => gateway_core::cose::Alg::EdDsa,
         AlgArg::Es256 => gateway_core::cose::Alg::Es256,
     };
-    let key = SigningKey::generate(alg).map_err(|e| ConfigError(format!("key generation: {e}")))?;
+    let key = SigningKey::generate(alg).map_err(|e| ConfigError::failed("key generation", e))?;
     write_new(&a.out, &b64::encode(&key.secret_bytes()))?;
     let issuer = Issuer {
         kid: a.kid.clone().into_bytes(),
@@ -368,7 +367,7 @@ pub fn nats_keygen(a: &NatsKeygenArgs) -> Result<String, ConfigError> {
     let pair = nkeys::KeyPair::new_user();
     let seed = pair
         .seed()
-        .map_err(|e| ConfigError(format!("key generation: {e}")))?;
+        .map_err(|e| ConfigError::failed("key generation", e))?;
     write_new(&a.out, &seed)?;
     Ok(pair.public_key())
 }

@@ -45,7 +45,10 @@ pub fn probe(a: &ProbeArgs) -> Result<String, ConfigError> {
         .map_err(|e| ConfigError::flag("url", format!("{authority}: {e}")))?
         .next()
         .ok_or_else(|| ConfigError::flag("url", format!("{authority}: no address")))?;
-    let fail = |e: std::io::Error| ConfigError(format!("{}: {e}", a.url));
+    let fail = |e: std::io::Error| ConfigError::Probe {
+        url: a.url.clone(),
+        what: e.to_string(),
+    };
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(fail)?;
     s.set_read_timeout(Some(timeout)).map_err(fail)?;
     s.set_write_timeout(Some(timeout)).map_err(fail)?;
@@ -61,7 +64,10 @@ pub fn probe(a: &ProbeArgs) -> Result<String, ConfigError> {
     let status = text.lines().next().unwrap_or_default().trim().to_string();
     match status.split_whitespace().nth(1) {
         Some("200") => Ok(status),
-        _ => Err(ConfigError(format!("{}: {status:?}", a.url))),
+        _ => Err(ConfigError::Probe {
+            url: a.url.clone(),
+            what: format!("{status:?}"),
+        }),
     }
 }
 

@@ -152,8 +152,8 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
         (None, Some(p), None) => from_facts(a, p, key.as_ref())?,
         (None, None, Some(ev)) => vec![crate::issue::event_line(ev, &a.state_dir, key.as_ref())?],
         _ => {
-            return Err(ConfigError(
-                "give one of: --events FILE, --facts FILE, or an event subcommand".into(),
+            return Err(ConfigError::Usage(
+                "give one of: --events FILE, --facts FILE, or an event subcommand",
             ))
         }
     };
@@ -165,7 +165,7 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| ConfigError(format!("runtime: {e}")))?;
+        .map_err(|e| ConfigError::failed("runtime", e))?;
     let prefix = &a.nats.subject_prefix;
     let place = match &target {
         FeedSource::File(p) => p.display().to_string(),

@@ -9,7 +9,6 @@ use std::time::Duration;
 use clap::Parser;
 use gateway_core::policy::reference_policy_json;
 use gateway_core::pseudonym::PseudonymKey;
-use gateway_core::trust::RootKey;
 use gateway_core::Policy;
 use gateway_issuer::flags::{FeedKeyArg, NatsArgs};
 use gateway_issuer::mint::{Issuer, SigningKey};
@@ -18,6 +17,7 @@ use std::sync::Arc;
 
 use crate::churn::Feed;
 use crate::client::{Protocol, Target};
+use crate::error::Error;
 use crate::mix::{Item, Kind, Minter, Mix};
 use crate::report::RunInfo;
 use crate::run::{Bounds, Model};
@@ -170,14 +170,14 @@ pub struct Setup {
     pub now: u64,
 }
 
-fn read_line(p: &PathBuf) -> Result<String, String> {
+fn read_line(p: &PathBuf) -> Result<String, Error> {
     std::fs::read_to_string(p)
         .map(|s| s.trim().to_owned())
-        .map_err(|e| format!("{}: {e}", p.display()))
+        .map_err(|e| Error::file(p, e))
 }
 
-fn secs(v: f64, flag: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(v).map_err(|_| format!("--{flag}: not a duration in seconds"))
+fn secs(v: f64, flag: &'static str) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(v).map_err(|_| Error::flag(flag, "not a duration in seconds"))
 }
 
 impl Args {
@@ -190,24 +190,23 @@ impl Args {
     }
 
     /// The gateway's policy, for the expected answers.
-    fn load_policy(&self, dev: &DevSetup) -> Result<Policy, String> {
+    fn load_policy(&self, dev: &DevSetup) -> Result<Policy, Error> {
         let path = self.policy.clone().unwrap_or_else(|| dev.policy());
         let root = self.root_key.clone().unwrap_or_else(|| dev.root_pub());
         if !path.exists() && self.policy.is_none() {
             return Policy::from_json(reference_policy_json(1).as_bytes())
-                .map_err(|e| e.to_string());
+                .map_err(|e| Error::Gateway(format!("the reference policy: {e}")));
         }
         let text = read_line(&path)?;
-        let root = RootKey::from_b64(&read_line(&root)?)
-            .map_err(|e| format!("{}: {e}", root.display()))?;
-        Policy::from_signed(&text, &root).map_err(|e| format!("{}: {e}", path.display()))
+        let root = keys::read_root_key(&root)?;
+        Policy::from_signed(&text, &root).map_err(|e| Error::file(&path, e))
     }
 
-    fn parsed_mix(&self) -> Result<Mix, String> {
+    fn parsed_mix(&self) -> Result<Mix, Error> {
         let text = match (&self.mix, &self.mix_file) {
             (Some(m), _) => m.clone(),
             (None, Some(p)) => {
-                let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let t = std::fs::read_to_string(p).map_err(|e| Error::file(p, e))?;
                 match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&t) {
                     Ok(obj) => obj
                         .iter()
@@ -219,37 +218,37 @@ impl Args {
             }
             (None, None) => return Ok(Mix::default()),
         };
-        text.parse().map_err(|e| format!("--mix: {e}"))
+        text.parse().map_err(|e| Error::flag("mix", e))
     }
 
     /// Resolves keys and files, mints the codes.
-    pub fn setup(&self) -> Result<Setup, String> {
+    pub fn setup(&self) -> Result<Setup, Error> {
         if self.protocol == Protocol::H3 && self.plain {
-            return Err("--plain: HTTP/3 always runs over TLS".into());
+            return Err(Error::flag("plain", "HTTP/3 always runs over TLS"));
         }
         let dev = DevSetup::new(&self.state_dir);
         let api_key = match &self.api_key_file {
             Some(p) => read_line(p)?,
-            None => dev.read_api_key().map_err(|e| e.to_string())?,
+            None => dev.read_api_key()?,
         };
         let ca = if self.plain {
             None
         } else {
             let path = self.ca.clone().unwrap_or_else(|| dev.cert());
-            let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let pem = std::fs::read(&path).map_err(|e| Error::file(&path, e))?;
             let cert = rustls_pemfile::certs(&mut pem.as_slice())
                 .next()
-                .ok_or_else(|| format!("{}: no certificate", path.display()))?
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .ok_or_else(|| Error::file(&path, "no certificate"))?
+                .map_err(|e| Error::file(&path, e))?;
             Some(cert)
         };
         let issuer = match (&self.issuer_key, &self.kid, &self.iss) {
             (Some(k), Some(kid), Some(iss)) => Issuer {
                 kid: kid.clone().into_bytes(),
                 issuer: iss.clone(),
-                key: keys::read_issuer_key(k).map_err(|e| e.to_string())?,
+                key: keys::read_issuer_key(k)?,
             },
-            _ => dev.issuer().map_err(|e| e.to_string())?,
+            _ => dev.issuer()?,
         };
         let pk_path = self
             .pseudonym_key
@@ -263,14 +262,10 @@ impl Args {
         });
         let feed = match feed_text {
             Some(f) => Some(Feed {
-                source: FeedSource::parse(&f, "feed").map_err(|e| e.to_string())?,
+                source: FeedSource::parse(&f, "feed")?,
                 auth: self.nats.auth(),
                 prefix: self.nats.subject_prefix.clone(),
-                key: self
-                    .feed_key
-                    .load(&self.state_dir)
-                    .map_err(|e| e.to_string())?
-                    .map(Arc::new),
+                key: self.feed_key.load(&self.state_dir)?.map(Arc::new),
             }),
             None => None,
         };
@@ -279,7 +274,10 @@ impl Args {
         if feed.is_none() {
             mix.weights.retain(|(k, _)| *k != Kind::Revoked);
             if self.churn_rate.is_some() {
-                return Err("--churn-rate needs the gateway's feed (--feed)".into());
+                return Err(Error::flag(
+                    "churn-rate",
+                    "needs the gateway's feed (--feed)",
+                ));
             }
         }
         let duration = secs(self.duration, "duration")?;
@@ -287,7 +285,7 @@ impl Args {
         let timeout = secs(self.timeout, "timeout")?;
         let model = match self.rate {
             Some(r) if r > 0.0 && r.is_finite() => Model::Open { rate: r },
-            Some(_) => return Err("--rate must be above 0".into()),
+            Some(_) => return Err(Error::flag("rate", "must be above 0")),
             None => Model::Closed {
                 concurrency: self.concurrency(),
             },
@@ -323,7 +321,10 @@ impl Args {
         let thresholds = self
             .fail_if
             .iter()
-            .map(|t| t.parse::<Threshold>().map_err(|e| format!("--fail-if {e}")))
+            .map(|t| {
+                t.parse::<Threshold>()
+                    .map_err(|e| Error::flag("fail-if", e))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let info = RunInfo {
             target: self.target.to_string(),
@@ -397,25 +398,23 @@ fn mint_all(
     m: &Minting<'_>,
     count: usize,
     churn: usize,
-) -> Result<(Vec<Item>, Vec<Item>), String> {
+) -> Result<(Vec<Item>, Vec<Item>), Error> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
     let per = count.div_ceil(threads);
     let secret = issuer.key.secret_bytes();
     let alg = issuer.key.alg();
-    let minter = |seed: u64| -> Result<Minter, String> {
+    let minter = |seed: u64| -> Result<Minter, Error> {
         let key = match alg {
             gateway_core::cose::Alg::EdDsa => {
                 let b: [u8; 32] = secret
                     .as_slice()
                     .try_into()
-                    .map_err(|_| "issuer key".to_owned())?;
+                    .map_err(|_| Error::Usage("the issuer key is not an Ed25519 seed"))?;
                 SigningKey::ed25519(&b)
             }
-            gateway_core::cose::Alg::Es256 => {
-                SigningKey::es256(&secret).map_err(|e| e.to_string())?
-            }
+            gateway_core::cose::Alg::Es256 => SigningKey::es256(&secret)?,
         };
         let issuer = Issuer {
             kid: issuer.kid.clone(),
@@ -432,7 +431,7 @@ fn mint_all(
             m.now,
         )
     };
-    let parts: Vec<Result<Vec<Item>, String>> = std::thread::scope(|s| {
+    let parts: Vec<Result<Vec<Item>, Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let minter = &minter;
@@ -447,7 +446,7 @@ fn mint_all(
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err("minting thread failed".into()))
+                    .unwrap_or_else(|_| Err(Error::Usage("a minting thread failed")))
             })
             .collect()
     });

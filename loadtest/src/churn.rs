@@ -19,6 +19,7 @@ use gateway_issuer::publish::Publisher;
 use gateway_issuer::FeedSource;
 
 use crate::client::{Conn, Target};
+use crate::error::Error;
 use crate::mix::Item;
 
 /// Longest wait for one change to show.
@@ -38,10 +39,8 @@ pub struct Feed {
 impl Feed {
     /// Opens the feed for the run: one publisher (for NATS, one connection) that every
     /// change goes through.
-    pub async fn open(&self) -> Result<OpenFeed, String> {
-        let publisher = Publisher::open(&self.source, &self.auth, &self.prefix, 1)
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn open(&self) -> Result<OpenFeed, Error> {
+        let publisher = Publisher::open(&self.source, &self.auth, &self.prefix, 1).await?;
         Ok(OpenFeed {
             publisher,
             key: self.key.clone(),
@@ -62,12 +61,9 @@ impl OpenFeed {
     }
 
     /// Publishes event lines, in order.
-    pub async fn publish(&self, lines: Vec<String>) -> Result<(), String> {
-        self.publisher
-            .send(lines)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    pub async fn publish(&self, lines: Vec<String>) -> Result<(), Error> {
+        self.publisher.send(lines).await?;
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ pub mod args;
 pub mod churn;
 pub mod client;
 pub mod cpu;
+mod error;
 pub mod html;
 pub mod mix;
 pub mod report;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use args::Setup;
+pub use error::Error;
 use report::Report;
 
 /// Open loop: workers at least (requests in flight at most, per `--concurrency` above it).
@@ -39,7 +41,7 @@ pub const EXIT_FAIL: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 /// Runs a whole load test from parsed arguments; returns the report.
-pub async fn execute(a: args::Args) -> Result<Report, String> {
+pub async fn execute(a: args::Args) -> Result<Report, Error> {
     let setup: Setup = a.setup()?;
     let live = Arc::new(stats::Live::default());
     // One publisher for the whole run (for NATS, one connection).
@@ -106,11 +108,11 @@ pub async fn execute(a: args::Args) -> Result<Report, String> {
 }
 
 /// Verifies `item` until the gateway denies it (its revocation arrived), up to 30 s.
-async fn wait_denied(t: &client::Target, item: &mix::Item) -> Result<(), String> {
+async fn wait_denied(t: &client::Target, item: &mix::Item) -> Result<(), Error> {
     let start = Instant::now();
     let conn = client::Conn::connect(t)
         .await
-        .map_err(|e| format!("cannot connect to {}: {}", t.addr, e.name()))?;
+        .map_err(|e| Error::Gateway(format!("cannot connect to {}: {}", t.addr, e.name())))?;
     while start.elapsed() < Duration::from_secs(30) {
         if let Ok((200, body)) = conn.post(t, &item.path, item.body.clone(), item.json).await {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -120,7 +122,7 @@ async fn wait_denied(t: &client::Target, item: &mix::Item) -> Result<(), String>
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err("the revocations published before the run never reached the gateway (is --feed the gateway's feed?)".into())
+    Err(Error::Gateway("the revocations published before the run never reached the gateway (is --feed the gateway's feed?)".into()))
 }
 
 /// One line a second on a terminal: rate, errors, wrong answers, p99 of the last second.
@@ -150,34 +152,35 @@ async fn progress_line(live: Arc<stats::Live>) {
 }
 
 /// Writes the outputs the arguments ask for and gives the exit code.
-pub fn finish(a: &args::Args, report: &Report) -> Result<i32, String> {
+pub fn finish(a: &args::Args, report: &Report) -> Result<i32, Error> {
     println!("{}", report.table());
     if let Some(p) = &a.json {
-        let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-        std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+        let text = serde_json::to_string_pretty(report).map_err(|e| Error::file(p, e))?;
+        std::fs::write(p, text).map_err(|e| Error::file(p, e))?;
     }
     if let Some(p) = &a.html {
-        std::fs::write(p, html::page(report)).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(p, html::page(report)).map_err(|e| Error::file(p, e))?;
     }
     Ok(if report.passed { EXIT_PASS } else { EXIT_FAIL })
 }
 
 /// `--compare A.json B.json --html FILE`: the two runs overlaid on one page.
-pub fn compare(a: &args::Args) -> Result<i32, String> {
+pub fn compare(a: &args::Args) -> Result<i32, Error> {
     let [first, second] = a.compare.as_slice() else {
-        return Err("--compare takes two JSON reports".into());
+        return Err(Error::flag("compare", "takes two JSON reports"));
     };
-    let out = a.html.as_ref().ok_or("--compare needs --html FILE")?;
-    let read = |p: &std::path::PathBuf| -> Result<Report, String> {
-        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let out = a
+        .html
+        .as_ref()
+        .ok_or(Error::flag("compare", "needs --html FILE"))?;
+    let read = |p: &std::path::PathBuf| -> Result<Report, Error> {
+        let text = std::fs::read_to_string(p).map_err(|e| Error::file(p, e))?;
         let r: Report = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a report: {e}", p.display()))?;
+            .map_err(|e| Error::file(p, format!("not a report: {e}")))?;
         if r.schema != report::SCHEMA {
-            return Err(format!(
-                "{}: schema {:?}, not {:?}",
-                p.display(),
-                r.schema,
-                report::SCHEMA
+            return Err(Error::file(
+                p,
+                format!("schema {:?}, not {:?}", r.schema, report::SCHEMA),
             ));
         }
         Ok(r)
@@ -185,7 +188,7 @@ pub fn compare(a: &args::Args) -> Result<i32, String> {
     let (ra, rb) = (read(first)?, read(second)?);
     let names = (first.display().to_string(), second.display().to_string());
     std::fs::write(out, html::compare(&ra, &rb, (&names.0, &names.1)))
-        .map_err(|e| format!("{}: {e}", out.display()))?;
+        .map_err(|e| Error::file(out, e))?;
     Ok(EXIT_PASS)
 }
 

@@ -15,6 +15,8 @@ use gateway_issuer::mint::{Issuer, SigningKey};
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 
+use crate::error::Error;
+
 /// Kinds of request, in the order of `--mix`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -171,18 +173,17 @@ impl Minter {
         venues: &[String],
         seed: u64,
         now: u64,
-    ) -> Result<Minter, String> {
+    ) -> Result<Minter, Error> {
         let venues = venues
             .iter()
             .map(|v| {
-                policy
-                    .venue(v)
-                    .map(|id| (v.clone(), id))
-                    .ok_or_else(|| format!("venue {v:?} is not in the gateway's policy"))
+                policy.venue(v).map(|id| (v.clone(), id)).ok_or_else(|| {
+                    Error::flag("venue", format!("{v:?} is not in the gateway's policy"))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if venues.is_empty() {
-            return Err("no venue given".into());
+            return Err(Error::flag("venue", "none given"));
         }
         let stranger = Issuer {
             kid: b"lt-stranger".to_vec(),
@@ -193,7 +194,7 @@ impl Minter {
         if pseudonyms.is_none() {
             weights.retain(|(k, _)| *k != Kind::Card);
             if weights.is_empty() {
-                return Err("card checks need the pseudonym key".into());
+                return Err(Error::Usage("card checks need the pseudonym key"));
             }
         }
         Ok(Minter {
@@ -241,18 +242,18 @@ impl Minter {
         }
     }
 
-    fn code(&self, issuer: &Issuer, c: &NewClaims) -> Result<String, String> {
-        issuer.mint(c).map_err(|e| format!("minting: {e}"))
+    fn code(&self, issuer: &Issuer, c: &NewClaims) -> Result<String, Error> {
+        Ok(issuer.mint(c)?)
     }
 
     /// The next request of the mix.
-    pub fn next_item(&mut self) -> Result<Item, String> {
+    pub fn next_item(&mut self) -> Result<Item, Error> {
         let kind = self.pick();
         self.make(kind)
     }
 
     /// A request of the given kind, at a venue of the list.
-    pub fn make(&mut self, kind: Kind) -> Result<Item, String> {
+    pub fn make(&mut self, kind: Kind) -> Result<Item, Error> {
         let (venue, vid) = self.venues[self.rng.gen_range(0..self.venues.len())].clone();
         let judged = |policy: &Policy, color| {
             let j = policy.judge(vid, color);
@@ -334,7 +335,8 @@ impl Minter {
                 let mut c2 = c.clone();
                 c2.exp += 1;
                 let other = self.code(&self.issuer, &c2)?;
-                let forged = splice_signature(&code, &other).ok_or("forging failed")?;
+                let forged =
+                    splice_signature(&code, &other).ok_or(Error::Usage("forging a code failed"))?;
                 (forged, deny("bad_signature"), c.sub)
             }
             Kind::UnknownKey => {
@@ -352,7 +354,7 @@ impl Minter {
                 let number = format!("3301061980{:08}", self.rng.gen_range(0..100_000_000u32));
                 let sub = match &self.pseudonyms {
                     Some(k) => k.pseudonym(CardKind::IdCard, &number),
-                    None => return Err("card checks need the pseudonym key".into()),
+                    None => return Err(Error::Usage("card checks need the pseudonym key")),
                 };
                 // Not in the status set: green (policy.md, card checks).
                 let j = self.policy.judge_card(vid, Color::Green);

@@ -40,10 +40,15 @@ pub enum NatsError {
     Consumer(String),
 }
 
+/// The connection name a gateway's follower gives the broker.
+pub const GATEWAY_NAME: &str = "jkm-gateway";
+/// The connection name a publisher gives the broker.
+pub const PUBLISHER_NAME: &str = "jkm-publisher";
+
 /// Connection options from the configuration (token, creds, CA).
-async fn options(auth: &NatsAuth) -> Result<async_nats::ConnectOptions, NatsError> {
+async fn options(auth: &NatsAuth, name: &str) -> Result<async_nats::ConnectOptions, NatsError> {
     let mut o = async_nats::ConnectOptions::new()
-        .name("jkm-gateway")
+        .name(name)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
@@ -78,9 +83,18 @@ fn secret(p: &Path) -> Result<String, NatsError> {
     owner_only::read_secret_text(p).map_err(NatsError::Secret)
 }
 
-/// Connects (retrying in the background until the broker answers).
+/// Connects as a gateway (retrying in the background until the broker answers).
 pub async fn connect(url: &str, auth: &NatsAuth) -> Result<async_nats::Client, NatsError> {
-    options(auth)
+    connect_as(url, auth, GATEWAY_NAME).await
+}
+
+/// Connects under the connection name `name` (the broker's monitoring shows it).
+pub async fn connect_as(
+    url: &str,
+    auth: &NatsAuth,
+    name: &str,
+) -> Result<async_nats::Client, NatsError> {
+    options(auth, name)
         .await?
         .connect(url)
         .await

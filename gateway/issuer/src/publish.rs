@@ -81,7 +81,8 @@ impl NatsPublisher {
         auth: &NatsAuth,
         prefix: &str,
     ) -> Result<NatsPublisher, IssueError> {
-        let client = tokio::time::timeout(CONNECT_LIMIT, nats::connect(url, auth))
+        let connecting = nats::connect_as(url, auth, nats::PUBLISHER_NAME);
+        let client = tokio::time::timeout(CONNECT_LIMIT, connecting)
             .await
             .map_err(|_| IssueError::broker(url, "no broker answered within 10 s"))?
             .map_err(|e| IssueError::broker(url, e))?;
