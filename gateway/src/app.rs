@@ -140,7 +140,25 @@ pub struct App {
     /// The feed keys (`--feed-key`); none: events need no `mac`.
     pub feed_keys: gateway_core::feed_auth::FeedKeys,
     /// Where `/v1/auth` finds the code and the venue.
-    pub auth_headers: crate::api::auth::AuthHeaders,
+    pub auth_headers: crate::config::AuthHeaders,
+}
+
+impl crate::pool::Decides for App {
+    fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    fn now(&self) -> u64 {
+        App::now(self)
+    }
+
+    fn decided(&self, reason: gateway_core::Reason) {
+        self.metrics.decision(reason);
+    }
+
+    fn pool(&self) -> &crate::pool::Pool {
+        &self.pool
+    }
 }
 
 impl App {

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,13 +196,13 @@ impl Caller {
     /// more than checking it singly, so the batch is kept small enough that most come
     /// out clean (about `0.2 / f` codes: four batches in five hold no forgery), down to
     /// one (singly) when a fifth of its codes or more fail. With one failure in
-    /// [`crate::pool::MAX_BATCH`] or fewer, batches are full.
-    pub fn batch_limit(&self) -> usize {
+    /// `full` or fewer, batches are full (`full` codes).
+    pub fn batch_limit(&self, full: usize) -> usize {
         let o = self.outcomes.lock();
         let (ok, bad) = (u64::from(o.0), u64::from(o.1));
-        let max = crate::pool::MAX_BATCH as u64;
+        let max = full as u64;
         if bad * max <= ok + bad {
-            return crate::pool::MAX_BATCH;
+            return full;
         }
         // 0.2 / f = (ok + bad) / (5 bad), at least 1.
         usize::try_from(((ok + bad) / (5 * bad)).clamp(1, max)).unwrap_or(1)

@@ -3,7 +3,7 @@
 //! fatal problem becomes one line naming the flag or file and what is wrong.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -11,75 +11,7 @@ pub use gateway_issuer::nats::NatsAuth;
 pub use gateway_issuer::{FeedSource, DEFAULT_STATE_DIR};
 use serde::Deserialize;
 
-/// A fatal error of the command line: one line, naming the flag, file or address
-/// concerned (`gateway: …` on standard error, exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A file cannot be read, written or used.
-    #[error("{}: {what}", path.display())]
-    File {
-        /// The file.
-        path: std::path::PathBuf,
-        /// What is wrong with it.
-        what: String,
-    },
-    /// A flag's value cannot be used.
-    #[error("--{flag}: {what}")]
-    Flag {
-        /// The flag, without its dashes.
-        flag: String,
-        /// What is wrong with it.
-        what: String,
-    },
-    /// The flags given do not go together.
-    #[error("{0}")]
-    Usage(&'static str),
-    /// The issuing side failed (keys, minting, publishing).
-    #[error(transparent)]
-    Issue(#[from] gateway_issuer::IssueError),
-    /// Something the command needs could not be made.
-    #[error("{what}: {err}")]
-    Failed {
-        /// What was being made (`runtime`, `key generation`, …).
-        what: &'static str,
-        /// Why not.
-        err: String,
-    },
-    /// A probed address did not answer as it should (`gateway probe`).
-    #[error("{url}: {what}")]
-    Probe {
-        /// The URL probed.
-        url: String,
-        /// What came back, or why nothing did.
-        what: String,
-    },
-}
-
-impl ConfigError {
-    /// A problem with the file at `path`.
-    pub fn file(path: &Path, what: impl std::fmt::Display) -> Self {
-        ConfigError::File {
-            path: path.to_path_buf(),
-            what: what.to_string(),
-        }
-    }
-
-    /// A problem with the value of `--flag`.
-    pub fn flag(flag: &str, what: impl std::fmt::Display) -> Self {
-        ConfigError::Flag {
-            flag: flag.to_owned(),
-            what: what.to_string(),
-        }
-    }
-
-    /// Something that could not be made.
-    pub fn failed(what: &'static str, err: impl std::fmt::Display) -> Self {
-        ConfigError::Failed {
-            what,
-            err: err.to_string(),
-        }
-    }
-}
+pub use crate::error::ConfigError;
 
 /// Flags of `gateway serve`. Every one may also be set in the TOML file given by
 /// `--config` under the same name with `_` for `-`.
@@ -292,7 +224,7 @@ pub struct ServeConfig {
     pub nats_insecure: bool,
     pub limits: crate::limits::EdgeLimits,
     pub fixed_now: Option<u64>,
-    pub auth_headers: crate::api::auth::AuthHeaders,
+    pub auth_headers: AuthHeaders,
 }
 
 /// Whether a `nats://HOST:PORT` names a loopback host.
@@ -308,6 +240,25 @@ fn is_loopback_url(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The request headers `/v1/auth` takes the code and the venue from
+/// (`--auth-code-header`, `--auth-venue-header`).
+#[derive(Debug, Clone)]
+pub struct AuthHeaders {
+    /// The code's header.
+    pub code: http::HeaderName,
+    /// The venue's header.
+    pub venue: http::HeaderName,
+}
+
+impl Default for AuthHeaders {
+    fn default() -> Self {
+        AuthHeaders {
+            code: http::HeaderName::from_static("x-jkm-code"),
+            venue: http::HeaderName::from_static("x-jkm-venue"),
+        }
+    }
 }
 
 /// Feed keys a gateway holds at once: the one in use and the next (feed.md).
@@ -426,7 +377,7 @@ impl ServeArgs {
                 ca: self.nats_ca,
             },
             fixed_now: self.debug_fixed_now,
-            auth_headers: crate::api::auth::AuthHeaders {
+            auth_headers: AuthHeaders {
                 code: header_name(self.auth_code_header, "x-jkm-code", "auth-code-header")?,
                 venue: header_name(self.auth_venue_header, "x-jkm-venue", "auth-venue-header")?,
             },

@@ -12,6 +12,7 @@ pub mod callers;
 pub mod cli;
 pub mod config;
 pub mod distinct;
+pub mod error;
 pub mod feed;
 pub mod issue;
 pub mod limits;

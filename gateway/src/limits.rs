@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// Flags for every bound; each may be set under `[limits]` in the TOML file.
 #[derive(Debug, Clone, Default, Args, Deserialize)]

@@ -22,11 +22,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use gateway_core::{Decision, Reason, RequestError};
+use gateway_core::{Decision, Reason, RequestError, Verifier};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
-use crate::app::App;
 use crate::callers::Caller;
 
 /// Most codes decided in one call.
@@ -70,6 +69,19 @@ impl Work {
     }
 }
 
+/// What the pool's workers need of the gateway (the gateway's `App` gives it): the
+/// verifier, the clock, the decision metric, and the pool whose queue they take from.
+pub trait Decides: Send + Sync + 'static {
+    /// The verification state.
+    fn verifier(&self) -> &Verifier;
+    /// Seconds since the epoch (the gateway's clock).
+    fn now(&self) -> u64;
+    /// Records a decision made here (`gateway_decisions_total`).
+    fn decided(&self, reason: Reason);
+    /// The pool.
+    fn pool(&self) -> &Pool;
+}
+
 /// The pool is full: the request is refused with 503 `overloaded`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFull;
@@ -109,12 +121,12 @@ impl Pool {
     }
 
     /// Starts `threads` workers on `app`'s pool.
-    pub fn start(app: &Arc<App>, threads: usize) -> std::io::Result<()> {
+    pub fn start<A: Decides>(app: &Arc<A>, threads: usize) -> std::io::Result<()> {
         for i in 0..threads.max(1) {
             let app = app.clone();
             std::thread::Builder::new()
                 .name(format!("verify-{i}"))
-                .spawn(move || worker(&app))?;
+                .spawn(move || worker(&*app))?;
         }
         Ok(())
     }
@@ -222,9 +234,9 @@ impl Pool {
     }
 }
 
-fn worker(app: &App) {
+fn worker(app: &impl Decides) {
     loop {
-        let work = app.pool.take();
+        let work = app.pool().take();
         let now = app.now();
         let mut singles: Vec<Single> = Vec::new();
         for w in work {
@@ -239,15 +251,15 @@ fn worker(app: &App) {
                         .map(|(c, v)| (c.as_str(), v.as_str()))
                         .collect();
                     let limit = if caller.isolated() {
-                        caller.batch_limit()
+                        caller.batch_limit(MAX_BATCH)
                     } else {
                         refs.len().max(1)
                     };
                     let answers = refs
                         .chunks(limit)
                         .flat_map(|chunk| match chunk {
-                            [(c, v)] => vec![app.verifier.decide(c, v, now)],
-                            _ => app.verifier.decide_many(chunk, now),
+                            [(c, v)] => vec![app.verifier().decide(c, v, now)],
+                            _ => app.verifier().decide_many(chunk, now),
                         })
                         .collect::<Vec<_>>();
                     for a in &answers {
@@ -292,12 +304,12 @@ fn by_caller(codes: Vec<Single>) -> Vec<Vec<Single>> {
 /// Decides codes together (one batch verification); when they are all one caller's
 /// whose codes fail often, in batches as small as its [`Caller::batch_limit`] (one by
 /// one at the limit of 1).
-fn decide_group(app: &App, group: Vec<Single>, now: u64) {
+fn decide_group(app: &impl Decides, group: Vec<Single>, now: u64) {
     let Some(first) = group.first() else {
         return;
     };
     let limit = if first.2.isolated() {
-        first.2.batch_limit()
+        first.2.batch_limit(MAX_BATCH)
     } else {
         MAX_BATCH
     };
@@ -306,7 +318,7 @@ fn decide_group(app: &App, group: Vec<Single>, now: u64) {
         let chunk: Vec<Single> = rest.by_ref().take(limit).collect();
         if chunk.len() == 1 {
             for (code, venue, caller, reply) in chunk {
-                let a = app.verifier.decide(&code, &venue, now);
+                let a = app.verifier().decide(&code, &venue, now);
                 note(app, &caller, &a);
                 let _ = reply.send(a);
             }
@@ -316,7 +328,7 @@ fn decide_group(app: &App, group: Vec<Single>, now: u64) {
             .iter()
             .map(|(c, v, _, _)| (c.as_str(), v.as_str()))
             .collect();
-        let answers = app.verifier.decide_many(&refs, now);
+        let answers = app.verifier().decide_many(&refs, now);
         for ((_, _, caller, reply), a) in chunk.into_iter().zip(answers) {
             note(app, &caller, &a);
             let _ = reply.send(a);
@@ -325,9 +337,9 @@ fn decide_group(app: &App, group: Vec<Single>, now: u64) {
 }
 
 /// Records a decision: its metric, and a failed signature against its caller.
-fn note(app: &App, caller: &Caller, a: &Answer) {
+fn note(app: &impl Decides, caller: &Caller, a: &Answer) {
     if let Ok(d) = a {
-        app.metrics.decision(d.holder.reason);
+        app.decided(d.holder.reason);
         let forged = d.holder.reason == Reason::BadSignature;
         caller.signature_checked(!forged);
         if forged {

@@ -5,15 +5,14 @@
 //! Errors name a field or a category, never a value: feed errors are logged, and the
 //! values are pseudonyms and token ids.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
+use crate::b64;
 use crate::feed_auth::{FeedKeys, Message};
+use crate::feed_scan::{self, RawEvent};
 use crate::policy::{Policy, PolicyError};
 use crate::status::{Color, Cti, Status, Sub};
 use crate::trust::{self, KeyError, Kid, RootDocError, RootKey, TrustEntry, TrustedKey};
-use crate::{b64, feed_scan};
 
 /// A feed event, checked and ready to apply.
 #[derive(Debug, Clone)]
@@ -103,33 +102,6 @@ impl From<serde_json::Error> for FeedError {
             column: e.column(),
         }
     }
-}
-
-/// Every field of every event type, all optional: one flat struct parses faster than
-/// an internally tagged enum (serde buffers those), and unknown fields are ignored.
-/// Filled by `feed_scan` for the common shape, by serde otherwise.
-#[derive(Deserialize, Default)]
-pub(crate) struct RawEvent<'a> {
-    #[serde(rename = "type", borrow)]
-    pub ty: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub sub: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub color: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub ver: Option<u64>,
-    #[serde(default)]
-    pub why: Option<u64>,
-    #[serde(borrow, default)]
-    pub at: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub cti: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub exp: Option<u64>,
-    #[serde(borrow, default)]
-    pub signed: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub mac: Option<Cow<'a, str>>,
 }
 
 /// The payload of a `key` event: a trust-list entry plus an action.

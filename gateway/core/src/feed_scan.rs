@@ -8,7 +8,34 @@
 
 use std::borrow::Cow;
 
-use crate::feed_event::RawEvent;
+use serde::Deserialize;
+
+/// Every field of every event type, all optional: one flat struct parses faster than
+/// an internally tagged enum (serde buffers those), and unknown fields are ignored.
+/// Filled here for the common shape, by serde otherwise; `feed_event` checks it.
+#[derive(Deserialize, Default)]
+pub(crate) struct RawEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    pub ty: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub sub: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub color: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub ver: Option<u64>,
+    #[serde(default)]
+    pub why: Option<u64>,
+    #[serde(borrow, default)]
+    pub at: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub cti: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub exp: Option<u64>,
+    #[serde(borrow, default)]
+    pub signed: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub mac: Option<Cow<'a, str>>,
+}
 
 struct Cursor<'a> {
     b: &'a [u8],

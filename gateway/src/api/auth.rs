@@ -31,22 +31,7 @@ use super::ApiError;
 use crate::app::App;
 use crate::body::RespBody;
 use crate::callers::Caller;
-
-/// The request headers the code and the venue come from.
-#[derive(Debug, Clone)]
-pub struct AuthHeaders {
-    pub code: HeaderName,
-    pub venue: HeaderName,
-}
-
-impl Default for AuthHeaders {
-    fn default() -> Self {
-        AuthHeaders {
-            code: HeaderName::from_static("x-jkm-code"),
-            venue: HeaderName::from_static("x-jkm-venue"),
-        }
-    }
-}
+pub use crate::config::AuthHeaders;
 
 const DECISION: HeaderName = HeaderName::from_static("x-jkm-decision");
 const REASON: HeaderName = HeaderName::from_static("x-jkm-reason");
