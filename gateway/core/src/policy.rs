@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use crate::reason::Reason;
+use crate::decide::reason::Reason;
 use crate::status::Color;
 
 /// The categories every policy must hold (`policy.md`, "Decisions at gates").

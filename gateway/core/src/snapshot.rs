@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::decide::Verifier;
 use crate::feed_auth::FeedKey;
-use crate::id::ShortId;
 use crate::policy::{Policy, PolicyError};
+use crate::status::id::ShortId;
 use crate::status::{Color, Cti, Status, Sub};
 use crate::trust::{KeyError, RootKey};
 

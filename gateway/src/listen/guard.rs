@@ -122,7 +122,7 @@ pub struct ConnTimeouts {
 const COARSE_TICK: Duration = Duration::from_millis(5);
 
 /// Milliseconds since the first call, from a clock that a thread of its own advances
-/// every [`COARSE_TICK`]: reading it is one atomic load, where `Instant::now()` is a
+/// every `COARSE_TICK` (5 ms): reading it is one atomic load, where `Instant::now()` is a
 /// clock read on every request begun and ended (measured in the HTTP/2 benchmark). The
 /// watchdogs' bounds are seconds; a few milliseconds late is nothing to them.
 pub fn coarse_ms() -> u64 {

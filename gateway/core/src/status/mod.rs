@@ -15,14 +15,18 @@
 //! cache miss, plus a TLB miss and a page walk unless the memory sits in huge pages: the
 //! binaries' jemalloc is built to ask for them (`.cargo/config.toml`).
 
+pub(crate) mod id;
+pub mod pseudonym;
+mod table;
+
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use hashbrown::HashMap;
 use parking_lot::RwLock;
 
-use crate::status_table::{Slot, Table};
+use crate::status::table::{Slot, Table};
 
-pub use crate::id::ShortId as Cti;
+pub use crate::status::id::ShortId as Cti;
 
 /// A subject's pseudonym: the first 16 bytes of an HMAC-SHA256 (`token.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

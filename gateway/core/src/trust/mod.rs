@@ -6,6 +6,9 @@
 //! order, an ES256 key must be an uncompressed point on P-256. A refused key is logged
 //! with its `kid` and left out; tokens under it then get `unknown_key`.
 
+pub mod sigcache;
+pub mod signature;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::b64;
 use crate::cose::{Alg, Sign1};
-use crate::id::ShortId;
+use crate::status::id::ShortId;
 
 /// A key identifier.
 pub type Kid = ShortId;

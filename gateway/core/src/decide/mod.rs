@@ -6,20 +6,22 @@
 //! policy steps take `&Authentic`. This module holds the state those steps read, and
 //! the feed writes into it through [`Verifier::apply`].
 
+pub(crate) mod reason;
+
 use std::sync::Arc;
 
 use ed25519_dalek::VerifyingKey;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
+use crate::decide::reason::Reason;
 use crate::feed_event::Event;
 use crate::policy::{Judgement, Policy, PolicyError, VenueId, Verdict};
 use crate::pseudonym::{CardKind, PseudonymKey};
-use crate::reason::Reason;
 use crate::sigcache::{Digest, SigCache};
-use crate::signature::{self, SignatureValid};
 use crate::status::{Color, RevokedTokens, StatusApplied, StatusSet, Sub};
 use crate::token::{self, Claims, Token, MAX_COMPANIONS};
+use crate::trust::signature::{self, SignatureValid};
 use crate::trust::{PublicKey, TrustList, TrustedKey};
 
 /// Time limits of `token.md` step 7.

@@ -8,8 +8,8 @@
 use serde::Deserialize;
 
 use crate::b64;
+use crate::feed::scan::{self, RawEvent};
 use crate::feed_auth::{FeedKeys, Message};
-use crate::feed_scan::{self, RawEvent};
 use crate::policy::{Policy, PolicyError};
 use crate::status::{Color, Cti, Status, Sub};
 use crate::trust::{self, KeyError, Kid, RootDocError, RootKey, TrustEntry, TrustedKey};
@@ -144,7 +144,7 @@ pub fn parse(msg: &[u8], root: Option<&RootKey>) -> Result<Event, FeedError> {
 /// Parses one message; when `keys` has any, a `status`, `revoke_token` or `heartbeat`
 /// event must carry a `mac` that matches one of them.
 pub fn parse_with(msg: &[u8], root: Option<&RootKey>, keys: &FeedKeys) -> Result<Event, FeedError> {
-    let raw = match feed_scan::event(msg) {
+    let raw = match scan::event(msg) {
         Some(raw) => raw,
         None => serde_json::from_slice(msg)?,
     };
