@@ -95,36 +95,61 @@ async fn bind_tcp(addr: SocketAddr, flag: &str) -> Result<TcpListener, ConfigErr
         .map_err(|e| ConfigError::flag(flag, format!("cannot listen on {addr}: {e}")))
 }
 
-/// Runs the gateway until a signal; returns the process exit code.
+/// Runs the gateway until a signal.
 pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
+    let (cfg, dev_setup) = configure(args)?;
+    // The recorder first: components register their handles as they are built.
+    let prometheus = crate::metrics::install();
+    raise_nofile_limit();
+    let (app, root) = build_app(&cfg, dev_setup.is_some(), Metrics::register(prometheus))?;
+    let sockets = bind(&cfg).await?;
+    app.metrics.tls_not_after.set(sockets.not_after as f64);
+    crate::pool::Pool::start(&app, app.limits.verify_threads)
+        .map_err(|e| ConfigError::flag("verify-threads", format!("cannot start: {e}")))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let running = start_tasks(&cfg, &app, root, sockets, dev_setup.as_ref(), &stop_rx)?;
+    announce(&cfg, &running, dev_setup.as_ref())?;
+    wait_for_signal().await;
+    shut_down(&cfg, &app, running, stop_tx).await;
+    Ok(())
+}
+
+/// The configuration: flags over the TOML file, and for the quick start (no key
+/// material named) the development setup, made if missing, which it then runs on.
+fn configure(args: ServeArgs) -> Result<(ServeConfig, Option<DevSetup>), ConfigError> {
     let mut args = args.merge_file()?;
-    let quick_start = args.is_quick_start();
+    if !args.is_quick_start() {
+        return Ok((args.resolve()?, None));
+    }
     let state_dir = args
         .state_dir
         .clone()
         .unwrap_or_else(|| crate::config::DEFAULT_STATE_DIR.into());
     let dev_setup = DevSetup::new(&state_dir);
-    if quick_start {
-        // Keys the gateway made itself are trusted by no one else: loopback only.
-        for (flag, addr) in [("listen", args.listen), ("plain-listen", args.plain_listen)] {
-            if let Some(a) = addr.filter(|a| !a.ip().is_loopback()) {
-                return Err(ConfigError::flag(
-                    flag,
-                    format!("{a} is not a loopback address: the quick start runs on keys it generated itself; give --trust, --root-key, --policy and --callers to serve other hosts"),
-                ));
-            }
-        }
-        let made = dev_setup.ensure()?;
-        args.use_dev_setup(&dev_setup);
-        if made {
-            tracing::warn!(dir = %state_dir.display(), "no keys given: generated a development setup (root key, issuer key, signed policy, API key, self-signed certificate)");
+    // Keys the gateway made itself are trusted by no one else: loopback only.
+    for (flag, addr) in [("listen", args.listen), ("plain-listen", args.plain_listen)] {
+        if let Some(a) = addr.filter(|a| !a.ip().is_loopback()) {
+            return Err(ConfigError::flag(
+                flag,
+                format!("{a} is not a loopback address: the quick start runs on keys it generated itself; give --trust, --root-key, --policy and --callers to serve other hosts"),
+            ));
         }
     }
-    let cfg = args.resolve()?;
-    // The recorder first: components register their handles as they are built.
-    let prometheus = crate::metrics::install();
-    raise_nofile_limit();
-    let (verifier, root) = load_verifier(&cfg)?;
+    let made = dev_setup.ensure()?;
+    args.use_dev_setup(&dev_setup);
+    if made {
+        tracing::warn!(dir = %state_dir.display(), "no keys given: generated a development setup (root key, issuer key, signed policy, API key, self-signed certificate)");
+    }
+    Ok((args.resolve()?, Some(dev_setup)))
+}
+
+/// The shared state, from every file the configuration names (each checked).
+fn build_app(
+    cfg: &ServeConfig,
+    quick_start: bool,
+    metrics: Metrics,
+) -> Result<(Arc<App>, Option<RootKey>), ConfigError> {
+    let (verifier, root) = load_verifier(cfg)?;
     let feed_keys = load_feed_keys(&cfg.feed_keys)?;
     if !feed_keys.enabled() {
         tracing::warn!("no --feed-key: feed events are accepted without a mac (feed_auth false); rely on the broker's permissions alone only if no one else can write the feed");
@@ -138,6 +163,30 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
             bad_signatures_per_s: limits.caller_bad_signatures_per_s,
         },
     )?;
+    check_feed_files(cfg)?;
+    let app = App {
+        verifier,
+        callers,
+        feed: FeedState::default(),
+        metrics,
+        dev: cfg.dev,
+        stale_after: cfg.stale_after,
+        boot: Instant::now(),
+        in_flight: Slots::new(cfg.max_in_flight),
+        open_streams: Slots::new(limits.max_open_streams),
+        fixed_now: cfg.fixed_now,
+        pool: crate::pool::Pool::new(limits.verify_queue),
+        limits,
+        quick_start,
+        nats_insecure: cfg.nats_insecure,
+        feed_keys,
+        auth_headers: cfg.auth_headers.clone(),
+    };
+    Ok((Arc::new(app), root))
+}
+
+/// The feed file exists; the broker's credential files exist and are owner-only.
+fn check_feed_files(cfg: &ServeConfig) -> Result<(), ConfigError> {
     if let FeedSource::File(p) = &cfg.feed {
         if !p.exists() {
             return Err(ConfigError::flag(
@@ -152,42 +201,52 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         ("nats-nkey", &cfg.nats.nkey),
         ("nats-ca", &cfg.nats.ca),
     ] {
-        if let Some(f) = file {
-            if !f.is_file() {
-                return Err(ConfigError::flag(
-                    flag,
-                    format!("{} does not exist", f.display()),
-                ));
-            }
-            // The broker's credentials are secrets like the keys (cli.md); the CA is not.
-            if flag != "nats-ca" {
-                owner_only::check_secret(f)?;
-            }
-            if flag == "nats-nkey" {
-                crate::issue::check_nkey_seed(f, &owner_only::read_secret_text(f)?)?;
-            }
+        let Some(f) = file else { continue };
+        if !f.is_file() {
+            return Err(ConfigError::flag(
+                flag,
+                format!("{} does not exist", f.display()),
+            ));
+        }
+        // The broker's credentials are secrets like the keys (cli.md); the CA is not.
+        if flag != "nats-ca" {
+            owner_only::check_secret(f)?;
+        }
+        if flag == "nats-nkey" {
+            crate::issue::check_nkey_seed(f, &owner_only::read_secret_text(f)?)?;
         }
     }
+    Ok(())
+}
 
-    let tcp_tls = tls::server_config(
-        &cfg.tls_cert,
-        &cfg.tls_key,
-        cfg.client_ca.as_deref(),
-        &[b"h2", b"http/1.1"],
-    )?;
-    let quic_tls = tls::server_config(
-        &cfg.tls_cert,
-        &cfg.tls_key,
-        cfg.client_ca.as_deref(),
-        &[b"h3"],
-    )?;
+/// Every socket, bound before anything is served.
+struct Sockets {
+    tcp_tls: Arc<rustls::ServerConfig>,
+    listener: TcpListener,
+    local: SocketAddr,
+    endpoint: quinn::Endpoint,
+    plain: Option<TcpListener>,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
+    /// The certificate's notAfter (seconds since the epoch).
+    not_after: i64,
+}
+
+/// TLS for TCP and QUIC, then the public TCP and UDP ports, the plaintext port if any,
+/// and the admin port.
+async fn bind(cfg: &ServeConfig) -> Result<Sockets, ConfigError> {
+    let tls_for = |alpn: &[&[u8]]| {
+        tls::server_config(&cfg.tls_cert, &cfg.tls_key, cfg.client_ca.as_deref(), alpn)
+    };
+    let tcp_tls = tls_for(&[b"h2", b"http/1.1"])?;
+    let quic_tls = tls_for(&[b"h3"])?;
     let not_after = tls::not_after(&cfg.tls_cert)?;
     let listener = bind_tcp(cfg.listen, "listen").await?;
     let local = listener
         .local_addr()
         .map_err(|e| ConfigError::flag("listen", e))?;
     let quic_cfg =
-        quic::server_config(quic_tls, &limits).map_err(|e| ConfigError::flag("listen", e))?;
+        quic::server_config(quic_tls, &cfg.limits).map_err(|e| ConfigError::flag("listen", e))?;
     let endpoint = quinn::Endpoint::server(quic_cfg, local)
         .map_err(|e| ConfigError::flag("listen", format!("cannot listen on UDP {local}: {e}")))?;
     let plain = match cfg.plain_listen {
@@ -198,43 +257,59 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     let admin_addr = admin
         .local_addr()
         .map_err(|e| ConfigError::flag("admin-listen", e))?;
+    Ok(Sockets {
+        tcp_tls,
+        listener,
+        local,
+        endpoint,
+        plain,
+        admin,
+        admin_addr,
+        not_after,
+    })
+}
 
-    let app = Arc::new(App {
-        verifier,
-        callers,
-        feed: FeedState::default(),
-        metrics: Metrics::register(prometheus),
-        dev: cfg.dev,
-        stale_after: cfg.stale_after,
-        boot: Instant::now(),
-        in_flight: Slots::new(cfg.max_in_flight),
-        open_streams: Slots::new(limits.max_open_streams),
-        fixed_now: cfg.fixed_now,
-        pool: crate::pool::Pool::new(limits.verify_queue),
-        limits: limits.clone(),
-        quick_start,
-        nats_insecure: cfg.nats_insecure,
-        feed_keys,
-        auth_headers: cfg.auth_headers.clone(),
-    });
-    app.metrics.tls_not_after.set(not_after as f64);
-    crate::pool::Pool::start(&app, limits.verify_threads)
-        .map_err(|e| ConfigError::flag("verify-threads", format!("cannot start: {e}")))?;
+/// What runs, for the announcement and the shutdown.
+struct Running {
+    tasks: Vec<(Task, tokio::task::JoinHandle<()>)>,
+    tcp_caps: Arc<ConnCaps>,
+    endpoint: quinn::Endpoint,
+    local: SocketAddr,
+    plain_addr: Option<SocketAddr>,
+    admin_addr: SocketAddr,
+}
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+/// Starts the feed (and the quick start's heartbeats) and every listener.
+fn start_tasks(
+    cfg: &ServeConfig,
+    app: &Arc<App>,
+    root: Option<RootKey>,
+    sockets: Sockets,
+    dev_setup: Option<&DevSetup>,
+    stop_rx: &watch::Receiver<bool>,
+) -> Result<Running, ConfigError> {
+    let limits = &app.limits;
+    let Sockets {
+        tcp_tls,
+        listener,
+        local,
+        endpoint,
+        plain,
+        admin,
+        admin_addr,
+        ..
+    } = sockets;
     // One set of caps for TCP (TLS and plaintext together), one for QUIC, one for admin.
-    let tcp_caps = ConnCaps::new(limits.max_connections, limits.max_connections_per_ip);
-    let quic_caps = ConnCaps::new(limits.max_connections, limits.max_connections_per_ip);
-    let admin_caps = ConnCaps::new(limits.max_connections, limits.max_connections_per_ip);
+    let caps = || ConnCaps::new(limits.max_connections, limits.max_connections_per_ip);
+    let (tcp_caps, quic_caps, admin_caps) = (caps(), caps(), caps());
     let settings = tcp::TcpSettings {
         limits: limits.clone(),
         alt_svc: HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", local.port())).ok(),
     };
     let mut tasks: Vec<(Task, tokio::task::JoinHandle<()>)> = Vec::new();
-    if quick_start && cfg.feed == FeedSource::File(dev_setup.feed()) {
+    if let Some(dev) = dev_setup.filter(|d| cfg.feed == FeedSource::File(d.feed())) {
         let every = (cfg.stale_after / 3).max(Duration::from_secs(1));
-        let key = dev_setup.read_feed_key()?;
-        let beat = DevSetup::heartbeats(dev_setup.feed(), key, every, stop_rx.clone());
+        let beat = DevSetup::heartbeats(dev.feed(), dev.read_feed_key()?, every, stop_rx.clone());
         tasks.push((Task::Background, tokio::spawn(beat)));
     }
     let plan = crate::feed::FeedPlan {
@@ -268,21 +343,39 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     tasks.push((Task::Listener, tokio::spawn(serve_quic)));
     let serve_admin = tcp::serve_admin(admin, app.clone(), admin_caps, stop_rx.clone());
     tasks.push((Task::Background, tokio::spawn(serve_admin)));
+    Ok(Running {
+        tasks,
+        tcp_caps,
+        endpoint,
+        local,
+        plain_addr,
+        admin_addr,
+    })
+}
 
-    // One machine-readable line for scripts and tests, then the human hints.
+/// One machine-readable line for scripts and tests, then the human hints.
+fn announce(
+    cfg: &ServeConfig,
+    r: &Running,
+    dev_setup: Option<&DevSetup>,
+) -> Result<(), ConfigError> {
     println!(
         "{}",
         serde_json::json!({
-            "event": "listening", "listen": local.to_string(), "admin": admin_addr.to_string(),
-            "plain": plain_addr.map(|a| a.to_string()), "dev": cfg.dev,
+            "event": "listening", "listen": r.local.to_string(), "admin": r.admin_addr.to_string(),
+            "plain": r.plain_addr.map(|a| a.to_string()), "dev": cfg.dev,
         })
     );
-    tracing::info!(%local, admin = %admin_addr, "gateway listening (TLS HTTP/1.1 + HTTP/2 on TCP, HTTP/3 on UDP)");
-    if quick_start {
-        print_quick_start(&dev_setup, local, admin_addr)?;
+    tracing::info!(local = %r.local, admin = %r.admin_addr, "gateway listening (TLS HTTP/1.1 + HTTP/2 on TCP, HTTP/3 on UDP)");
+    match dev_setup {
+        Some(dev) => print_quick_start(dev, r.local, r.admin_addr),
+        None => Ok(()),
     }
+}
 
-    wait_for_signal().await;
+/// Stops accepting, drains in-flight requests within `--shutdown-grace`, closes QUIC
+/// connections with H3_NO_ERROR, and lets the feed write its last snapshot.
+async fn shut_down(cfg: &ServeConfig, app: &App, running: Running, stop_tx: watch::Sender<bool>) {
     tracing::info!(
         grace_s = cfg.shutdown_grace.as_secs(),
         "shutting down: finishing in-flight requests"
@@ -290,19 +383,21 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     let _ = stop_tx.send(true);
     // The accept loops return at once on `stop`; every open connection has been told to
     // shut down gracefully and is waited for.
-    let (listeners, others): (Vec<_>, Vec<_>) = tasks
+    let (listeners, others): (Vec<_>, Vec<_>) = running
+        .tasks
         .into_iter()
         .partition(|(kind, _)| *kind == Task::Listener);
     for (_, t) in listeners {
         let _ = t.await;
     }
     let drained = tokio::time::timeout(cfg.shutdown_grace, async {
-        tcp_caps.all_closed().await;
+        running.tcp_caps.all_closed().await;
         // Every protocol's in-flight requests (HTTP/3 included) hold a slot.
         app.in_flight.all_free().await;
     })
     .await;
     // Then close QUIC connections with an application code (H3_NO_ERROR).
+    let endpoint = running.endpoint;
     endpoint.close(quic::CLOSE_CODE.into(), b"shutting down");
     // Let the CONNECTION_CLOSE frames leave before the process does.
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
@@ -320,7 +415,6 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
         Ok(()) => tracing::info!("drained"),
         Err(_) => tracing::warn!("shutdown deadline passed with requests still in flight"),
     }
-    Ok(())
 }
 
 /// Raises the soft limit on open descriptors to the hard limit (connections are capped
