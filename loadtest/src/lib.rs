@@ -17,10 +17,13 @@ pub mod client;
 pub mod cpu;
 mod error;
 pub mod html;
+pub mod mint;
 pub mod mix;
 pub mod report;
 pub mod run;
+pub mod setup;
 pub mod stats;
+mod table;
 pub mod threshold;
 
 use std::io::IsTerminal;
@@ -28,9 +31,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use args::Setup;
 pub use error::Error;
 use report::Report;
+use setup::Setup;
 
 /// Open loop: workers at least (requests in flight at most, per `--concurrency` above it).
 const OPEN_WORKERS_MIN: usize = 512;
