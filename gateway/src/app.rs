@@ -152,10 +152,6 @@ impl crate::pool::Decides for App {
         App::now(self)
     }
 
-    fn decided(&self, reason: gateway_core::Reason) {
-        self.metrics.decision(reason);
-    }
-
     fn pool(&self) -> &crate::pool::Pool {
         &self.pool
     }

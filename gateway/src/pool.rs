@@ -22,6 +22,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use gateway_core::decide::{Begun, Pending};
 use gateway_core::{Decision, Reason, RequestError, Verifier};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
@@ -38,10 +39,10 @@ type Answer = Result<Decision, RequestError>;
 
 /// One piece of work.
 enum Work {
-    /// One code (`/v1/verify`, a line of `/v1/verify/stream`).
+    /// One code begun on the I/O thread, waiting for its signature (`/v1/verify`,
+    /// `/v1/auth`, a line of `/v1/verify/stream`).
     One {
-        code: String,
-        venue: String,
+        pending: Pending,
         caller: Arc<Caller>,
         reply: oneshot::Sender<Answer>,
     },
@@ -76,8 +77,6 @@ pub trait Decides: Send + Sync + 'static {
     fn verifier(&self) -> &Verifier;
     /// Seconds since the epoch (the gateway's clock).
     fn now(&self) -> u64;
-    /// Records a decision made here (`gateway_decisions_total`).
-    fn decided(&self, reason: Reason);
     /// The pool.
     fn pool(&self) -> &Pool;
 }
@@ -145,18 +144,16 @@ impl Pool {
         Ok(())
     }
 
-    /// Decides one uncached code on the pool. `Err` when the queue is full; `Ok(None)`
-    /// if the pool went away.
-    pub async fn decide(
+    /// Settles one code waiting for its signature on the pool. `Err` when the queue is
+    /// full; `Ok(None)` if the pool went away.
+    pub async fn settle(
         &self,
         caller: &Arc<Caller>,
-        code: String,
-        venue: String,
+        pending: Pending,
     ) -> Result<Option<Answer>, QueueFull> {
         let (reply, rx) = oneshot::channel();
         self.push(Work::One {
-            code,
-            venue,
+            pending,
             caller: caller.clone(),
             reply,
         })?;
@@ -263,23 +260,22 @@ fn worker(app: &impl Decides) {
                         })
                         .collect::<Vec<_>>();
                     for a in &answers {
-                        note(app, &caller, a);
+                        note(&caller, a);
                     }
                     let _ = reply.send(answers);
                 }
                 Work::One {
-                    code,
-                    venue,
+                    pending,
                     caller,
                     reply,
-                } => singles.push((code, venue, caller, reply)),
+                } => singles.push((pending, caller, reply)),
             }
         }
         // Isolated callers' codes apart from everyone else's: each such caller's in a batch
         // of its own (one by one if its codes fail often: bisecting batches that mostly
         // hold a forgery costs more than single checks); everyone else's in one batch.
         let (alone, together): (Vec<_>, Vec<_>) =
-            singles.into_iter().partition(|(_, _, c, _)| c.isolated());
+            singles.into_iter().partition(|(_, c, _)| c.isolated());
         for group in by_caller(alone) {
             decide_group(app, group, now);
         }
@@ -287,13 +283,15 @@ fn worker(app: &impl Decides) {
     }
 }
 
-type Single = (String, String, Arc<Caller>, oneshot::Sender<Answer>);
+type Single = (Pending, Arc<Caller>, oneshot::Sender<Answer>);
+/// Where a settled code's answer goes, and whose it is.
+type Reply = (Arc<Caller>, oneshot::Sender<Answer>);
 
 /// Splits codes by caller, each caller's in arrival order.
 fn by_caller(codes: Vec<Single>) -> Vec<Vec<Single>> {
     let mut groups: Vec<Vec<Single>> = Vec::new();
     for s in codes {
-        match groups.iter_mut().find(|g| Arc::ptr_eq(&g[0].2, &s.2)) {
+        match groups.iter_mut().find(|g| Arc::ptr_eq(&g[0].1, &s.1)) {
             Some(g) => g.push(s),
             None => groups.push(vec![s]),
         }
@@ -308,38 +306,36 @@ fn decide_group(app: &impl Decides, group: Vec<Single>, now: u64) {
     let Some(first) = group.first() else {
         return;
     };
-    let limit = if first.2.isolated() {
-        first.2.batch_limit(MAX_BATCH)
+    let limit = if first.1.isolated() {
+        first.1.batch_limit(MAX_BATCH)
     } else {
         MAX_BATCH
     };
     let mut rest = group.into_iter().peekable();
     while rest.peek().is_some() {
         let chunk: Vec<Single> = rest.by_ref().take(limit).collect();
-        if chunk.len() == 1 {
-            for (code, venue, caller, reply) in chunk {
-                let a = app.verifier().decide(&code, &venue, now);
-                note(app, &caller, &a);
-                let _ = reply.send(a);
-            }
-            continue;
-        }
-        let refs: Vec<(&str, &str)> = chunk
-            .iter()
-            .map(|(c, v, _, _)| (c.as_str(), v.as_str()))
-            .collect();
-        let answers = app.verifier().decide_many(&refs, now);
-        for ((_, _, caller, reply), a) in chunk.into_iter().zip(answers) {
-            note(app, &caller, &a);
+        let (pending, to): (Vec<Pending>, Vec<Reply>) =
+            chunk.into_iter().map(|(p, c, r)| (p, (c, r))).unzip();
+        let answers = if pending.len() == 1 {
+            pending
+                .into_iter()
+                .map(|p| app.verifier().settle_one(p, now))
+                .collect()
+        } else {
+            let begun = pending.into_iter().map(|p| Ok(Begun::Pending(p))).collect();
+            app.verifier().settle(begun, now)
+        };
+        for ((caller, reply), a) in to.into_iter().zip(answers) {
+            note(&caller, &a);
             let _ = reply.send(a);
         }
     }
 }
 
-/// Records a decision: its metric, and a failed signature against its caller.
-fn note(app: &impl Decides, caller: &Caller, a: &Answer) {
+/// Counts a decision's signature against its caller (a failed one isolates it). The
+/// decision metric is recorded once, by the API, for every decision wherever it was made.
+fn note(caller: &Caller, a: &Answer) {
     if let Ok(d) = a {
-        app.decided(d.holder.reason);
         let forged = d.holder.reason == Reason::BadSignature;
         caller.signature_checked(!forged);
         if forged {

@@ -557,26 +557,33 @@ fn decide_many_batches_clean_traffic_into_the_cache() {
     // The batch's verdicts were recorded: every code is now a cache hit.
     assert_eq!(f.v.sig_cache().unwrap().len(), 16);
     for c in &codes {
-        assert!(f.v.decide_if_cached(c, "bus", NOW).unwrap().is_some());
+        assert!(cached(&f.v, c, "bus", NOW).unwrap().is_some());
     }
     // The server's first try: a cached code is decided, a new one is left for the batch,
     // one that fails before the signature is decided.
-    let d =
-        f.v.decide_if_cached(&codes[3], "bus", NOW)
-            .unwrap()
-            .unwrap();
+    let d = cached(&f.v, &codes[3], "bus", NOW).unwrap().unwrap();
     assert_eq!(d.holder.verdict, Verdict::Allow);
     let new = f.ed.mint(&claims(Color::Red, 9)).unwrap();
-    assert_eq!(f.v.decide_if_cached(&new, "bus", NOW), Ok(None));
-    let d =
-        f.v.decide_if_cached("JKM1:garbage", "bus", NOW)
-            .unwrap()
-            .unwrap();
+    assert_eq!(cached(&f.v, &new, "bus", NOW), Ok(None));
+    let d = cached(&f.v, "JKM1:garbage", "bus", NOW).unwrap().unwrap();
     assert_eq!(d.holder.reason, Reason::Malformed);
     assert_eq!(
-        f.v.decide_if_cached(&codes[3], "moon", NOW),
+        cached(&f.v, &codes[3], "moon", NOW),
         Err(RequestError::UnknownVenue)
     );
+}
+
+/// The read path's first step as "decided at once, or left for its signature".
+fn cached(
+    v: &Verifier,
+    code: &str,
+    venue: &str,
+    now: u64,
+) -> Result<Option<gateway_core::Decision>, RequestError> {
+    v.begin(code, venue, now).map(|b| match b {
+        gateway_core::decide::Begun::Decided(d) => Some(d),
+        gateway_core::decide::Begun::Pending(_) => None,
+    })
 }
 
 /// CBOR of a COSE_Sign1 rebuilt from its parts, in the shapes a sender may choose
@@ -658,14 +665,14 @@ fn byte_variants_of_one_token_share_one_cache_entry() {
             variants.push(reencode(p, &[0xa0], pl, &twin, true, false));
         }
         // The original first: a miss, verified, recorded.
-        assert!(f.v.decide_if_cached(&code, "bus", NOW).unwrap().is_none());
+        assert!(cached(&f.v, &code, "bus", NOW).unwrap().is_none());
         assert_eq!(
             f.v.decide(&code, "bus", NOW).unwrap().holder.verdict,
             Verdict::Allow
         );
         for (i, v) in variants.iter().enumerate() {
             assert_ne!(v, &code);
-            let d = f.v.decide_if_cached(v, "bus", NOW).unwrap();
+            let d = cached(&f.v, v, "bus", NOW).unwrap();
             let d = d.unwrap_or_else(|| panic!("{alg:?} variant {i} missed the cache"));
             assert_eq!(
                 d,
@@ -678,7 +685,7 @@ fn byte_variants_of_one_token_share_one_cache_entry() {
         let mut forged = sig.clone();
         forged[10] ^= 1;
         let bad = reencode(p, &filled, pl, &forged, true, false);
-        assert!(f.v.decide_if_cached(&bad, "bus", NOW).unwrap().is_none());
+        assert!(cached(&f.v, &bad, "bus", NOW).unwrap().is_none());
         assert_eq!(
             f.v.decide(&bad, "bus", NOW).unwrap().holder.reason,
             Reason::BadSignature

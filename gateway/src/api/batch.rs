@@ -57,15 +57,19 @@ pub async fn answer(
         if i > 0 {
             out.push(',');
         }
+        // The pool answers every valid item, in order.
         let result = match item {
-            Ok(_) => decisions
-                .next()
-                .unwrap_or(Err(gateway_core::RequestError::NoPolicy))
-                .map_err(ApiError::from),
+            Ok(_) => match decisions.next() {
+                Some(answer) => answer.map_err(ApiError::from),
+                None => Err(ApiError::Unavailable("verification was interrupted")),
+            },
             Err(e) => Err(*e),
         };
         match result {
-            Ok(d) => write_decision(&mut out, &d, app),
+            Ok(d) => {
+                app.metrics.decision(d.holder.reason);
+                write_decision(&mut out, &d, app);
+            }
             Err(e) => out.push_str(&e.json()),
         }
     }

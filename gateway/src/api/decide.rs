@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use gateway_core::decide::Begun;
 use gateway_core::Decision;
 
 use super::ApiError;
@@ -29,23 +30,28 @@ pub fn signature_budget(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// Decides one code, venue checked and rate taken: a code whose signature is cached (or
-/// that fails before the signature) is answered at once; the others go to the
-/// verification pool, unless the caller has spent its budget of failed signatures.
+/// Decides one code, venue checked and rate taken, on the core's one pipeline: begun
+/// here (decoded once; a code whose signature is cached, or that fails before its
+/// signature, is decided at once), settled on the verification pool otherwise, unless
+/// the caller has spent its budget of failed signatures. The decision metric is
+/// recorded here, once, whichever way it went.
 pub async fn decide_one(
     app: &Arc<App>,
     caller: &Arc<Caller>,
     code: &str,
     venue: &str,
 ) -> Result<Decision, ApiError> {
-    if let Some(d) = app.verifier.decide_if_cached(code, venue, app.now())? {
-        app.metrics.decision(d.holder.reason);
-        return Ok(d);
-    }
-    signature_budget(caller)?;
-    match app.pool.decide(caller, code.into(), venue.into()).await {
-        Ok(Some(answer)) => Ok(answer?),
-        Ok(None) => Err(ApiError::Unavailable("verification was interrupted")),
-        Err(crate::pool::QueueFull) => Err(ApiError::Overloaded),
-    }
+    let d = match app.verifier.begin(code, venue, app.now())? {
+        Begun::Decided(d) => d,
+        Begun::Pending(pending) => {
+            signature_budget(caller)?;
+            match app.pool.settle(caller, pending).await {
+                Ok(Some(answer)) => answer?,
+                Ok(None) => return Err(ApiError::Unavailable("verification was interrupted")),
+                Err(crate::pool::QueueFull) => return Err(ApiError::Overloaded),
+            }
+        }
+    };
+    app.metrics.decision(d.holder.reason);
+    Ok(d)
 }

@@ -1,0 +1,82 @@
+//! The write side: the feed's events applied to the state the read path reads.
+
+use std::sync::Arc;
+
+use super::{Applied, Verifier};
+use crate::feed_event::Event;
+use crate::policy::{Policy, PolicyError};
+
+impl Verifier {
+    /// Applies one feed event. Only a policy that is not newer is refused.
+    pub fn apply(&self, event: Event) -> Result<Applied, PolicyError> {
+        Ok(match event {
+            Event::Status { sub, status, .. } => Applied::Status(self.status.apply(sub, status)),
+            Event::RevokeToken { cti, exp } => {
+                self.revoked.revoke(cti, exp);
+                Applied::TokenRevoked
+            }
+            Event::KeyAdd { key, signed } => {
+                let mut kept = false;
+                self.trust.rcu(|t| {
+                    let older = t.get(key.kid.as_bytes()).is_some_and(|held| {
+                        held.to_entry().public_key != key.to_entry().public_key
+                            && held.seq.is_some_and(|s| key.seq.is_none_or(|n| n <= s))
+                    });
+                    kept = older;
+                    if older {
+                        (**t).clone()
+                    } else {
+                        t.with_key((*key).clone())
+                    }
+                });
+                if kept {
+                    return Ok(Applied::KeyKept);
+                }
+                self.keep_key_doc(signed);
+                Applied::KeyAdded
+            }
+            Event::KeyRevoke { kid, signed } => {
+                self.trust.rcu(|t| t.with_revoked(kid));
+                self.keep_key_doc(signed);
+                Applied::KeyRevoked
+            }
+            Event::Policy(p) => {
+                let version = p.version();
+                self.install_policy(*p)?;
+                Applied::Policy { version }
+            }
+            Event::Heartbeat { .. } => Applied::Heartbeat,
+        })
+    }
+
+    /// Replaces the policy if `p` is newer than the one in force (or none is).
+    pub fn install_policy(&self, p: Policy) -> Result<(), PolicyError> {
+        let p = Arc::new(p);
+        let mut refused = None;
+        self.policy.rcu(|cur| match cur {
+            Some(c) if c.version() >= p.version() => {
+                refused = Some(c.version());
+                cur.clone()
+            }
+            _ => {
+                refused = None;
+                Some(p.clone())
+            }
+        });
+        match refused {
+            Some(current) => Err(PolicyError::NotNewer {
+                got: p.version(),
+                current,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the forgetting rules of `feed.md`; returns (statuses, revoked tokens) dropped.
+    pub fn forget(&self, now: u64) -> (usize, usize) {
+        (
+            self.status.forget(now, self.limits.max_validity),
+            self.revoked.forget(now),
+        )
+    }
+}
