@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 SECS=${1:-5}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
-cargo build --release -q -p gateway -p gateway-benches --bins
+cargo build --release -q -p gateway -p gateway-benches -p loadtest --bins
 BIN=target/release
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -37,8 +37,12 @@ h2_rps() { # url -> "rps mean max"
     -H "authorization: Bearer $KEY" -H 'content-type: text/plain' "$1" >"$WORK/h2.txt"
   awk '/^finished/ {r=$4} /^time for request/ {mean=$6; max=$5} END {print r, mean, max}' "$WORK/h2.txt"
 }
-h2_bench() { # url-port codes-file offset -> "rps p50 p99" (our own client: distinct bodies)
-  taskset -c 1 $BIN/h2bench "127.0.0.1:$1" "$WORK/state/tls/cert.pem" "$KEY" "$2" "$3" 16 16 "$SECS"
+h2_cold() { # -> "rps p50 p99 generator-CPU" (loadtest: a distinct code per request, which h2load cannot send)
+  taskset -c 1 $BIN/loadtest --target 127.0.0.1:18443 --protocol h2 --state-dir "$WORK/state" \
+    --cold --mix green=1 --connections 16 --streams 16 --duration "$SECS" --no-progress \
+    --json "$WORK/lt.json" >"$WORK/lt.txt" 2>&1 || true
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency_us"]
+print("%.0f %.2fms %.2fms %.0f%%" % (r["throughput_rps"], l["p50"]/1000, l["p99"]/1000, 100*(r["generator_cpu"] or 0)))' "$WORK/lt.json"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 
@@ -46,13 +50,12 @@ printf '%-6s %-26s %-26s %-26s %-9s %s\n' round "h1 warm gw (rps p50 p99)" "h1 m
 for r in $(seq "$ROUNDS"); do
   gw1=$(wrk_rps benches/http/warm.lua "$GW"); min1=$(wrk_rps benches/http/warm.lua "$MIN")
   cold=$(OFFSET=$(( (r - 1) * 2 * PER )) wrk_rps benches/http/cold.lua "$GW")
-  cold2=$(h2_bench 18443 "$CODES" $(( (r - 1) * 2 * PER + PER )))
-  warm2gw=$(h2_bench 18443 "$WORK/code.txt" 0); warm2min=$(h2_bench 18444 "$WORK/code.txt" 0)
+  cold2=$(h2_cold)
   core=$(taskset -c 0 $BIN/core_rate 3)
   gw2=$(h2_rps "$GW"); min2=$(h2_rps "$MIN")
   printf '%-6s %-26s %-26s %-26s %-9s %s %s %s %s\n' "$r" "$gw1" "$min1" "$cold" "$core" \
     "$(ratio "${gw1%% *}" "${min1%% *}")" "$(ratio "${gw2%% *}" "${min2%% *}")" "$(ratio "${cold%% *}" "$core")" "$(ratio "${cold2%% *}" "$core")"
-  printf '       h2load warm: gw %s | minimal %s    h2bench warm (rps p50 p99): gw %s | minimal %s    h2bench cold gw: %s\n' \
-    "$gw2" "$min2" "$warm2gw" "$warm2min" "$cold2"
+  printf '       h2load warm: gw %s | minimal %s    loadtest h2 cold gw (rps p50 p99 generator CPU): %s\n' \
+    "$gw2" "$min2" "$cold2"
 done
 echo "cold codes: $(wc -l <"$CODES") distinct, $PER per run (each run must send fewer)"

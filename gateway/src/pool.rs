@@ -3,10 +3,12 @@
 //! accepting, handshaking, driving QUIC, firing timers, serving the admin port or
 //! following the feed.
 //!
-//! Requests whose signature is not cached queue here (a bounded queue: a full one is
-//! 503 `overloaded`, never unbounded memory). A worker takes up to [`MAX_BATCH`] queued
-//! codes at once and decides them with the core's `decide_many`, so concurrent cold
-//! codes share one Ed25519 batch verification (about half the cost of single ones). A
+//! Codes begun on the I/O threads that wait for their signature (the core's `Pending`)
+//! queue here (a bounded queue: a full one is 503 `overloaded`, never unbounded memory).
+//! A worker takes up to [`MAX_BATCH`] queued codes at once and settles them with the
+//! core's `Verifier::settle`, so concurrent cold codes share one Ed25519 batch
+//! verification (about half the cost of single ones); a whole `/v1/verify/batch` is
+//! begun and settled here (`decide_many`). A
 //! code whose requester has gone (stream reset, connection closed) is dropped before it
 //! is verified.
 //!
