@@ -3,7 +3,7 @@
 //! write side `write.rs`; this module holds the state both touch and the answers.
 //!
 //! The checks run in the order of `token.md` and the first failure decides. Each stage
-//! hands the next a value it could not have got otherwise: [`Token`] (decoded),
+//! hands the next a value it could not have got otherwise: [`Token`](crate::token::Token) (decoded),
 //! [`SignatureValid`] (verified), [`Authentic`] (steps 2 to 8 passed); the status and
 //! policy steps take `&Authentic`. This module holds the state those steps read, and
 //! the feed writes into it through [`Verifier::apply`].
