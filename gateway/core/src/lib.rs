@@ -10,6 +10,7 @@
 //! rule can be tested at its boundary without waiting.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod decide;
 pub mod feed;

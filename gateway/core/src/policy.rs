@@ -36,8 +36,11 @@ pub const REQUIRED_VENUES: [&str; 19] = [
 /// What the table says for one color at one venue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Admitted.
     Allow,
+    /// Admitted with a mask.
     AllowMask,
+    /// Refused.
     Deny,
 }
 
@@ -57,18 +60,24 @@ impl Outcome {
 pub struct Conditions(u8);
 
 impl Conditions {
+    /// No condition.
     pub const NONE: Conditions = Conditions(0);
+    /// A mask must be worn.
     pub const MASK: Conditions = Conditions(1);
+    /// A short stay only.
     pub const SHORT_STAY: Conditions = Conditions(2);
 
+    /// Both sets of conditions.
     pub fn union(self, other: Conditions) -> Conditions {
         Conditions(self.0 | other.0)
     }
 
+    /// Whether every condition of `other` is in `self`.
     pub fn contains(self, other: Conditions) -> bool {
         self.0 & other.0 == other.0
     }
 
+    /// Whether there is no condition.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -96,12 +105,15 @@ impl Conditions {
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Verdict {
+    /// Admitted.
     Allow,
     #[default]
+    /// Refused.
     Deny,
 }
 
 impl Verdict {
+    /// `allow` or `deny`, as the API writes it.
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Allow => "allow",
@@ -113,9 +125,11 @@ impl Verdict {
 /// The decision for one person (holder, companion or card).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Judgement {
+    /// Allow or deny.
     pub verdict: Verdict,
     /// The effective color; `None` where the token itself failed (steps 1 to 8).
     pub color: Option<Color>,
+    /// Why (`ok` when admitted).
     pub reason: Reason,
     /// Empty on a deny.
     pub conditions: Conditions,
@@ -161,21 +175,34 @@ struct PolicyDoc {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("policy is not valid JSON of the policy shape: {0}")]
+    /// Not JSON of the policy's shape.
     Json(#[from] serde_json::Error),
     #[error("policy lacks the venue category {0:?}")]
+    /// A venue category the policy must have is missing.
     MissingVenue(&'static str),
     #[error("policy outcome {0:?} is not allow, allow_mask or deny")]
+    /// An outcome that is not `allow`, `allow_mask` or `deny`.
     Outcome(String),
     #[error("policy card condition {0:?} is unknown")]
+    /// A condition that is not known.
     Condition(String),
     #[error("policy card short_stay_except names {0:?}, which is not a venue")]
+    /// A short-stay venue that is not a venue of the policy.
     ShortStayVenue(String),
     #[error("policy has too many venue categories")]
+    /// More venues than the limit.
     TooManyVenues,
     #[error("root signature: {0}")]
+    /// The root signature does not verify.
     Signature(#[from] crate::trust::RootDocError),
     #[error("policy version {got} is not above the one in force ({current})")]
-    NotNewer { got: u64, current: u64 },
+    /// Not newer than the policy in force.
+    NotNewer {
+        /// The version offered.
+        got: u64,
+        /// The version in force.
+        current: u64,
+    },
 }
 
 /// A validated policy, compiled for lookups.
@@ -266,6 +293,7 @@ impl Policy {
         self.signed.as_deref()
     }
 
+    /// The policy's version (`policy_version` in answers).
     pub fn version(&self) -> u64 {
         self.version
     }

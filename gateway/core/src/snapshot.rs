@@ -77,6 +77,7 @@ pub struct SnapshotKey(hmac::Key);
 const SNAPSHOT_LABEL: &str = "jkm-snapshot-1";
 
 impl SnapshotKey {
+    /// The snapshot key of a feed key (`HMAC(feed key, "jkm-snapshot-1")`).
     pub fn derive(feed: &FeedKey) -> SnapshotKey {
         SnapshotKey(hmac::Key::new(
             hmac::HMAC_SHA256,
@@ -117,7 +118,9 @@ impl Trailer {
 /// One record of the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record {
+    /// A subject's status.
     Status(Sub, Status),
+    /// A revoked token and its expiry.
     Revoked(Cti, u64),
 }
 
@@ -125,24 +128,34 @@ pub enum Record {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("read failed: {0}")]
+    /// The file could not be read or written.
     Io(#[from] io::Error),
     #[error("not a snapshot (bad magic or format version)")]
+    /// Not a snapshot of this format.
     Magic,
     #[error("truncated")]
+    /// The file ends early.
     Truncated,
     #[error("header refused: {0}")]
+    /// The header is not what it should be.
     Header(String),
     #[error("bad record at byte {0}")]
+    /// A record is not what it should be (its index).
     Record(u64),
     #[error("checksum mismatch (damaged, or not written with this gateway's feed key)")]
+    /// The trailer does not match.
     Checksum,
     #[error("root-signed document refused: {0}")]
+    /// A signed document it carries does not verify.
     Signed(String),
     #[error("bytes after the checksum")]
+    /// Bytes after the trailer.
     Trailing,
     #[error("key refused: {0}")]
+    /// A key document it carries is refused.
     Key(#[from] KeyError),
     #[error("policy refused: {0}")]
+    /// The policy it carries is refused.
     Policy(#[from] PolicyError),
 }
 

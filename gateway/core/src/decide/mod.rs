@@ -48,6 +48,7 @@ impl Default for Limits {
 /// How to build a [`Verifier`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
+    /// The time limits of step 7.
     pub limits: Limits,
     /// Tokens the signature cache holds; 0 turns it off. Default 1,000,000 (about
     /// 100 MB, see `benches/README.md`).
@@ -89,6 +90,7 @@ pub struct CompanionJudgements {
 }
 
 impl CompanionJudgements {
+    /// The companions' judgements, in the order of the token's `with`.
     pub fn as_slice(&self) -> &[Judgement] {
         &self.items[..usize::from(self.len)]
     }
@@ -97,9 +99,11 @@ impl CompanionJudgements {
 /// The answer to one scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
+    /// The holder's judgement.
     pub holder: Judgement,
     /// Present only when the token passed steps 1 to 8 and carries `with`.
     pub companions: Option<CompanionJudgements>,
+    /// The version of the policy that judged (0 when no policy was reached).
     pub policy_version: u64,
 }
 
@@ -120,10 +124,12 @@ pub struct Authentic<'t> {
 }
 
 impl<'t> Authentic<'t> {
+    /// The verified claims.
     pub fn claims(&self) -> &'t Claims<'t> {
         &self.sig.token().claims
     }
 
+    /// The trust-list key that verified them.
     pub fn key(&self) -> &'t TrustedKey {
         self.sig.key()
     }
@@ -132,17 +138,24 @@ impl<'t> Authentic<'t> {
 /// What applying a feed event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
+    /// A status event, and what it did to the set.
     Status(StatusApplied),
+    /// A token revoked.
     TokenRevoked,
+    /// An issuer key added (or replaced).
     KeyAdded,
     /// A `key` add for a kid already held with another public key, not applied: the
     /// held key's document has a `seq` and this one's is not above it (a replayed
     /// older document would otherwise roll a re-keyed kid back).
     KeyKept,
+    /// An issuer key revoked.
     KeyRevoked,
+    /// A newer policy installed.
     Policy {
+        /// Its version.
         version: u64,
     },
+    /// A heartbeat (nothing to change).
     Heartbeat,
 }
 
@@ -162,6 +175,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier with this trust list, policy (none: every request is `no_policy` until the feed brings one) and pseudonym key.
     pub fn new(
         settings: Settings,
         trust: TrustList,
@@ -193,26 +207,32 @@ impl Verifier {
         }
     }
 
+    /// The time limits of step 7.
     pub fn limits(&self) -> Limits {
         self.limits
     }
 
+    /// The status set (read by snapshots and the admin port).
     pub fn status(&self) -> &StatusSet {
         &self.status
     }
 
+    /// The revoked tokens (read by snapshots).
     pub fn revoked_tokens(&self) -> &RevokedTokens {
         &self.revoked
     }
 
+    /// The trust list in force.
     pub fn trust(&self) -> Arc<TrustList> {
         self.trust.load_full()
     }
 
+    /// The policy in force, if any.
     pub fn policy(&self) -> Option<Arc<Policy>> {
         self.policy.load_full()
     }
 
+    /// The signature cache, if there is one (`sig_cache_capacity` above 0).
     pub fn sig_cache(&self) -> Option<&SigCache> {
         self.cache.as_ref()
     }

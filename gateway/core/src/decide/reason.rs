@@ -7,16 +7,27 @@ pub enum Reason {
     /// Allowed, or decided by the policy with nothing to add.
     #[default]
     Ok,
+    /// The code does not decode (Base45, CBOR, COSE or claims).
     Malformed,
+    /// No trust-list key has the token's `kid`.
     UnknownKey,
+    /// The key was revoked by the root.
     KeyRevoked,
+    /// The token's algorithm is not its key's.
     AlgMismatch,
+    /// The signature does not verify.
     BadSignature,
+    /// `iss` is not the key's issuer.
     IssuerMismatch,
+    /// `iat` is outside the key's validity window.
     KeyNotValidAtIssue,
+    /// Issued in the future (beyond the skew).
     NotYetValid,
+    /// Expired (beyond the skew).
     Expired,
+    /// `exp - iat` is longer than the limit.
     ValidityTooLong,
+    /// The token id was revoked by the feed.
     TokenRevoked,
     /// A newer status turned allow into deny or deny into allow.
     StatusChanged,

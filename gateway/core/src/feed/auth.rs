@@ -18,6 +18,7 @@ const DOMAIN: &str = "jkm-feed-1";
 pub struct FeedKey(hmac::Key);
 
 impl FeedKey {
+    /// A key of 32 bytes.
     pub fn new(bytes: &[u8; 32]) -> FeedKey {
         FeedKey(hmac::Key::new(hmac::HMAC_SHA256, bytes))
     }
@@ -74,6 +75,7 @@ impl FeedKey {
 pub struct FeedKeys(Vec<FeedKey>);
 
 impl FeedKeys {
+    /// The keys a feed is checked with (none: no mac needed; at most two are used).
     pub fn new(keys: Vec<FeedKey>) -> FeedKeys {
         FeedKeys(keys)
     }
@@ -119,16 +121,29 @@ impl FeedKeys {
 pub enum Message<'a> {
     /// `jkm-feed-1|status|SUB|COLOR|VER|AT|WHY` (WHY empty when absent).
     Status {
+        /// The pseudonym, base64url.
         sub: &'a str,
+        /// The color's name.
         color: &'a str,
+        /// The status version.
         ver: u64,
+        /// The time, as the line writes it.
         at: &'a str,
+        /// The reason code, when given.
         why: Option<u64>,
     },
     /// `jkm-feed-1|revoke_token|CTI|EXP`.
-    RevokeToken { cti: &'a str, exp: u64 },
+    RevokeToken {
+        /// The token id, base64url.
+        cti: &'a str,
+        /// Its expiry.
+        exp: u64,
+    },
     /// `jkm-feed-1|heartbeat|AT`.
-    Heartbeat { at: &'a str },
+    Heartbeat {
+        /// The time, as the line writes it.
+        at: &'a str,
+    },
 }
 
 /// Decimal digits of `v` in `buf`, without allocating.
@@ -146,6 +161,7 @@ fn decimal(v: u64, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 impl<'a> Message<'a> {
+    /// The message of a `status` event.
     pub fn status(sub: &'a str, color: &'a str, ver: u64, at: &'a str, why: Option<u64>) -> Self {
         Message::Status {
             sub,
@@ -156,10 +172,12 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The message of a `revoke_token` event.
     pub fn revoke_token(cti: &'a str, exp: u64) -> Self {
         Message::RevokeToken { cti, exp }
     }
 
+    /// The message of a `heartbeat` event.
     pub fn heartbeat(at: &'a str) -> Self {
         Message::Heartbeat { at }
     }

@@ -19,24 +19,42 @@ use crate::trust::{self, KeyError, Kid, RootDocError, RootKey, TrustEntry, Trust
 pub enum Event {
     /// Set the subject's status if `status.ver` is above the one held.
     Status {
+        /// Whose status.
         sub: Sub,
+        /// The color and version, and when it was set.
         status: Status,
+        /// The reason code, when the event carries one.
         why: Option<u64>,
     },
     /// Deny this token until `exp`.
-    RevokeToken { cti: Cti, exp: u64 },
+    RevokeToken {
+        /// The token id.
+        cti: Cti,
+        /// Until when (its expiry).
+        exp: u64,
+    },
     /// Add or replace an issuer key (root signature verified); `signed` is the root's
     /// document as it came, kept for snapshots.
     KeyAdd {
+        /// The key, checked.
         key: Box<TrustedKey>,
+        /// The root's document as it came.
         signed: String,
     },
     /// Revoke an issuer key for good (root signature verified).
-    KeyRevoke { kid: Kid, signed: String },
+    KeyRevoke {
+        /// The key id.
+        kid: Kid,
+        /// The root's document as it came.
+        signed: String,
+    },
     /// A new policy (root signature verified; the version is checked on apply).
     Policy(Box<Policy>),
     /// The stream is alive.
-    Heartbeat { at: i64 },
+    Heartbeat {
+        /// When the authority sent it.
+        at: i64,
+    },
 }
 
 /// Why a message was skipped.
@@ -44,7 +62,12 @@ pub enum Event {
 pub enum FeedError {
     /// Not JSON, or a field of the wrong JSON type.
     #[error("not a JSON event object (line {line}, column {column})")]
-    Json { line: usize, column: usize },
+    Json {
+        /// Where serde stopped: line.
+        line: usize,
+        /// And column.
+        column: usize,
+    },
     /// `type` is not one of the five.
     #[error("unknown event type")]
     UnknownType,
@@ -82,6 +105,7 @@ impl FeedError {
         "bad_mac",
     ];
 
+    /// The kind of failure, as the metrics label it (`json`, `type`, `field`, …).
     pub fn kind(&self) -> &'static str {
         match self {
             FeedError::Json { .. } => "json",

@@ -22,6 +22,7 @@ impl ShortId {
         })
     }
 
+    /// The id's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }

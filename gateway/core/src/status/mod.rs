@@ -44,8 +44,11 @@ impl Hash for Sub {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Color {
     #[default]
+    /// Green.
     Green = 0,
+    /// Yellow.
     Yellow = 1,
+    /// Red.
     Red = 2,
 }
 
@@ -96,7 +99,9 @@ impl Color {
 /// What the set holds for one subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
+    /// The color.
     pub color: Color,
+    /// The status version (only a higher one replaces it).
     pub ver: u64,
     /// When the status was set (`at` of the event), seconds since the epoch.
     pub at: u64,
@@ -167,6 +172,7 @@ impl Default for StatusSet {
 }
 
 impl StatusSet {
+    /// An empty status set.
     pub fn new() -> Self {
         StatusSet {
             shards: (0..SHARDS)
@@ -247,6 +253,7 @@ impl StatusSet {
         self.shards.iter().map(|s| s.0.read().len()).sum()
     }
 
+    /// Whether no subject is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -322,10 +329,12 @@ impl RevokedTokens {
         dropped
     }
 
+    /// Tokens held as revoked.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().len()).sum()
     }
 
+    /// Whether no token is revoked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -9,13 +9,18 @@ use crate::status::Sub;
 /// Kinds of document a card check can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CardKind {
+    /// A resident identity card.
     IdCard,
+    /// A passport.
     Passport,
+    /// A residence permit.
     Permit,
+    /// A city card.
     CitizenCard,
 }
 
 impl CardKind {
+    /// The kind's name in requests (`id_card`, …).
     pub fn name(self) -> &'static str {
         match self {
             CardKind::IdCard => "id_card",
@@ -25,6 +30,7 @@ impl CardKind {
         }
     }
 
+    /// The kind of a name in requests.
     pub fn from_name(s: &str) -> Option<CardKind> {
         match s {
             "id_card" => Some(CardKind::IdCard),
@@ -47,6 +53,7 @@ impl std::fmt::Debug for PseudonymKey {
 }
 
 impl PseudonymKey {
+    /// The key of 32 bytes.
     pub fn new(key: &[u8; 32]) -> Self {
         PseudonymKey(hmac::Key::new(hmac::HMAC_SHA256, key))
     }

@@ -29,11 +29,17 @@ pub const MAX_ISSUER_LEN: usize = 32;
 /// One entry of `trust.json` as written (all text).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct TrustEntry {
+    /// The key id, base64url.
     pub kid: String,
+    /// The issuer it signs for.
     pub issuer: String,
+    /// `EdDSA` or `ES256`.
     pub alg: String,
+    /// The public key, base64url.
     pub public_key: String,
+    /// From when it may issue (RFC 3339).
     pub not_before: String,
+    /// Until when it may issue (RFC 3339).
     pub not_after: String,
 }
 
@@ -46,6 +52,7 @@ struct TrustFile {
 #[derive(Debug, thiserror::Error)]
 pub enum TrustFileError {
     #[error("not a trust list ({{\"keys\": [...]}}): {0}")]
+    /// Not JSON of the trust list's shape.
     Shape(#[from] serde_json::Error),
 }
 
@@ -53,26 +60,35 @@ pub enum TrustFileError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     #[error("kid is not base64url of 1 to 16 bytes")]
+    /// The `kid` is not 1 to 16 bytes of base64url.
     Kid,
     #[error("issuer must be 1 to 32 bytes")]
+    /// The issuer name is empty.
     Issuer,
     #[error("alg must be EdDSA or ES256")]
+    /// The algorithm is not `EdDSA` or `ES256`.
     Alg,
     #[error("not_before/not_after must be RFC 3339 times with not_before <= not_after")]
+    /// The validity window is not two RFC 3339 times in order.
     Window,
     #[error("public key is not base64url")]
+    /// The public key is not base64url.
     Encoding,
     #[error("Ed25519 key is not 32 bytes or not a valid point")]
+    /// Not an Ed25519 point.
     EdPoint,
     #[error("Ed25519 key is of small order")]
+    /// An Ed25519 point of small order, or with a torsion part.
     EdSmallOrder,
     /// A point with a small-order component: single and batch verification may then
     /// disagree on one signature.
     #[error("Ed25519 key is not torsion-free (mixed order)")]
     EdMixedOrder,
     #[error("ES256 key is not a 65-byte uncompressed SEC1 point")]
+    /// Not a 65-byte uncompressed SEC1 point.
     EsEncoding,
     #[error("ES256 key is not a point on P-256")]
+    /// Not a point of P-256.
     EsPoint,
 }
 
@@ -88,12 +104,17 @@ pub enum PublicKey {
 /// A key of the trust list, validated.
 #[derive(Debug, Clone)]
 pub struct TrustedKey {
+    /// The key id.
     pub kid: Kid,
+    /// The issuer it signs for.
     pub issuer: String,
+    /// Its algorithm.
     pub alg: Alg,
+    /// The public key.
     pub public_key: PublicKey,
     /// Inclusive bounds on the token's `iat`, seconds since the epoch.
     pub not_before: i64,
+    /// Until when it may issue (seconds since the epoch).
     pub not_after: i64,
     /// Unique per loaded key, so cached signature results never outlive a replaced key.
     pub serial: u64,
@@ -199,6 +220,7 @@ pub fn es256_key(raw: &[u8]) -> Result<[u8; 65], KeyError> {
 pub struct RefusedKey {
     /// The kid as written in the file (it may not even decode).
     pub kid: String,
+    /// Why it was refused.
     pub error: KeyError,
 }
 
@@ -265,6 +287,7 @@ impl TrustList {
         self.keys.len()
     }
 
+    /// Whether the list holds no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -289,12 +312,16 @@ pub struct RootKey(VerifyingKey);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RootDocError {
     #[error("not base64url")]
+    /// Not base64url.
     Encoding,
     #[error("not a COSE_Sign1: {0}")]
+    /// Not a COSE_Sign1 the root signed.
     Cose(#[from] crate::cose::CoseError),
     #[error("root documents must be signed with EdDSA")]
+    /// Not EdDSA.
     Alg,
     #[error("root signature does not verify")]
+    /// The signature does not verify.
     Signature,
 }
 
@@ -306,6 +333,7 @@ impl RootKey {
         Ok(RootKey(ed25519_key(&raw)?))
     }
 
+    /// The root key of an Ed25519 public key.
     pub fn from_key(key: VerifyingKey) -> RootKey {
         RootKey(key)
     }

@@ -105,6 +105,7 @@ impl SigCache {
         self.inner.len()
     }
 
+    /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }

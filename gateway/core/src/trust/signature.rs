@@ -24,10 +24,12 @@ impl<'t> SignatureValid<'t> {
         SignatureValid { token, key }
     }
 
+    /// The token whose signature verified.
     pub fn token(&self) -> &'t Token<'t> {
         self.token
     }
 
+    /// The key it verified with.
     pub fn key(&self) -> &'t TrustedKey {
         self.key
     }

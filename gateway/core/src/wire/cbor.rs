@@ -44,19 +44,28 @@ pub enum CborError {
 
 /// Major types.
 pub const UINT: u8 = 0;
+/// Major type 1: a negative integer.
 pub const NINT: u8 = 1;
+/// Major type 2: a byte string.
 pub const BYTES: u8 = 2;
+/// Major type 3: a text string.
 pub const TEXT: u8 = 3;
+/// Major type 4: an array.
 pub const ARRAY: u8 = 4;
+/// Major type 5: a map.
 pub const MAP: u8 = 5;
+/// Major type 6: a tag.
 pub const TAG: u8 = 6;
+/// Major type 7: simple values and floats.
 pub const SIMPLE: u8 = 7;
 
 /// The head of a data item: its major type and argument (length, value, tag number or,
 /// for major type 7, the simple value or the float's bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
+    /// The major type (0 to 7).
     pub major: u8,
+    /// The argument: a value, a length or a count.
     pub arg: u64,
 }
 
@@ -64,8 +73,11 @@ pub struct Head {
 /// length), strings by content, anything else by its encoded bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key<'a> {
+    /// An integer: major type and value.
     Int(u8, u64),
+    /// A string: major type and bytes.
     Str(u8, &'a [u8]),
+    /// Anything else, as its encoded bytes.
     Other(&'a [u8]),
 }
 
@@ -89,6 +101,7 @@ pub struct KeySet<'a> {
 }
 
 impl<'a> KeySet<'a> {
+    /// A writer with room for `n` bytes.
     pub fn with_capacity(n: usize) -> Self {
         KeySet {
             keys: Vec::with_capacity(n),
@@ -134,6 +147,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }

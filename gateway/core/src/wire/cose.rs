@@ -75,11 +75,15 @@ pub enum CoseError {
 /// A parsed, not yet verified COSE_Sign1, borrowing from the decoded bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Sign1<'a> {
+    /// The algorithm of the protected header.
     pub alg: Alg,
+    /// The key id.
     pub kid: &'a [u8],
     /// The protected header exactly as sent (it is signed as sent).
     pub protected: &'a [u8],
+    /// The payload (the claims' CBOR).
     pub payload: &'a [u8],
+    /// The signature (64 bytes for both algorithms).
     pub signature: &'a [u8; SIGNATURE_LEN],
 }
 

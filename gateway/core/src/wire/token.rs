@@ -33,22 +33,31 @@ mod label {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MalformedError {
     #[error("text longer than {MAX_TEXT_LEN} characters")]
+    /// Longer than a code may be.
     TooLong,
     #[error("missing JKM1: prefix")]
+    /// Does not start `JKM1:`.
     Prefix,
     #[error("bad Base45: {0}")]
+    /// Not Base45.
     Base45(#[from] base45::Base45Error),
     #[error("bad COSE_Sign1: {0}")]
+    /// Not a COSE_Sign1 of the profile.
     Cose(#[from] CoseError),
     #[error("bad claims CBOR: {0}")]
+    /// Not strict deterministic CBOR.
     Cbor(#[from] CborError),
     #[error("claims payload is not a map")]
+    /// The payload is not a map.
     NotAMap,
     #[error("required claim missing")]
+    /// A required claim is missing.
     MissingClaim,
     #[error("claim of the wrong type or out of range")]
+    /// A claim of the wrong type or out of range.
     BadClaim,
     #[error("iat is not before exp")]
+    /// `iat` is not before `exp`.
     IatNotBeforeExp,
 }
 
@@ -56,16 +65,22 @@ pub enum MalformedError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kind {
     #[default]
+    /// A resident identity card.
     ResidentId,
+    /// A passport.
     Passport,
+    /// A residence permit.
     Permit,
 }
 
 /// One companion bound to the holder's phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Companion {
+    /// Whose.
     pub sub: Sub,
+    /// The companion's color.
     pub color: Color,
+    /// Its status version.
     pub ver: u64,
 }
 
@@ -77,6 +92,7 @@ pub struct Companions {
 }
 
 impl Companions {
+    /// The companions.
     pub fn as_slice(&self) -> &[Companion] {
         &self.items[..usize::from(self.len)]
     }
@@ -91,15 +107,23 @@ impl Companions {
 /// The claims of a token, as decoded (not yet trusted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claims<'a> {
+    /// The issuer.
     pub iss: &'a str,
+    /// The holder's pseudonym.
     pub sub: Sub,
+    /// Expiry (seconds since the epoch).
     pub exp: u64,
+    /// Issued at (seconds since the epoch).
     pub iat: u64,
+    /// The token id.
     pub cti: &'a [u8],
+    /// The holder's color at issue.
     pub color: Color,
+    /// The holder's status version at issue.
     pub ver: u64,
     /// Reason code; a value outside the table counts as 9 (`why()`).
     pub why: Option<u64>,
+    /// The document kind.
     pub kind: Kind,
     /// `None` when the claim is absent, so an empty `with` stays distinguishable.
     pub with: Option<Companions>,
@@ -116,7 +140,9 @@ impl Claims<'_> {
 /// A decoded token: the COSE structure and its claims. Not verified.
 #[derive(Debug, Clone, Copy)]
 pub struct Token<'a> {
+    /// The COSE_Sign1 as parsed.
     pub cose: Sign1<'a>,
+    /// Its claims.
     pub claims: Claims<'a>,
 }
 
@@ -281,15 +307,25 @@ fn parse_with(r: &mut Reader<'_>) -> Result<Companions, MalformedError> {
 /// Claims to encode, for the issuing side and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewClaims {
+    /// The issuer.
     pub iss: String,
+    /// The holder's pseudonym.
     pub sub: Sub,
+    /// Expiry (seconds since the epoch).
     pub exp: u64,
+    /// Issued at (seconds since the epoch).
     pub iat: u64,
+    /// The token id.
     pub cti: Vec<u8>,
+    /// The holder's color.
     pub color: Color,
+    /// The holder's status version.
     pub ver: u64,
+    /// The reason code, if any.
     pub why: Option<u64>,
+    /// The document kind, if any.
     pub kind: Option<Kind>,
+    /// Companions (at most 8), if any.
     pub with: Option<Vec<Companion>>,
 }
 
