@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -31,27 +30,10 @@ fn gateway_bin() -> PathBuf {
     bin
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "loadtest-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The harness every suite that runs the gateway shares.
+#[path = "../support/process.rs"]
+mod process;
+use process::TempDir;
 
 /// A quick-start gateway (its own development setup) on free ports.
 struct Gateway {
@@ -82,16 +64,12 @@ impl Gateway {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next().unwrap().unwrap();
-        std::thread::spawn(move || for _ in lines {});
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let addr = |k: &str| v[k].as_str().unwrap().parse().unwrap();
+        let at = process::listening(child.stdout.take().unwrap()).unwrap();
         Gateway {
             child,
-            listen: addr("listen"),
-            plain: addr("plain"),
-            admin: addr("admin"),
+            listen: at.listen,
+            plain: at.plain.unwrap(),
+            admin: at.admin,
             dir,
         }
     }

@@ -5,11 +5,10 @@
 pub mod client;
 pub mod nats;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::time::{Duration, Instant};
 
 use gateway::callers::sha256_hex;
@@ -23,28 +22,10 @@ use client::{Client, Proto};
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A fresh directory under the system's temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "gateway-e2e-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The harness every suite that runs the gateway shares (`tests/support/process.rs`).
+#[path = "../../support/process.rs"]
+mod process;
+pub use process::TempDir;
 
 /// Waits for `f` to give `Some`, polling, until the deadline.
 pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
@@ -207,24 +188,12 @@ impl Gateway {
             .spawn()
             .expect("gateway starts");
         let stdout = child.stdout.take().expect("stdout");
-        let line = tokio::task::spawn_blocking(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next();
-            // Keep draining stdout so the gateway never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            first
-        });
-        let line = tokio::time::timeout(DEADLINE, line)
+        let at = tokio::task::spawn_blocking(move || process::listening(stdout));
+        let at = tokio::time::timeout(DEADLINE, at)
             .await
             .expect("listening line within the deadline")
             .expect("reader")
-            .expect("a line on stdout")
-            .expect("utf-8");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("listening line is JSON");
-        let addr = |k: &str| {
-            v[k].as_str()
-                .map(|s| s.parse::<SocketAddr>().expect("address"))
-        };
+            .expect("a listening line on stdout");
         let pem = std::fs::read(setup.cert()).expect("cert");
         let ca = rustls_pemfile::certs(&mut pem.as_slice())
             .next()
@@ -232,9 +201,9 @@ impl Gateway {
             .expect("pem");
         let gw = Gateway {
             child,
-            listen: addr("listen").expect("listen"),
-            admin: addr("admin").expect("admin"),
-            plain: addr("plain"),
+            listen: at.listen,
+            admin: at.admin,
+            plain: at.plain,
             setup,
             api_key,
             ca,
