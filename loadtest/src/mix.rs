@@ -96,30 +96,45 @@ impl Default for Mix {
     }
 }
 
+/// Why a `--mix` value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MixError {
+    /// A part without `=`.
+    #[error("{0:?}: expected kind=weight")]
+    NoWeight(String),
+    /// A kind that is not one of [`Kind::ALL`].
+    #[error("unknown kind {0:?} (one of {names})", names = Kind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "))]
+    UnknownKind(String),
+    /// A weight that is not a whole number.
+    #[error("{0:?}: weight is not a whole number")]
+    BadWeight(String),
+    /// Every weight is zero, or there is none.
+    #[error("the mix is empty")]
+    Empty,
+}
+
 impl FromStr for Mix {
-    type Err = String;
+    type Err = MixError;
 
     /// `kind=weight,kind=weight,…`, e.g. `green=90,forged=10`.
-    fn from_str(s: &str) -> Result<Mix, String> {
+    fn from_str(s: &str) -> Result<Mix, MixError> {
         let mut weights = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, w) = part
                 .split_once('=')
-                .ok_or_else(|| format!("{part:?}: expected kind=weight"))?;
-            let kind = Kind::from_name(k.trim()).ok_or_else(|| {
-                let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown kind {k:?} (one of {})", names.join(", "))
-            })?;
+                .ok_or_else(|| MixError::NoWeight(part.to_owned()))?;
+            let kind = Kind::from_name(k.trim())
+                .ok_or_else(|| MixError::UnknownKind(k.trim().to_owned()))?;
             let w: u32 = w
                 .trim()
                 .parse()
-                .map_err(|_| format!("{part:?}: weight is not a whole number"))?;
+                .map_err(|_| MixError::BadWeight(part.to_owned()))?;
             if w > 0 {
                 weights.push((kind, w));
             }
         }
         if weights.is_empty() {
-            return Err("the mix is empty".into());
+            return Err(MixError::Empty);
         }
         Ok(Mix { weights })
     }
@@ -428,4 +443,27 @@ pub fn check(expect: &Expect, body: &[u8]) -> Result<bool, &'static str> {
         }
     }
     Ok(allowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mix_is_parsed_and_every_refusal_names_what_is_wrong() {
+        let m: Mix = "green=90, forged=10,red=0".parse().unwrap_or_default();
+        assert_eq!(m.weights, vec![(Kind::Green, 90), (Kind::Forged, 10)]);
+        let err = |s: &str| s.parse::<Mix>().err().map(|e| e.to_string());
+        assert_eq!(err("green"), Some("\"green\": expected kind=weight".into()));
+        assert_eq!(
+            err("green=x"),
+            Some("\"green=x\": weight is not a whole number".into())
+        );
+        assert_eq!(err("red=0"), Some("the mix is empty".into()));
+        let unknown = err("blue=1").unwrap_or_default();
+        assert!(
+            unknown.starts_with("unknown kind \"blue\" (one of green,"),
+            "{unknown}"
+        );
+    }
 }

@@ -31,15 +31,35 @@ const LATENCY: [&str; 5] = ["p50", "p90", "p99", "p999", "max"];
 const PROPAGATION: [&str; 3] = ["propagation_p50", "propagation_p99", "propagation_max"];
 const COUNTS: [&str; 6] = ["rps", "requests", "errors", "wrong", "unsafe", "missed"];
 
-impl FromStr for Threshold {
-    type Err = String;
+/// Why a `--fail-if` value was refused (each names the value as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdError {
+    /// No comparison in it.
+    #[error("{0:?}: expected METRIC>VALUE (or <, >=, <=)")]
+    NoComparison(String),
+    /// The value is not a number.
+    #[error("{0:?}: {1:?} is not a number")]
+    NotANumber(String, String),
+    /// A unit that is not `us`, `ms` or `s`.
+    #[error("{0:?}: unknown unit {1:?} (us, ms, s)")]
+    UnknownUnit(String, String),
+    /// A unit on a count.
+    #[error("{0:?}: {1} takes no unit")]
+    NoUnitFor(String, String),
+    /// A metric that is not a latency, a propagation figure or a count.
+    #[error("{0:?}: unknown metric {1:?}")]
+    UnknownMetric(String, String),
+}
 
-    fn from_str(s: &str) -> Result<Threshold, String> {
+impl FromStr for Threshold {
+    type Err = ThresholdError;
+
+    fn from_str(s: &str) -> Result<Threshold, ThresholdError> {
         let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         let (pos, op, len) = [(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)]
             .iter()
             .find_map(|(sym, op)| t.find(sym).map(|p| (p, *op, sym.len())))
-            .ok_or_else(|| format!("{s:?}: expected METRIC>VALUE (or <, >=, <=)"))?;
+            .ok_or_else(|| ThresholdError::NoComparison(s.to_owned()))?;
         let metric = t[..pos].to_owned();
         let raw = &t[pos + len..];
         let (num, unit) = raw
@@ -47,28 +67,28 @@ impl FromStr for Threshold {
             .map_or((raw, ""), |i| raw.split_at(i));
         let n: f64 = num
             .parse()
-            .map_err(|_| format!("{s:?}: {num:?} is not a number"))?;
+            .map_err(|_| ThresholdError::NotANumber(s.to_owned(), num.to_owned()))?;
         let value = if LATENCY.contains(&metric.as_str()) {
             n * match unit {
                 "" | "us" => 1.0,
                 "ms" => 1e3,
                 "s" => 1e6,
-                u => return Err(format!("{s:?}: unknown unit {u:?} (us, ms, s)")),
+                u => return Err(ThresholdError::UnknownUnit(s.to_owned(), u.to_owned())),
             }
         } else if PROPAGATION.contains(&metric.as_str()) {
             n * match unit {
                 "" | "ms" => 1.0,
                 "us" => 1e-3,
                 "s" => 1e3,
-                u => return Err(format!("{s:?}: unknown unit {u:?} (us, ms, s)")),
+                u => return Err(ThresholdError::UnknownUnit(s.to_owned(), u.to_owned())),
             }
         } else if COUNTS.contains(&metric.as_str()) {
             if !unit.is_empty() {
-                return Err(format!("{s:?}: {metric} takes no unit"));
+                return Err(ThresholdError::NoUnitFor(s.to_owned(), metric));
             }
             n
         } else {
-            return Err(format!("{s:?}: unknown metric {metric:?}"));
+            return Err(ThresholdError::UnknownMetric(s.to_owned(), metric));
         };
         Ok(Threshold {
             text: s.to_owned(),
