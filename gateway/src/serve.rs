@@ -289,16 +289,7 @@ fn start_tasks(
     stop_rx: &watch::Receiver<bool>,
 ) -> Result<Running, ConfigError> {
     let limits = &app.limits;
-    let Sockets {
-        tcp_tls,
-        listener,
-        local,
-        endpoint,
-        plain,
-        admin,
-        admin_addr,
-        ..
-    } = sockets;
+    let local = sockets.local;
     // One set of caps for TCP (TLS and plaintext together), one for QUIC, one for admin.
     let caps = || ConnCaps::new(limits.max_connections, limits.max_connections_per_ip);
     let (tcp_caps, quic_caps, admin_caps) = (caps(), caps(), caps());
@@ -320,9 +311,9 @@ fn start_tasks(
     };
     let feed = crate::feed::run(plan, app.clone(), root, stop_rx.clone());
     tasks.push((Task::Feed, tokio::spawn(feed)));
-    let tls_acceptor = Some(tokio_rustls::TlsAcceptor::from(tcp_tls));
+    let tls_acceptor = Some(tokio_rustls::TlsAcceptor::from(sockets.tcp_tls));
     let serve_tls = tcp::serve(
-        listener,
+        sockets.listener,
         tls_acceptor,
         app.clone(),
         settings.clone(),
@@ -330,8 +321,8 @@ fn start_tasks(
         stop_rx.clone(),
     );
     tasks.push((Task::Listener, tokio::spawn(serve_tls)));
-    let plain_addr = plain.as_ref().and_then(|l| l.local_addr().ok());
-    if let Some(p) = plain {
+    let plain_addr = sockets.plain.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(p) = sockets.plain {
         let s = tcp::TcpSettings {
             alt_svc: None,
             ..settings
@@ -339,9 +330,10 @@ fn start_tasks(
         let serve_plain = tcp::serve(p, None, app.clone(), s, tcp_caps.clone(), stop_rx.clone());
         tasks.push((Task::Listener, tokio::spawn(serve_plain)));
     }
+    let endpoint = sockets.endpoint;
     let serve_quic = quic::serve(endpoint.clone(), app.clone(), quic_caps, stop_rx.clone());
     tasks.push((Task::Listener, tokio::spawn(serve_quic)));
-    let serve_admin = tcp::serve_admin(admin, app.clone(), admin_caps, stop_rx.clone());
+    let serve_admin = tcp::serve_admin(sockets.admin, app.clone(), admin_caps, stop_rx.clone());
     tasks.push((Task::Background, tokio::spawn(serve_admin)));
     Ok(Running {
         tasks,
@@ -349,7 +341,7 @@ fn start_tasks(
         endpoint,
         local,
         plain_addr,
-        admin_addr,
+        admin_addr: sockets.admin_addr,
     })
 }
 

@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::process::Command;
+#[path = "../../../tests/support/cargo_tree.rs"]
+mod cargo_tree;
 
 const FORBIDDEN: &[&str] = &[
     "tokio",
@@ -23,27 +24,7 @@ const FORBIDDEN: &[&str] = &[
 
 #[test]
 fn core_has_no_runtime_or_network_dependency() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "tree",
-            "-p",
-            "gateway-core",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--offline",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        out.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8_lossy(&out.stdout);
+    let tree = cargo_tree::normal_tree("gateway-core");
     let names: Vec<&str> = tree
         .lines()
         .filter_map(|l| l.split_whitespace().next())

@@ -5,31 +5,12 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::process::Command;
+#[path = "../../../tests/support/cargo_tree.rs"]
+mod cargo_tree;
 
 /// The workspace crates in the normal dependency tree of `package` (itself excluded).
 fn workspace_deps(package: &str) -> Vec<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "tree",
-            "-p",
-            package,
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--offline",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        out.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8_lossy(&out.stdout);
+    let tree = cargo_tree::normal_tree(package);
     let mut names: Vec<String> = tree
         .lines()
         // Workspace members are listed with their path: `gateway-core v0.1.0 (/…)`.

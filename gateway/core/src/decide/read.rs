@@ -97,17 +97,23 @@ impl Verifier {
                 _ => None,
             })
             .collect();
-        let verdicts = self.verify_together(&begun, &tokens, &trust);
+        // Steps 2 and 3 once per code (the trust list may have changed since it began).
+        let keys: Vec<Option<Result<&TrustedKey, Reason>>> = tokens
+            .iter()
+            .map(|t| t.as_ref().map(|t| self.key_for(t, &trust)))
+            .collect();
+        let verdicts = self.verify_together(&begun, &tokens, &keys);
         begun
             .iter()
-            .zip(&tokens)
+            .zip(tokens.iter().zip(keys))
             .zip(verdicts)
-            .map(|((b, token), verdict)| match b {
+            .map(|((b, (token, key)), verdict)| match b {
                 Ok(Begun::Decided(d)) => Ok(*d),
                 Err(e) => Err(*e),
                 Ok(Begun::Pending(p)) => {
                     let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
-                    self.finish(policy, &trust, p, token.as_ref(), verdict, now)
+                    let checked = token.as_ref().zip(key);
+                    self.finish(policy, p, checked, verdict, now)
                 }
             })
             .collect()
@@ -119,7 +125,8 @@ impl Verifier {
         let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
         let trust = self.trust.load();
         let token = Token::parse(&p.bytes).ok();
-        self.finish(policy, &trust, &p, token.as_ref(), None, now)
+        let checked = token.as_ref().map(|t| (t, self.key_for(t, &trust)));
+        self.finish(policy, &p, checked, None, now)
     }
 
     /// Decides one scanned code: [`begin`](Self::begin), then
@@ -178,25 +185,23 @@ impl Verifier {
         Ok(key)
     }
 
-    /// A pending code finished: the venue in the policy now in force, steps 2 and 3
-    /// again (the trust list may have changed since it began), its signature's verdict
+    /// A pending code finished: the venue in the policy now in force, its token with the
+    /// result of steps 2 and 3 (`None`: it no longer parses), its signature's verdict
     /// (checked now when no batch settled it), steps 5 to 8, then 9 and 10.
-    fn finish(
+    fn finish<'t>(
         &self,
         policy: &Policy,
-        trust: &TrustList,
         p: &Pending,
-        token: Option<&Token<'_>>,
+        checked: Option<(&'t Token<'t>, Result<&'t TrustedKey, Reason>)>,
         verdict: Option<bool>,
         now: u64,
     ) -> Result<Decision, RequestError> {
         let venue = policy.venue(&p.venue).ok_or(RequestError::UnknownVenue)?;
         let failed = |r| Decision::failed(r, policy.version());
-        let Some(token) = token else {
+        let Some((token, key)) = checked else {
             return Ok(failed(Reason::Malformed));
         };
-        let authentic = self
-            .key_for(token, trust)
+        let authentic = key
             .and_then(|key| self.settled_signature(token, key, verdict, p.digest))
             .and_then(|sig| self.after_signature(sig, now));
         Ok(match authentic {
@@ -274,18 +279,15 @@ impl Verifier {
         &self,
         begun: &[Result<Begun, RequestError>],
         tokens: &[Option<Token<'_>>],
-        trust: &TrustList,
+        keys: &[Option<Result<&TrustedKey, Reason>>],
     ) -> Vec<Option<bool>> {
         let mut verdicts = vec![None; begun.len()];
         let Some(cache) = &self.cache else {
             return verdicts;
         };
         let mut batch: Vec<(usize, Vec<u8>, VerifyingKey, u64, Digest)> = Vec::new();
-        for (i, (b, t)) in begun.iter().zip(tokens).enumerate() {
-            let (Ok(Begun::Pending(p)), Some(t)) = (b, t) else {
-                continue;
-            };
-            let Ok(key) = self.key_for(t, trust) else {
+        for (i, ((b, t), key)) in begun.iter().zip(tokens).zip(keys).enumerate() {
+            let (Ok(Begun::Pending(p)), Some(t), Some(Ok(key))) = (b, t, key) else {
                 continue;
             };
             let PublicKey::Ed25519(vk) = &key.public_key else {
