@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use gateway_issuer::flags::{FeedKeyArg, NatsArgs};
 
-use crate::client::Protocol;
+use gateway_client::Protocol;
 
 #[derive(Debug, Clone, Parser)]
 #[command(

@@ -18,9 +18,9 @@ use gateway_issuer::nats::NatsAuth;
 use gateway_issuer::publish::Publisher;
 use gateway_issuer::FeedSource;
 
-use crate::client::{Conn, Target};
 use crate::error::Error;
 use crate::mix::Item;
+use gateway_client::{Conn, Target};
 
 /// Longest wait for one change to show.
 const GIVE_UP: Duration = Duration::from_secs(10);
@@ -119,9 +119,9 @@ pub async fn run(
 async fn probe(t: &Target, path: &str, body: Bytes, published: Instant) -> Option<f64> {
     let conn = Conn::connect(t).await.ok()?;
     while published.elapsed() < GIVE_UP {
-        if let Ok((200, answer)) = conn.post(t, path, body.clone(), false).await {
-            let v: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
-            if v["decision"] == "deny" {
+        let answer = conn.post(t, path, body.clone(), "text/plain").await;
+        if let Some(a) = answer.ok().filter(|a| a.status == 200) {
+            if a.json().unwrap_or_default()["decision"] == "deny" {
                 return Some(published.elapsed().as_secs_f64() * 1000.0);
             }
         } else {

@@ -13,7 +13,6 @@
 
 pub mod args;
 pub mod churn;
-pub mod client;
 pub mod cpu;
 mod error;
 pub mod html;
@@ -111,15 +110,17 @@ pub async fn execute(a: args::Args) -> Result<Report, Error> {
 }
 
 /// Verifies `item` until the gateway denies it (its revocation arrived), up to 30 s.
-async fn wait_denied(t: &client::Target, item: &mix::Item) -> Result<(), Error> {
+async fn wait_denied(t: &gateway_client::Target, item: &mix::Item) -> Result<(), Error> {
     let start = Instant::now();
-    let conn = client::Conn::connect(t)
+    let conn = gateway_client::Conn::connect(t)
         .await
-        .map_err(|e| Error::Gateway(format!("cannot connect to {}: {}", t.addr, e.name())))?;
+        .map_err(|e| Error::Gateway(format!("cannot connect to {}: {}", t.addr, e.phase)))?;
     while start.elapsed() < Duration::from_secs(30) {
-        if let Ok((200, body)) = conn.post(t, &item.path, item.body.clone(), item.json).await {
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            if v["reason"] == "token_revoked" {
+        let answer = conn
+            .post(t, &item.path, item.body.clone(), item.content_type)
+            .await;
+        if let Some(a) = answer.ok().filter(|a| a.status == 200) {
+            if a.json().unwrap_or_default()["reason"] == "token_revoked" {
                 return Ok(());
             }
         }
@@ -205,12 +206,11 @@ fn rfc3339_now() -> String {
 }
 
 /// The gateway's version, as its `/healthz` says (`None` if it does not).
-async fn gateway_version(t: &client::Target) -> Option<String> {
-    let conn = client::Conn::connect(t).await.ok()?;
-    let (status, body) = conn.get(t, "/healthz").await.ok()?;
-    if status != 200 {
+async fn gateway_version(t: &gateway_client::Target) -> Option<String> {
+    let conn = gateway_client::Conn::connect(t).await.ok()?;
+    let a = conn.get(t, "/healthz").await.ok()?;
+    if a.status != 200 {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-    v["version"].as_str().map(str::to_owned)
+    a.json().ok()?["version"].as_str().map(str::to_owned)
 }

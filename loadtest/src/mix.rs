@@ -156,7 +156,8 @@ pub struct Item {
     /// `/v1/verify?venue=…` (text/plain body) or `/v1/verify/card` (JSON body).
     pub path: String,
     pub body: Bytes,
-    pub json: bool,
+    /// `text/plain` or `application/json`.
+    pub content_type: &'static str,
     pub expect: Expect,
     /// The token id, for `revoked` codes (published as revocations before the run).
     pub cti: Option<Vec<u8>>,
@@ -379,7 +380,7 @@ impl Minter {
                     kind,
                     path: "/v1/verify/card".into(),
                     body: Bytes::from(body.to_string()),
-                    json: true,
+                    content_type: "application/json",
                     expect: Expect {
                         allow: j.verdict == Verdict::Allow,
                         reason: j.reason.label(),
@@ -394,7 +395,7 @@ impl Minter {
             kind,
             path: format!("/v1/verify?venue={venue}"),
             body: Bytes::from(code),
-            json: false,
+            content_type: "text/plain",
             expect,
             cti,
             sub,

@@ -65,7 +65,7 @@ pub struct ThresholdResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     pub target: String,
-    pub protocol: crate::client::Protocol,
+    pub protocol: gateway_client::Protocol,
     pub plain: bool,
     pub model: String,
     pub rate: Option<f64>,

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::client::{Conn, Target};
 use crate::mix::{check, Item};
 use crate::stats::{Live, Recorder};
+use gateway_client::{ClientError, Conn, Phase, Target};
 
 /// How requests are started.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,14 +117,19 @@ impl Shared {
         let result = match self.conn(c).await {
             Some(conn) => {
                 let r = conn
-                    .post(&self.target, &item.path, item.body.clone(), item.json)
+                    .post(
+                        &self.target,
+                        &item.path,
+                        item.body.clone(),
+                        item.content_type,
+                    )
                     .await;
                 if r.is_err() {
                     self.drop_conn(c).await;
                 }
                 r
             }
-            None => Err(crate::client::ClientError::Connect),
+            None => Err(ClientError::new(Phase::Connect, "no connection")),
         };
         let us = intended.elapsed().as_micros() as u64;
         if !counted {
@@ -132,13 +137,14 @@ impl Shared {
         }
         self.live.add(&self.live.requests);
         match result {
-            Ok((status, body)) => {
+            Ok(answer) => {
+                let status = answer.status.as_u16();
                 rec.answered(second, item.kind, status, us);
                 if let Ok(mut h) = self.live.recent.lock() {
                     let _ = h.record(us.max(1));
                 }
                 if status == 200 {
-                    if let Err(what) = check(&item.expect, &body) {
+                    if let Err(what) = check(&item.expect, &answer.body) {
                         rec.wrong(item.kind, what);
                         self.live.add(&self.live.wrong);
                     }
@@ -147,9 +153,9 @@ impl Shared {
                 }
             }
             Err(e) => {
-                rec.failed(second, item.kind, e);
+                rec.failed(second, item.kind, e.phase);
                 self.live.add(&self.live.errors);
-                if e == crate::client::ClientError::Connect {
+                if e.phase == Phase::Connect {
                     // The server is gone or refusing: do not spin.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -265,7 +271,7 @@ pub async fn run(plan: Plan, live: Arc<Live>) -> Outcome {
                     if intended >= measure_from {
                         let sec = intended.duration_since(measure_from).as_secs() as usize;
                         let kind = shared.items[i % shared.items.len()].kind;
-                        recorder.failed(sec, kind, crate::client::ClientError::Timeout);
+                        recorder.failed(sec, kind, Phase::Timeout);
                         shared.live.add(&shared.live.errors);
                     }
                 }

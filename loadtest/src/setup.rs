@@ -13,13 +13,13 @@ use gateway_issuer::{keys, DevSetup, FeedSource};
 
 use crate::args::Args;
 use crate::churn::Feed;
-use crate::client::{Protocol, Target};
 use crate::error::Error;
 use crate::mint::{mint_all, Minting};
 use crate::mix::{Item, Kind, Mix};
 use crate::report::RunInfo;
 use crate::run::{Bounds, Model};
 use crate::threshold::Threshold;
+use gateway_client::{Protocol, Target};
 
 /// Codes minted for a cold run when nothing else says how many.
 const COLD_DEFAULT: usize = 200_000;
@@ -226,6 +226,7 @@ impl Args {
                 protocol: self.protocol,
                 plain: self.plain,
                 ca,
+                identity: None,
                 server_name: self.server_name.clone(),
                 api_key,
                 timeout,

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
 
-use crate::client::ClientError;
 use crate::mix::Kind;
+use gateway_client::Phase;
 
 /// Latencies from 1 µs to 10 minutes, three significant figures.
 pub fn histogram(sigfig: u8) -> Histogram<u64> {
@@ -31,7 +31,7 @@ pub struct Recorder {
     pub hist: Histogram<u64>,
     pub timeline: Vec<Second>,
     pub statuses: BTreeMap<u16, u64>,
-    pub errors: BTreeMap<ClientError, u64>,
+    pub errors: BTreeMap<Phase, u64>,
     pub sent: BTreeMap<Kind, u64>,
     /// (kind, what differed) → count.
     pub wrong: BTreeMap<(Kind, &'static str), u64>,
@@ -77,7 +77,7 @@ impl Recorder {
     }
 
     /// A request that got no answer.
-    pub fn failed(&mut self, s: usize, kind: Kind, e: ClientError) {
+    pub fn failed(&mut self, s: usize, kind: Kind, e: Phase) {
         let sec = self.second(s);
         sec.requests += 1;
         sec.errors += 1;

@@ -8,7 +8,7 @@ use http::Method;
 use http_body_util::BodyExt;
 use rand::{Rng, SeedableRng};
 
-use crate::support::client::{Proto, ALL};
+use crate::support::client::{Protocol, ALL};
 use crate::support::{eventually, Gateway, Options, CARDS_KEY, LIMITED_KEY};
 
 #[tokio::test]
@@ -32,7 +32,7 @@ async fn verify_over_every_protocol_and_status_changes_from_the_feed() {
             !String::from_utf8_lossy(&a.body).contains(&code[5..40]),
             "the code is never echoed"
         );
-        if proto != Proto::H3 {
+        if proto != Protocol::H3 {
             assert!(
                 a.headers
                     .get("alt-svc")
@@ -68,7 +68,7 @@ async fn verify_over_every_protocol_and_status_changes_from_the_feed() {
         let (gw, body) = (&gw, body.clone());
         async move {
             let v = gw
-                .client(Proto::H2)
+                .client(Protocol::H2)
                 .await
                 .post("/v1/verify", &gw.api_key, body)
                 .await
@@ -88,7 +88,7 @@ async fn verify_over_every_protocol_and_status_changes_from_the_feed() {
 async fn errors_in_the_order_of_api_md() {
     let gw = Gateway::start(Options::default()).await;
     let code = gw.mint(Sub([1; 16]), Color::Green, 1);
-    for proto in [Proto::H1, Proto::H2, Proto::H3] {
+    for proto in [Protocol::H1, Protocol::H2, Protocol::H3] {
         let mut c = gw.client(proto).await;
         let ok = serde_json::json!({"code": code, "venue": "bus"}).to_string();
         // 401: no credentials, unknown key, and not a bearer.
@@ -144,7 +144,7 @@ async fn errors_in_the_order_of_api_md() {
         );
     }
     // 429 with Retry-After: the limited caller has 3 per second.
-    let mut c = gw.client(Proto::H2).await;
+    let mut c = gw.client(Protocol::H2).await;
     let bus = serde_json::json!({"code": code, "venue": "bus"}).to_string();
     let mut limited = None;
     for _ in 0..10 {
@@ -162,7 +162,7 @@ async fn errors_in_the_order_of_api_md() {
 #[tokio::test]
 async fn batch_keeps_order_and_answers_bad_items_in_place() {
     let gw = Gateway::start(Options::default()).await;
-    let mut c = gw.client(Proto::H2).await;
+    let mut c = gw.client(Protocol::H2).await;
     let good = gw.mint(Sub([2; 16]), Color::Yellow, 1);
     let items = serde_json::json!([
         {"code": good, "venue": "bus"},
@@ -214,7 +214,7 @@ async fn batch_keeps_order_and_answers_bad_items_in_place() {
 #[tokio::test]
 async fn card_checks_use_the_status_set() {
     let gw = Gateway::start(Options::default()).await;
-    let mut c = gw.client(Proto::H1).await;
+    let mut c = gw.client(Protocol::H1).await;
     let card = serde_json::json!({"card_kind": "citizen_card", "number": "3301 0000 1234 5678", "venue": "museum"});
     let v = c
         .post("/v1/verify/card", &gw.api_key, card.to_string())
@@ -230,7 +230,7 @@ async fn card_checks_use_the_status_set() {
 #[tokio::test]
 async fn card_checks_need_their_own_permission_and_have_their_own_rate() {
     let gw = Gateway::start(Options::default()).await;
-    let mut c = gw.client(Proto::H2).await;
+    let mut c = gw.client(Protocol::H2).await;
     let card = |kind: &str, venue: &str| {
         serde_json::json!({"card_kind": kind, "number": "3301 0000 1234 5678", "venue": venue})
             .to_string()
@@ -317,18 +317,9 @@ async fn card_checks_need_their_own_permission_and_have_their_own_rate() {
 async fn stream_answers_each_line_before_the_body_ends() {
     let gw = Gateway::start(Options::default()).await;
     let code = gw.mint(Sub([3; 16]), Color::Green, 1);
-    for proto in [Proto::H1, Proto::H2] {
-        let mut c = gw.client(proto).await;
-        let (req, tx) = crate::support::client::stream_request(&gw.api_key);
-        let resp = match &mut c {
-            crate::support::client::Client::H1(s) => {
-                futures_util::future::Either::Left(s.send_request(req))
-            }
-            crate::support::client::Client::H2(s) => {
-                futures_util::future::Either::Right(s.send_request(req))
-            }
-            crate::support::client::Client::H3 { .. } => unreachable!(),
-        };
+    for proto in [Protocol::H1, Protocol::H2] {
+        let c = gw.client(proto).await;
+        let (resp, tx) = c.open_stream("/v1/verify/stream", &gw.api_key).await;
         assert!(
             tx.send(serde_json::json!({"code": code, "venue": "bus"}))
                 .await
@@ -372,7 +363,7 @@ async fn next_line(body: &mut hyper::body::Incoming) -> serde_json::Value {
 #[tokio::test]
 async fn thousands_of_random_and_mutated_codes_are_denied_and_the_server_stays_healthy() {
     let gw = Gateway::start(Options::default()).await;
-    let mut c = gw.client(Proto::H2).await;
+    let mut c = gw.client(Protocol::H2).await;
     let good = gw.mint(Sub([4; 16]), Color::Green, 1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let alphabet = gateway_core::base45::ALPHABET;
@@ -429,7 +420,7 @@ async fn thousands_of_random_and_mutated_codes_are_denied_and_the_server_stays_h
     }
     assert!(denied > 3900, "{denied}");
     let a = gw
-        .client(Proto::H1)
+        .client(Protocol::H1)
         .await
         .post(
             "/v1/verify",

@@ -12,11 +12,11 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::client::{self, tls_config, Proto};
+use crate::support::client::{self, tls_config, Protocol};
 use crate::support::{eventually, Gateway, Options, LIMITED_KEY};
 
 /// A fresh code verified by the honest caller over `proto`: it must be allowed.
-async fn honest_verify(gw: &Gateway, proto: Proto, n: u8) {
+async fn honest_verify(gw: &Gateway, proto: Protocol, n: u8) {
     let code = gw.mint(Sub([n; 16]), Color::Green, 1);
     let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
     let a = gw
@@ -151,9 +151,9 @@ async fn idle_and_half_open_connections_are_closed() {
         }
     }
     // Honest traffic while they are all open.
-    honest_verify(&gw, Proto::H1, 1).await;
-    honest_verify(&gw, Proto::H2, 2).await;
-    honest_verify(&gw, Proto::H3, 3).await;
+    honest_verify(&gw, Protocol::H1, 1).await;
+    honest_verify(&gw, Protocol::H2, 2).await;
+    honest_verify(&gw, Protocol::H3, 3).await;
     let mut closed = 0;
     for t in tasks {
         closed += usize::from(t.await.unwrap());
@@ -180,7 +180,7 @@ async fn idle_and_half_open_connections_are_closed() {
         "log grew to {} bytes",
         gw.log_bytes()
     );
-    honest_verify(&gw, Proto::H2, 4).await;
+    honest_verify(&gw, Protocol::H2, 4).await;
 }
 
 /// Out of descriptors: the accept loop backs off instead of spinning, its warnings are
@@ -249,7 +249,7 @@ async fn descriptor_exhaustion_does_not_spin_and_recovers() {
             .filter(|a| a.status == 200)
     })
     .await;
-    honest_verify(&gw, Proto::H1, 5).await;
+    honest_verify(&gw, Protocol::H1, 5).await;
 }
 
 /// An HTTP/3 frame head: type, then an 8-byte varint length.
@@ -306,7 +306,7 @@ async fn http3_oversized_frames_are_refused_unbuffered() {
     }
     let grown = gw.rss_kib().saturating_sub(rss0);
     assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
-    honest_verify(&gw, Proto::H3, 6).await;
+    honest_verify(&gw, Protocol::H3, 6).await;
 }
 
 /// HTTP/2 rapid reset (HEADERS then RST_STREAM, over and over) and a CONTINUATION flood:
@@ -343,7 +343,7 @@ async fn http2_rapid_reset_and_continuation_flood() {
     }
     let closed = ended_early || closed_within(&mut s, Duration::from_secs(10)).await;
     assert!(closed, "the rapid-reset connection was not ended");
-    honest_verify(&gw, Proto::H2, 7).await;
+    honest_verify(&gw, Protocol::H2, 7).await;
     // CONTINUATION flood: one HEADERS without END_HEADERS, then endless CONTINUATION.
     let mut s = TcpStream::connect(plain).await.unwrap();
     s.write_all(PREFACE).await.unwrap();
@@ -362,7 +362,7 @@ async fn http2_rapid_reset_and_continuation_flood() {
     assert!(closed, "the CONTINUATION flood was not ended");
     let grown = gw.rss_kib().saturating_sub(rss0);
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
-    honest_verify(&gw, Proto::H2, 8).await;
+    honest_verify(&gw, Protocol::H2, 8).await;
 }
 
 /// Many QUIC handshakes at once from many source ports: beyond the threshold clients
@@ -378,7 +378,7 @@ async fn quic_initial_flood_gets_retries_and_refusals() {
     })
     .await;
     // An honest connection established before the flood.
-    let mut early = gw.client(Proto::H3).await;
+    let mut early = gw.client(Protocol::H3).await;
     let cfg = tls_config(&gw.ca, b"h3", None);
     let crypto = Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(cfg).unwrap());
     let mut flood = Vec::new();
@@ -440,7 +440,7 @@ async fn quic_initial_flood_gets_retries_and_refusals() {
         let code = gw.mint(Sub([10; 16]), Color::Green, 1);
         let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
         let a = tokio::time::timeout(Duration::from_secs(5), async {
-            gw.client(Proto::H3)
+            gw.client(Protocol::H3)
                 .await
                 .post("/v1/verify", &gw.api_key, body)
                 .await
@@ -509,7 +509,7 @@ async fn a_caller_with_stalled_bodies_and_idle_streams_starves_nobody() {
     for n in 0..20u8 {
         honest_verify(
             &gw,
-            [Proto::H1, Proto::H2, Proto::H3][usize::from(n % 3)],
+            [Protocol::H1, Protocol::H2, Protocol::H3][usize::from(n % 3)],
             20 + n,
         )
         .await;
@@ -531,7 +531,7 @@ async fn a_caller_with_stalled_bodies_and_idle_streams_starves_nobody() {
         "{statuses:?}"
     );
     drop(bodies);
-    honest_verify(&gw, Proto::H2, 60).await;
+    honest_verify(&gw, Protocol::H2, 60).await;
 }
 
 /// Clients that ask for large batch answers and never read them hold their own share
@@ -567,7 +567,7 @@ async fn slow_readers_of_large_batches_are_cut_off() {
         }
         conns.push(s);
     }
-    honest_verify(&gw, Proto::H1, 90).await;
+    honest_verify(&gw, Protocol::H1, 90).await;
     let grown = gw.rss_kib().saturating_sub(rss0);
     assert!(grown < 128 * 1024, "RSS grew by {grown} KiB");
     // Without a single read from them, every slow reader is cut off by the watchdog.
@@ -593,5 +593,5 @@ async fn slow_readers_of_large_batches_are_cut_off() {
             "a slow reader was never cut off"
         );
     }
-    honest_verify(&gw, Proto::H1, 91).await;
+    honest_verify(&gw, Protocol::H1, 91).await;
 }

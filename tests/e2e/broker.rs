@@ -7,7 +7,7 @@ use gateway_core::{Color, Sub};
 use gateway_issuer::events::PLAIN;
 use gateway_issuer::publish::subject_of;
 
-use crate::support::client::{get_plain, Proto};
+use crate::support::client::{get_plain, Protocol};
 use crate::support::nats::{DeployCluster, PREFIX, STREAM};
 use crate::support::{eventually, Gateway, Options};
 
@@ -22,7 +22,7 @@ fn status(i: u32, color: Color, ver: u64) -> String {
 }
 
 async fn decide(gw: &Gateway, code: &str) -> String {
-    let mut c = gw.client(Proto::H2).await;
+    let mut c = gw.client(Protocol::H2).await;
     let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
     let a = c.post("/v1/verify", &gw.api_key, body).await;
     assert_eq!(a.status, 200);

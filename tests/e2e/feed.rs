@@ -5,7 +5,7 @@ use gateway_core::{Color, Sub};
 use gateway_issuer::events::PLAIN;
 use gateway_issuer::mint::RootSigner;
 
-use crate::support::client::{get_plain, Proto};
+use crate::support::client::{get_plain, Protocol};
 use crate::support::nats::NatsServer;
 use crate::support::{eventually, Gateway, Options};
 
@@ -34,7 +34,7 @@ fn nats_options(nats: &NatsServer, extra: &[&str]) -> Options {
 
 /// (decision, stale) for a code at a bus gate, over HTTP/2.
 async fn verify(gw: &Gateway, code: &str) -> (String, bool) {
-    let mut c = gw.client(Proto::H2).await;
+    let mut c = gw.client(Protocol::H2).await;
     let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
     let a = c.post("/v1/verify", &gw.api_key, body).await;
     assert_eq!(a.status, 200);

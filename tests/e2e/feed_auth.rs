@@ -6,7 +6,7 @@ use gateway_core::feed_event::VER_LIMIT;
 use gateway_core::{Color, Sub};
 use gateway_issuer::events::{Writer, PLAIN};
 
-use crate::support::client::{get_plain, Proto};
+use crate::support::client::{get_plain, Protocol};
 use crate::support::{eventually, run_cli, Gateway, Options};
 
 fn keyed(extra: &[&str]) -> Options {
@@ -23,7 +23,7 @@ fn feed_key(gw: &Gateway) -> FeedKey {
 }
 
 async fn decision(gw: &Gateway, code: &str) -> String {
-    let mut c = gw.client(Proto::H2).await;
+    let mut c = gw.client(Protocol::H2).await;
     let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
     c.post("/v1/verify", &gw.api_key, body).await.json()["decision"]
         .as_str()

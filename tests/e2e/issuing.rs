@@ -2,7 +2,7 @@
 //! policy and trust list made with `gateway root-keygen`, `keygen` and `sign`; codes
 //! minted with `gateway mint`; a key revoked with a signed feed event.
 
-use crate::support::client::Proto;
+use crate::support::client::Protocol;
 use crate::support::{eventually, run_cli, Gateway, Options};
 
 fn cli_out(args: &[&str]) -> String {
@@ -78,7 +78,7 @@ async fn keys_policy_and_codes_made_with_the_cli_are_accepted() {
         "--color",
         "yellow",
     ]);
-    let mut c = gw.client(Proto::H2).await;
+    let mut c = gw.client(Protocol::H2).await;
     let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
     let v = c.post("/v1/verify", &gw.api_key, body.clone()).await.json();
     assert_eq!(
@@ -94,7 +94,7 @@ async fn keys_policy_and_codes_made_with_the_cli_are_accepted() {
         let (gw, body) = (&gw, body.clone());
         async move {
             let v = gw
-                .client(Proto::H1)
+                .client(Protocol::H1)
                 .await
                 .post("/v1/verify", &gw.api_key, body)
                 .await

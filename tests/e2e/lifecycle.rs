@@ -5,7 +5,7 @@ use std::time::Duration;
 use gateway_core::{Color, Sub};
 use http_body_util::BodyExt;
 
-use crate::support::client::Client;
+use crate::support::client::{Client, Protocol};
 use crate::support::{run_cli, Gateway, Options, TempDir};
 
 #[test]
@@ -178,12 +178,8 @@ fn every_nats_config_in_deploy_passes_nats_server_check() {
 async fn sigterm_drains_in_flight_requests() {
     let mut gw = Gateway::start(Options::default()).await;
     let code = gw.mint(Sub([5; 16]), Color::Green, 1);
-    let mut c = gw.client(crate::support::client::Proto::H2).await;
-    let (req, tx) = crate::support::client::stream_request(&gw.api_key);
-    let Client::H2(send) = &mut c else {
-        unreachable!()
-    };
-    let resp = send.send_request(req);
+    let c = gw.client(Protocol::H2).await;
+    let (resp, tx) = c.open_stream("/v1/verify/stream", &gw.api_key).await;
     assert!(
         tx.send(serde_json::json!({"code": code, "venue": "bus"}))
             .await
@@ -302,7 +298,7 @@ async fn quick_start_prints_a_working_verification() {
         .next()
         .unwrap()
         .unwrap();
-    let mut c = Client::connect(crate::support::client::Proto::H2, listen, &ca).await;
+    let mut c = Client::connect(Protocol::H2, listen, &ca).await;
     let auth = format!("Bearer {key}");
     assert_eq!(
         send_text(&mut c, &auth, code.clone()).await["decision"],

@@ -5,7 +5,7 @@ use gateway_core::{Color, Sub};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::support::client::{Client, Proto};
+use crate::support::client::{Client, Protocol};
 use crate::support::{Gateway, Options};
 
 #[tokio::test]
@@ -36,7 +36,7 @@ async fn a_client_certificate_names_its_caller() {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(client_key.serialize_der()));
     let identity = (vec![CertificateDer::from(client_cert.der().to_vec())], key);
     let code = gw.mint(Sub([13; 16]), Color::Green, 1);
-    for proto in [Proto::H2, Proto::H3] {
+    for proto in [Protocol::H2, Protocol::H3] {
         let mut c = Client::connect_as(proto, gw.listen, &gw.ca, Some(&identity)).await;
         let body = |venue: &str| serde_json::json!({"code": code, "venue": venue}).to_string();
         // No Authorization header: the certificate is the credential.

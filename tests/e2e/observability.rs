@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::support::client::{get_plain, Proto};
+use crate::support::client::{get_plain, Protocol};
 use crate::support::{Gateway, Options};
 
 fn deploy(file: &str) -> PathBuf {
@@ -70,7 +70,7 @@ async fn the_rules_and_the_dashboard_name_only_metrics_the_gateway_exports() {
     let gw = Gateway::start(Options::default()).await;
     // Traffic that makes the per-caller series exist: a verification and card checks of
     // three distinct numbers (one of them twice, spelled differently).
-    let mut c = gw.client(Proto::H1).await;
+    let mut c = gw.client(Protocol::H1).await;
     let code = gw.mint(gateway_core::Sub([3; 16]), gateway_core::Color::Green, 0);
     let a = c
         .post(

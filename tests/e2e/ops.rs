@@ -6,7 +6,7 @@ use gateway_core::policy::reference_policy_json;
 use gateway_core::{Color, Sub};
 use gateway_issuer::mint::RootSigner;
 
-use crate::support::client::{get_plain, Client, Proto};
+use crate::support::client::{get_plain, Protocol};
 use crate::support::{eventually, Gateway, Options};
 
 #[tokio::test]
@@ -62,7 +62,7 @@ async fn feed_applies_all_five_event_types_and_counts_bad_lines() {
     let root = gateway_issuer::keys::read_root_signer(&gw.setup.root_seed()).unwrap();
     let sub = Sub([7; 16]);
     let code = gw.mint(sub, Color::Yellow, 1);
-    let mut c = gw.client(Proto::H2).await;
+    let mut c = gw.client(Protocol::H2).await;
     let school = serde_json::json!({"code": code, "venue": "school"}).to_string();
     assert_eq!(
         c.post("/v1/verify", &gw.api_key, school.clone())
@@ -144,7 +144,7 @@ async fn feed_applies_all_five_event_types_and_counts_bad_lines() {
         let (gw, body) = (&gw, body.clone());
         async move {
             let v = gw
-                .client(Proto::H1)
+                .client(Protocol::H1)
                 .await
                 .post("/v1/verify", &gw.api_key, body)
                 .await
@@ -160,7 +160,7 @@ async fn feed_applies_all_five_event_types_and_counts_bad_lines() {
 async fn metrics_cover_requests_decisions_and_state_without_personal_data() {
     let gw = Gateway::start(Options::default()).await;
     let code = gw.mint(Sub([10; 16]), Color::Red, 1);
-    for proto in [Proto::H1, Proto::H3] {
+    for proto in [Protocol::H1, Protocol::H3] {
         let mut c = gw.client(proto).await;
         c.post(
             "/v1/verify",
@@ -205,7 +205,7 @@ async fn over_its_share_a_caller_alone_gets_503_at_once() {
     let verify = |key: String| {
         let (gw, body) = (&gw, body.clone());
         async move {
-            gw.client(Proto::H1)
+            gw.client(Protocol::H1)
                 .await
                 .post("/v1/verify", &key, body)
                 .await
@@ -214,15 +214,11 @@ async fn over_its_share_a_caller_alone_gets_503_at_once() {
     // Hold the caller's one slot with a request whose body never ends. A slot is given
     // back just after its answer is out, so the held request may itself be refused by a
     // check still finishing: then it is sent again.
-    let mut c = gw.client(Proto::H2).await;
-    let Client::H2(send) = &mut c else {
-        unreachable!()
-    };
+    let c = gw.client(Protocol::H2).await;
     let deadline = std::time::Instant::now() + crate::support::DEADLINE;
     let (a, tx, held) = loop {
-        let (mut req, tx) = crate::support::client::stream_request(&gw.api_key);
-        *req.uri_mut() = "https://localhost/v1/verify".parse().unwrap();
-        let held = tokio::spawn(send.clone().send_request(req));
+        let (held, tx) = c.open_stream("/v1/verify", &gw.api_key).await;
+        let held = tokio::spawn(held);
         let mut refused = None;
         while refused.is_none() && !held.is_finished() {
             assert!(
@@ -244,7 +240,7 @@ async fn over_its_share_a_caller_alone_gets_503_at_once() {
     assert!(a.headers.get("retry-after").is_some());
     // Another caller has a share of its own.
     let a = gw
-        .client(Proto::H1)
+        .client(Protocol::H1)
         .await
         .post("/v1/verify", crate::support::LIMITED_KEY, body.clone())
         .await;
@@ -255,7 +251,7 @@ async fn over_its_share_a_caller_alone_gets_503_at_once() {
         let (gw, key, body) = (&gw, key.clone(), body.clone());
         async move {
             let a = gw
-                .client(Proto::H1)
+                .client(Protocol::H1)
                 .await
                 .post("/v1/verify", &key, body)
                 .await;
@@ -270,13 +266,8 @@ async fn over_its_share_a_caller_alone_gets_503_at_once() {
 async fn stream_over_http3_answers_before_the_body_ends() {
     let gw = Gateway::start(Options::default()).await;
     let code = gw.mint(Sub([12; 16]), Color::Yellow, 1);
-    let Client::H3 {
-        send: mut s,
-        _endpoint,
-    } = gw.client(Proto::H3).await
-    else {
-        unreachable!()
-    };
+    let c = gw.client(Protocol::H3).await;
+    let mut s = c.h3();
     let req = http::Request::post("https://localhost/v1/verify/stream")
         .header("authorization", format!("Bearer {}", gw.api_key))
         .body(())

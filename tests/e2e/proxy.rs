@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use gateway_core::{Color, Sub};
 
-use crate::support::client::Proto;
+use crate::support::client::Protocol;
 use crate::support::{eventually, Gateway, Options, TempDir, LIMITED_KEY};
 
 fn nginx_binary() -> Option<PathBuf> {
@@ -236,7 +236,7 @@ async fn the_auth_endpoint_answers_with_status_and_headers() {
     let auth = auth.as_str();
     let green = header_form(&gw.mint(Sub([23; 16]), Color::Green, 0), false);
     let yellow = header_form(&gw.mint(Sub([24; 16]), Color::Yellow, 0), false);
-    for proto in [Proto::H1, Proto::H2] {
+    for proto in [Protocol::H1, Protocol::H2] {
         let mut c = gw.client(proto).await;
         let a = c
             .send(
@@ -310,7 +310,7 @@ async fn the_auth_endpoint_answers_with_status_and_headers() {
     // A code sent percent-encoded (its text may end in a space HTTP would trim).
     let encoded = header_form(&gw.mint(Sub([23; 16]), Color::Green, 0), true);
     assert!(encoded.starts_with("JKM1%3A"));
-    let mut c = gw.client(Proto::H1).await;
+    let mut c = gw.client(Protocol::H1).await;
     let a = c
         .send(
             http::Method::GET,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::support::client::Proto;
+use crate::support::client::Protocol;
 use crate::support::{Gateway, Options};
 
 fn verify_cases() -> Vec<(String, Value)> {
@@ -106,10 +106,10 @@ async fn every_vector_over_http1_and_http2_and_a_sample_over_http3() {
     assert_eq!(gw.status().await["feed_rejected"], 0);
 
     let mut failures = Vec::new();
-    for proto in [Proto::H1, Proto::H2, Proto::H3] {
+    for proto in [Protocol::H1, Protocol::H2, Protocol::H3] {
         let mut c = gw.client(proto).await;
         for (i, (name, case)) in cases.iter().enumerate() {
-            if proto == Proto::H3 && i % 7 != 0 {
+            if proto == Protocol::H3 && i % 7 != 0 {
                 continue;
             }
             let body = json!({"code": case["code"], "venue": case["venue"]}).to_string();

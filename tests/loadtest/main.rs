@@ -80,14 +80,7 @@ impl Gateway {
 
     /// `/v1/status` from the admin port, if it answers.
     fn status(&self) -> Option<serde_json::Value> {
-        use std::io::{Read, Write};
-        let mut s =
-            std::net::TcpStream::connect_timeout(&self.admin, Duration::from_secs(2)).ok()?;
-        s.write_all(b"GET /v1/status HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()
+        get_json(self.admin, "/v1/status")
     }
 }
 
@@ -119,6 +112,22 @@ fn loadtest(gw: &Gateway, extra: &[&str]) -> (Output, serde_json::Value) {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null);
     (out, report)
+}
+
+/// A plaintext HTTP/1.1 GET's JSON answer, through the client `loadtest` uses, within 2 s.
+fn get_json(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let get = gateway_client::get_plain(addr, path);
+        let answer = tokio::time::timeout(Duration::from_secs(2), get)
+            .await
+            .ok()?
+            .ok()?;
+        answer.json().ok()
+    })
 }
 
 fn rand_tag() -> u64 {
@@ -513,15 +522,7 @@ impl Nats {
 
     /// A monitoring page's JSON.
     fn get(&self, path: &str) -> Option<serde_json::Value> {
-        use std::io::{Read, Write};
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.monitor));
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-        // HTTP/1.0: the answer comes whole, not chunked.
-        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-            .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()
+        get_json(SocketAddr::from(([127, 0, 0, 1], self.monitor)), path)
     }
 }
 

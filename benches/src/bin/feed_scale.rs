@@ -32,6 +32,7 @@ use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::Deliv
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gateway_benches::subjects;
+use gateway_client::{Conn, Protocol, Target};
 use gateway_core::feed_auth::FeedKey;
 use gateway_core::token::NewClaims;
 use gateway_core::{Color, Sub};
@@ -39,8 +40,6 @@ use gateway_issuer::events::Writer;
 use gateway_issuer::nats::NatsAuth;
 use gateway_issuer::publish::{stream_config, NatsPublisher};
 use gateway_issuer::{unix_now, DevSetup};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 
 const STREAM: &str = "JKM";
 const PREFIX: &str = "jkm";
@@ -146,62 +145,36 @@ fn start_gateway_keyed(state: &Path, feed: &str, keyed: bool) -> (Gw, Instant) {
     )
 }
 
-/// One HTTP/1.1 connection.
+/// One plaintext HTTP/1.1 connection, through the client loadtest uses.
 struct H1 {
-    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    conn: Conn,
+    target: Target,
 }
 
 impl H1 {
-    async fn connect(addr: SocketAddr) -> H1 {
-        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let _ = tcp.set_nodelay(true);
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .expect("h1");
-        tokio::spawn(conn);
-        H1 { send }
+    async fn connect(addr: SocketAddr, key: &str) -> H1 {
+        let mut target = Target::plain(addr, Protocol::H1);
+        target.api_key = key.to_owned();
+        let conn = Conn::connect(&target).await.expect("connect");
+        H1 { conn, target }
     }
 
-    async fn get(&mut self, path: &str) -> (u16, Bytes) {
-        let req = hyper::Request::get(path)
-            .header("host", "localhost")
-            .body(Full::new(Bytes::new()))
-            .expect("req");
-        self.round(req).await
-    }
-
-    async fn verify(&mut self, key: &str, code: &Bytes) -> (u16, Bytes) {
-        let req = hyper::Request::post("/v1/verify?venue=bus")
-            .header("host", "localhost")
-            .header("authorization", format!("Bearer {key}"))
-            .header("content-type", "text/plain")
-            .body(Full::new(code.clone()))
-            .expect("req");
-        self.round(req).await
-    }
-
-    async fn round(&mut self, req: hyper::Request<Full<Bytes>>) -> (u16, Bytes) {
-        self.send.ready().await.expect("connection ready");
-        let resp = self.send.send_request(req).await.expect("response");
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.expect("body").to_bytes();
-        (status, body)
+    async fn verify(&self, code: &Bytes) -> (u16, Bytes) {
+        let path = "/v1/verify?venue=bus";
+        let a = self
+            .conn
+            .post(&self.target, path, code.clone(), "text/plain");
+        let a = a.await.expect("answer");
+        (a.status.as_u16(), a.body)
     }
 }
 
 async fn status_json(admin: SocketAddr) -> Option<serde_json::Value> {
-    let tcp = tokio::net::TcpStream::connect(admin).await.ok()?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+    gateway_client::get_plain(admin, "/v1/status")
         .await
-        .ok()?;
-    tokio::spawn(conn);
-    let req = hyper::Request::get("/v1/status")
-        .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
-        .ok()?;
-    let resp = send.send_request(req).await.ok()?;
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    serde_json::from_slice(&body).ok()
+        .ok()?
+        .json()
+        .ok()
 }
 
 /// Polls until the gateway has caught up; returns the time since `started`, and the
@@ -427,14 +400,14 @@ async fn run(n: usize, changes: usize, rate: u64) {
         let (pool, stop, sent, key) = (pool.clone(), stop.clone(), sent.clone(), key.clone());
         let addr = gw2.plain;
         load.push(tokio::spawn(async move {
-            let mut h = H1::connect(addr).await;
+            let h = H1::connect(addr, &key).await;
             let mut tick =
                 tokio::time::interval(Duration::from_secs_f64(conns as f64 / rate as f64));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut i = c as usize;
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
-                let (s, _) = h.verify(&key, &pool[i % pool.len()]).await;
+                let (s, _) = h.verify(&pool[i % pool.len()]).await;
                 assert_eq!(s, 200);
                 sent.fetch_add(1, Ordering::Relaxed);
                 i += conns as usize;
@@ -442,11 +415,11 @@ async fn run(n: usize, changes: usize, rate: u64) {
         }));
     }
     let load_started = Instant::now();
-    let mut probe = H1::connect(gw2.plain).await;
+    let probe = H1::connect(gw2.plain, &key).await;
     let mut lat_ms = Vec::with_capacity(changes);
     for (i, s) in subs.iter().take(changes).enumerate() {
         let code = mint(s, i);
-        let (_, body) = probe.verify(&key, &code).await;
+        let (_, body) = probe.verify(&code).await;
         assert!(
             String::from_utf8_lossy(&body).contains("\"allow\""),
             "green before the change"
@@ -455,7 +428,7 @@ async fn run(n: usize, changes: usize, rate: u64) {
         let t = Instant::now();
         publisher.send(vec![line]).await.expect("publish");
         loop {
-            let (_, body) = probe.verify(&key, &code).await;
+            let (_, body) = probe.verify(&code).await;
             if String::from_utf8_lossy(&body).contains("\"deny\"") {
                 break;
             }
@@ -474,7 +447,6 @@ async fn run(n: usize, changes: usize, rate: u64) {
     }
     let served = sent.load(Ordering::Relaxed) as f64 / load_started.elapsed().as_secs_f64();
     lat_ms.sort_by(|a, b| a.total_cmp(b));
-    let _ = probe.get("/healthz").await;
 
     let mut gw2 = gw2;
     let _ = gw2.child.kill();

@@ -1,6 +1,8 @@
 //! The arrows between the workspace's crates point one way: the issuing side depends on
-//! the core only; the load tester and the benchmarks use the issuing side and the core,
-//! never the server (`gateway`), which they talk to over the wire or start as a process.
+//! the core only; the client depends on no workspace crate; the load tester and the
+//! benchmarks use the core, the issuing side and the client, never the server
+//! (`gateway`), which they talk to over the wire (through the client) or start as a
+//! process.
 //! Checked with `cargo tree` on the real lock file.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
@@ -30,11 +32,16 @@ fn the_issuing_side_depends_on_the_core_only() {
 }
 
 #[test]
+fn the_client_stands_alone() {
+    assert!(workspace_deps("gateway-client").is_empty());
+}
+
+#[test]
 fn the_load_tester_and_the_benchmarks_do_not_depend_on_the_server() {
     for package in ["loadtest", "gateway-benches"] {
         assert_eq!(
             workspace_deps(package),
-            ["gateway-core", "gateway-issuer"],
+            ["gateway-client", "gateway-core", "gateway-issuer"],
             "{package}"
         );
     }

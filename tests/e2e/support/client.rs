@@ -1,55 +1,38 @@
-//! Real clients for each protocol: HTTP/1.1 and HTTP/2 over TLS (hyper + tokio-rustls),
-//! HTTP/3 (quinn + h3), and plaintext HTTP/1.1 for the admin port. One `send` for all,
-//! so a test is written once and run for every protocol.
+//! The suite's view of `gateway-client` (the client `loadtest` uses too): the same
+//! connections over HTTP/1.1, HTTP/2 and HTTP/3, with failures turned into panics (a
+//! test's failure report) and answers whose JSON is read directly.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use bytes::{Buf, Bytes};
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::net::TcpStream;
+use bytes::Bytes;
+use gateway_client::{Conn, Target};
+use http::{Method, Request};
+use rustls::pki_types::CertificateDer;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    H1,
-    H2,
-    H3,
-}
+pub use gateway_client::{full, Identity, Lines, Protocol, ReqBody, ResponseFuture};
 
-pub const ALL: [Proto; 3] = [Proto::H1, Proto::H2, Proto::H3];
-
-pub type ReqBody = UnsyncBoxBody<Bytes, std::io::Error>;
-
-pub fn full(b: impl Into<Bytes>) -> ReqBody {
-    Full::new(b.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
+/// The three protocols, in order.
+pub const ALL: [Protocol; 3] = Protocol::ALL;
 
 /// A response read to the end.
 #[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
+pub struct Answer(pub gateway_client::Answer);
 
-impl Answer {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+impl std::ops::Deref for Answer {
+    type Target = gateway_client::Answer;
+    fn deref(&self) -> &gateway_client::Answer {
+        &self.0
     }
 }
 
-/// A client certificate chain and its key, for mTLS.
-pub type Identity = (
-    Vec<CertificateDer<'static>>,
-    rustls::pki_types::PrivateKeyDer<'static>,
-);
+impl Answer {
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        self.0
+            .json()
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
 
 /// A client TLS configuration trusting `ca`, offering `alpn`, optionally with a client
 /// certificate.
@@ -58,39 +41,19 @@ pub fn tls_config(
     alpn: &[u8],
     identity: Option<&Identity>,
 ) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).expect("CA");
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots);
-    let mut cfg = match identity {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain.clone(), key.clone_key())
-            .expect("client cert"),
-        None => builder.with_no_client_auth(),
-    };
-    cfg.alpn_protocols = vec![alpn.to_vec()];
-    cfg
+    gateway_client::tls_config(Some(ca), alpn, identity).expect("client TLS configuration")
 }
 
-/// A connection of one protocol to the gateway's TLS port.
-pub enum Client {
-    H1(hyper::client::conn::http1::SendRequest<ReqBody>),
-    H2(hyper::client::conn::http2::SendRequest<ReqBody>),
-    H3 {
-        send: h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
-        /// Kept so the client's UDP socket lives as long as the client.
-        _endpoint: quinn::Endpoint,
-    },
+/// A connection of one protocol to the gateway's TLS port, and where it goes.
+pub struct Client {
+    pub conn: Conn,
+    pub target: Target,
 }
 
 impl Client {
     pub async fn connect(
-        proto: Proto,
-        addr: std::net::SocketAddr,
+        proto: Protocol,
+        addr: SocketAddr,
         ca: &CertificateDer<'static>,
     ) -> Client {
         Self::connect_as(proto, addr, ca, None).await
@@ -98,67 +61,20 @@ impl Client {
 
     /// Connects presenting a client certificate when `identity` is given.
     pub async fn connect_as(
-        proto: Proto,
-        addr: std::net::SocketAddr,
+        proto: Protocol,
+        addr: SocketAddr,
         ca: &CertificateDer<'static>,
         identity: Option<&Identity>,
     ) -> Client {
-        let name = ServerName::try_from("localhost").expect("name");
-        match proto {
-            Proto::H1 | Proto::H2 => {
-                let alpn: &[u8] = if proto == Proto::H1 {
-                    b"http/1.1"
-                } else {
-                    b"h2"
-                };
-                let connector =
-                    tokio_rustls::TlsConnector::from(Arc::new(tls_config(ca, alpn, identity)));
-                let tcp = TcpStream::connect(addr).await.expect("tcp connect");
-                let tls = connector.connect(name, tcp).await.expect("tls handshake");
-                let io = TokioIo::new(tls);
-                if proto == Proto::H1 {
-                    let (send, conn) = hyper::client::conn::http1::handshake(io)
-                        .await
-                        .expect("h1 handshake");
-                    tokio::spawn(conn);
-                    Client::H1(send)
-                } else {
-                    let (send, conn) =
-                        hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-                            .await
-                            .expect("h2 handshake");
-                    tokio::spawn(conn);
-                    Client::H2(send)
-                }
-            }
-            Proto::H3 => {
-                let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls_config(
-                    ca, b"h3", identity,
-                ))
-                .expect("quic tls");
-                let mut endpoint =
-                    quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("udp");
-                endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-                let conn = endpoint
-                    .connect(addr, "localhost")
-                    .expect("quic connect")
-                    .await
-                    .expect("quic handshake");
-                let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
-                    .await
-                    .expect("h3");
-                tokio::spawn(async move {
-                    let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
-                });
-                Client::H3 {
-                    send,
-                    _endpoint: endpoint,
-                }
-            }
-        }
+        let mut target = Target::tls(addr, proto, ca.clone());
+        target.identity = identity.map(|(chain, key)| (chain.clone(), key.clone_key()));
+        let conn = Conn::connect(&target)
+            .await
+            .unwrap_or_else(|e| panic!("{proto:?} connection: {e}"));
+        Client { conn, target }
     }
 
-    /// Sends a request with a whole body and reads the whole answer.
+    /// Sends a request with a whole body and exactly these headers; reads the whole answer.
     pub async fn send(
         &mut self,
         method: Method,
@@ -166,45 +82,12 @@ impl Client {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Answer {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(format!("https://localhost{path}"));
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let body: Bytes = body.into();
-        match self {
-            Client::H1(s) => {
-                let req = b
-                    .header("host", "localhost")
-                    .body(full(body))
-                    .expect("request");
-                read(s.send_request(req).await.expect("h1 response")).await
-            }
-            Client::H2(s) => {
-                let req = b.body(full(body)).expect("request");
-                read(s.send_request(req).await.expect("h2 response")).await
-            }
-            Client::H3 { send: s, .. } => {
-                let req = b.body(()).expect("request");
-                let mut stream = s.send_request(req).await.expect("h3 request");
-                if !body.is_empty() {
-                    stream.send_data(body).await.expect("h3 body");
-                }
-                stream.finish().await.expect("h3 finish");
-                let resp = stream.recv_response().await.expect("h3 response");
-                let mut out = Vec::new();
-                while let Some(mut chunk) = stream.recv_data().await.expect("h3 data") {
-                    let n = chunk.remaining();
-                    out.extend_from_slice(&chunk.copy_to_bytes(n));
-                }
-                Answer {
-                    status: resp.status(),
-                    headers: resp.headers().clone(),
-                    body: Bytes::from(out),
-                }
-            }
-        }
+        let a = self
+            .conn
+            .request(&self.target, method, path, headers, body.into())
+            .await
+            .unwrap_or_else(|e| panic!("{:?} {path}: {e}", self.target.protocol));
+        Answer(a)
     }
 
     /// POST JSON with a bearer key.
@@ -221,61 +104,32 @@ impl Client {
         )
         .await
     }
-}
 
-async fn read(resp: http::Response<hyper::body::Incoming>) -> Answer {
-    let (parts, body) = resp.into_parts();
-    let body = tokio::time::timeout(Duration::from_secs(30), body.collect())
-        .await
-        .expect("body within 30 s")
-        .expect("body")
-        .to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
+    /// A newline-delimited `POST path` with `api_key`, its body open until the `Lines` is
+    /// dropped, sent at once (HTTP/1.1 or HTTP/2): the answer's head to come.
+    pub async fn open_stream(&self, path: &str, api_key: &str) -> (ResponseFuture, Lines) {
+        let mut t = self.target.clone();
+        t.api_key = api_key.to_owned();
+        let (req, lines) = gateway_client::stream_request(&t, path).expect("stream request");
+        (self.start(req).await, lines)
+    }
+
+    /// Sends `req` (HTTP/1.1 or HTTP/2); the answer's head to come.
+    pub async fn start(&self, req: Request<ReqBody>) -> ResponseFuture {
+        self.conn.start(req).await.expect("request sent")
+    }
+
+    /// The HTTP/3 connection's stream opener; panics on other protocols.
+    pub fn h3(&self) -> h3::client::SendRequest<h3_quinn::OpenStreams, Bytes> {
+        match &self.conn {
+            Conn::H3 { send, .. } => send.clone(),
+            _ => panic!("not an HTTP/3 connection"),
+        }
     }
 }
 
-/// GET on a plaintext HTTP/1.1 port (admin), `None` if it cannot connect.
-pub async fn get_plain(addr: std::net::SocketAddr, path: &str) -> Option<Answer> {
-    let tcp = TcpStream::connect(addr).await.ok()?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake::<_, ReqBody>(TokioIo::new(tcp))
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    let req = Request::get(path)
-        .header("host", "localhost")
-        .body(full(Bytes::new()))
-        .ok()?;
-    let resp = send.send_request(req).await.ok()?;
-    Some(read(resp).await)
-}
-
-/// The sending side of a request body that stays open, fed one line at a time.
-pub struct Lines(tokio::sync::mpsc::Sender<Result<http_body::Frame<Bytes>, std::io::Error>>);
-
-impl Lines {
-    /// Sends `line` and a newline; false once the request is gone.
-    pub async fn send(&self, line: impl std::fmt::Display) -> bool {
-        self.0
-            .send(Ok(http_body::Frame::data(Bytes::from(format!("{line}\n")))))
-            .await
-            .is_ok()
-    }
-}
-
-/// A `POST /v1/verify/stream` request whose body stays open until the `Lines` is dropped.
-pub fn stream_request(api_key: &str) -> (Request<ReqBody>, Lines) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let body =
-        http_body_util::StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
-            .boxed_unsync();
-    let req = Request::post("https://localhost/v1/verify/stream")
-        .header("host", "localhost")
-        .header("authorization", format!("Bearer {api_key}"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .expect("request");
-    (req, Lines(tx))
+/// GET on a plaintext HTTP/1.1 port (admin), `None` if it cannot connect or the answer
+/// breaks off.
+pub async fn get_plain(addr: SocketAddr, path: &str) -> Option<Answer> {
+    gateway_client::get_plain(addr, path).await.ok().map(Answer)
 }

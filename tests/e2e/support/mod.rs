@@ -18,7 +18,7 @@ use gateway_issuer::mint::Issuer;
 use gateway_issuer::DevSetup;
 use rustls::pki_types::CertificateDer;
 
-use client::{Client, Proto};
+use client::{Client, Protocol};
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -225,7 +225,7 @@ impl Gateway {
         .await;
     }
 
-    pub async fn client(&self, proto: Proto) -> Client {
+    pub async fn client(&self, proto: Protocol) -> Client {
         Client::connect(proto, self.listen, &self.ca).await
     }
 
@@ -299,17 +299,10 @@ impl Gateway {
 
     /// A bare QUIC connection (ALPN h3) to the gateway, for raw HTTP/3 frames.
     pub async fn quic(&self) -> (quinn::Endpoint, quinn::Connection) {
-        let cfg = client::tls_config(&self.ca, b"h3", None);
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).expect("QUIC TLS");
-        let mut endpoint =
-            quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
-        endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
-        let conn = endpoint
-            .connect(self.listen, "localhost")
-            .expect("connect")
+        let target = gateway_client::Target::tls(self.listen, Protocol::H3, self.ca.clone());
+        gateway_client::connect_quic(&target)
             .await
-            .expect("QUIC handshake");
-        (endpoint, conn)
+            .expect("QUIC handshake")
     }
 
     /// The process's resident memory, KiB.
