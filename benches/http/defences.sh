@@ -15,6 +15,12 @@
 # throughput while a second caller sends cold codes at a fixed rate, once all good,
 # once half forged, and once alone.
 #
+# Every run also gives the gateway's own CPU time per request: the run time of all its
+# threads (`/proc/PID/task/*/schedstat`, nanoseconds) divided by the requests its
+# `/metrics` counted in the run. Where the gateway's core is saturated that is the
+# inverse of its throughput; where the generator limits the rate (wrk at 97 %) it is
+# still the gateway's cost, which throughput then cannot show.
+#
 # Needs wrk and h2load (Debian: wrk, nghttp2-client) and python3. Traffic goes to
 # 127.0.0.1 only; every run is bounded in time.
 # Usage: BEFORE=/path/to/old/gateway [ROUNDS=3] [CASES="h1-cold h3-cold"] [FORGER=0] benches/http/defences.sh [SECONDS]
@@ -54,14 +60,16 @@ for e in c["callers"]: e.pop("card_rate_per_s", None)
 json.dump(c, open(sys.argv[1], "w"))' "$WORK/before/callers.json"
 # loadtest's default mix without card checks (which the two builds permit differently).
 MIX=green=80,yellow=5,red=3,companions=3,expired=2,forged=2,unknown_key=1,malformed=1,revoked=1
+declare -A PID
 start() { # name binary port admin
   taskset -c 0 "$2" serve --state-dir "$WORK/$1" --listen "127.0.0.1:$3" \
     --admin-listen "127.0.0.1:$4" >"$WORK/$1.out" 2>"$WORK/$1.err" &
+  PID[$1]=$!
   ready "$4"
 }
 start after "$AFTER" 18443 19090
 start before "$BEFORE" 28443 29090
-declare -A PORT=([after]=18443 [before]=28443)
+declare -A PORT=([after]=18443 [before]=28443) ADMIN=([after]=19090 [before]=29090)
 export KEY; KEY=$(cat "$WORK/after/api.key")
 export CODE; CODE=$("$AFTER" mint --state-dir "$WORK/after" --card-kind id_card --number 1 --validity 21600)
 printf '%s' "$CODE" >"$WORK/code.txt"
@@ -101,24 +109,44 @@ case_run() { # case port -> "rps cpu%"
     h3-cold) loadtest "$2" h3 "$k" --cold --cold-codes "$COLD_CODES" --connections 8 --streams 16 ;;
   esac
 }
+served() { # admin port -> requests the gateway has answered so far
+  curl -sf "http://127.0.0.1:$1/metrics" | awk '/^gateway_requests_total/ {n += $NF} END {printf "%.0f", n}'
+}
+cpu_ns() { # pid -> nanoseconds its threads have run so far
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{n += $1} END {printf "%.0f", n}'
+}
+measured_run() { # case gateway -> "rps gen-cpu% gateway-us/request"
+  local n0 n1 t0 t1 got
+  n0=$(served "${ADMIN[$2]}"); t0=$(cpu_ns "${PID[$2]}")
+  got=$(case_run "$1" "${PORT[$2]}")
+  n1=$(served "${ADMIN[$2]}"); t1=$(cpu_ns "${PID[$2]}")
+  awk -v got="$got" -v n=$(( n1 - n0 )) -v t=$(( t1 - t0 )) \
+    'BEGIN {printf "%s %.2fus", got, t / 1000 / (n > 0 ? n : 1)}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 
 CASES=${CASES:-"h1-warm h2-warm h3-warm h1-cold h2-cold h3-cold"}
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) cores; $SECS s per run, $ROUNDS rounds"
-printf '%-6s %-8s %-24s %-24s %s\n' round case "after (rps, gen CPU)" "before (rps, gen CPU)" "after / before"
-declare -A RATIOS
+printf '%-6s %-8s %-34s %-34s %s\n' round case "after (rps, gen CPU, CPU/req)" "before (rps, gen CPU, CPU/req)" "after / before"
+declare -A RATIOS CPU
 for r in $(seq "$ROUNDS"); do
   for c in $CASES; do
     if (( r % 2 )); then order="after before"; else order="before after"; fi
     declare -A got=()
-    for g in $order; do got[$g]=$(case_run "$c" "${PORT[$g]}"); done
-    x=$(ratio "${got[after]%% *}" "${got[before]%% *}")
+    for g in $order; do got[$g]=$(measured_run "$c" "$g"); done
+    x=$(ratio "$(echo "${got[after]}" | cut -d' ' -f1)" "$(echo "${got[before]}" | cut -d' ' -f1)")
     RATIOS[$c]="${RATIOS[$c]:-} $x"
-    printf '%-6s %-8s %-24s %-24s %s\n' "$r" "$c" "${got[after]}" "${got[before]}" "$x"
+    # CPU per request, before / after: 0.97 means the defences cost 3 % of the
+    # gateway's work per request.
+    us=$(ratio "$(echo "${got[before]}" | cut -d' ' -f3 | tr -d us)" "$(echo "${got[after]}" | cut -d' ' -f3 | tr -d us)")
+    CPU[$c]="${CPU[$c]:-} $us"
+    x="$x  cpu/req before/after $us"
+    printf '%-6s %-8s %-34s %-34s %s\n' "$r" "$c" "${got[after]}" "${got[before]}" "$x"
   done
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 for c in $CASES; do echo "median after/before $c: $(echo "${RATIOS[$c]}" | median)"; done
+for c in $CASES; do echo "median CPU per request before/after $c: $(echo "${CPU[$c]}" | median)"; done
 # FORGER=0: the cases only.
 [ "${FORGER:-1}" = 0 ] && exit 0
 

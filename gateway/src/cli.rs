@@ -62,6 +62,22 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Serve(args) => {
             init_logging(args.log_json);
+            let args = match args.merge_file() {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("gateway: {e}");
+                    return 2;
+                }
+            };
+            // Before the runtime starts a thread: every thread inherits the policy.
+            let policy = args.limits.sched_policy.unwrap_or_default();
+            match crate::sched::apply(policy) {
+                crate::sched::Applied::Batch => tracing::info!("threads scheduled SCHED_BATCH"),
+                crate::sched::Applied::Unchanged => {}
+                crate::sched::Applied::Failed(why) => {
+                    tracing::warn!(%why, "could not set SCHED_BATCH; threads keep the default policy")
+                }
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -72,8 +88,7 @@ pub fn main() -> i32 {
                     return 1;
                 }
             };
-            rt.block_on(crate::serve::run(*args))
-                .map(|()| String::new())
+            rt.block_on(crate::serve::run(args)).map(|()| String::new())
         }
         Command::Mint(a) => crate::issue::mint(&a),
         Command::Pseudonym(a) => crate::issue::pseudonym(&a),

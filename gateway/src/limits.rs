@@ -72,6 +72,11 @@ pub struct LimitArgs {
     /// Verifications waiting for those threads before new ones are refused (503). Default 8192.
     #[arg(long)]
     pub verify_queue: Option<usize>,
+    /// Scheduling policy of every thread: `batch` (Linux `SCHED_BATCH`: a thread woken by
+    /// the network does not preempt a running verification) or `normal` (the system's
+    /// default). Default batch.
+    #[arg(long, value_enum)]
+    pub sched_policy: Option<crate::sched::SchedPolicy>,
     /// Failed signatures one caller may cause per second (burst of one second), or 1% of
     /// its rate_per_s where that is more; beyond, its uncached codes get 429 for a while.
     /// Default 100.
@@ -141,6 +146,7 @@ impl LimitArgs {
             caller_max_open_streams,
             verify_threads,
             verify_queue,
+            sched_policy,
             caller_bad_signatures_per_s
         );
     }

@@ -96,6 +96,8 @@ async fn bind_tcp(addr: SocketAddr, flag: &str) -> Result<TcpListener, ConfigErr
 }
 
 /// Runs the gateway until a signal.
+/// `args` already hold the TOML file's values (`ServeArgs::merge_file`, done by the
+/// command line before the runtime starts, for `--sched-policy`).
 pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
     let (cfg, dev_setup) = configure(args)?;
     // The recorder first: components register their handles as they are built.
@@ -117,7 +119,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ConfigError> {
 /// The configuration: flags over the TOML file, and for the quick start (no key
 /// material named) the development setup, made if missing, which it then runs on.
 fn configure(args: ServeArgs) -> Result<(ServeConfig, Option<DevSetup>), ConfigError> {
-    let mut args = args.merge_file()?;
+    let mut args = args;
     if !args.is_quick_start() {
         return Ok((args.resolve()?, None));
     }

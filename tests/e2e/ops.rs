@@ -1,5 +1,6 @@
 //! Operations: the plaintext listener, the admin port's metrics, the feed's five event
-//! types and its bad lines, the concurrency limit, and the stream over HTTP/3.
+//! types and its bad lines, the concurrency limit, the stream over HTTP/3, and the
+//! threads' scheduling policy.
 
 use bytes::Buf;
 use gateway_core::policy::reference_policy_json;
@@ -328,4 +329,29 @@ async fn an_endless_feed_line_is_skipped_without_holding_it_in_memory() {
         (s["feed_rejected"].as_u64(), s["feed_applied"].as_u64()),
         (Some(1), Some(1))
     );
+}
+
+/// Every thread runs under `SCHED_BATCH` by default (the runtime, the verification pool,
+/// the clock), set before the first thread starts; `--sched-policy normal` leaves the
+/// system's default.
+#[tokio::test]
+async fn threads_run_sched_batch_unless_told_otherwise() {
+    let gw = Gateway::start(Options::default()).await;
+    let threads = gw.thread_policies();
+    assert!(
+        threads.iter().any(|(name, _)| name.starts_with("verify")),
+        "{threads:?}"
+    );
+    assert!(
+        threads.iter().any(|(name, _)| name.starts_with("tokio")),
+        "{threads:?}"
+    );
+    assert!(threads.iter().all(|(_, p)| *p == 3), "{threads:?}");
+    let gw = Gateway::start(Options {
+        args: vec!["--sched-policy".into(), "normal".into()],
+        ..Options::default()
+    })
+    .await;
+    let threads = gw.thread_policies();
+    assert!(threads.iter().all(|(_, p)| *p == 0), "{threads:?}");
 }

@@ -305,6 +305,25 @@ impl Gateway {
             .expect("QUIC handshake")
     }
 
+    /// The scheduling policy of each of the process's threads (Linux: 0 normal, 3 batch).
+    pub fn thread_policies(&self) -> Vec<(String, u32)> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut out = Vec::new();
+        for t in std::fs::read_dir(tasks).expect("/proc task").flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            let sched = std::fs::read_to_string(t.path().join("sched")).unwrap_or_default();
+            let policy = sched
+                .lines()
+                .find(|l| l.starts_with("policy"))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.trim().parse().ok());
+            if let Some(p) = policy {
+                out.push((comm.trim().to_owned(), p));
+            }
+        }
+        out
+    }
+
     /// The process's resident memory, KiB.
     pub fn rss_kib(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
