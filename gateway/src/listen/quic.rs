@@ -203,13 +203,17 @@ async fn serve_connection(
         idle: limits.idle_timeout,
         request: limits.request_timeout,
     };
+    // One watchdog for the connection's life: made again for every request it would
+    // arm and cancel a timer each time.
+    let watchdog = activity.expired(timeouts);
+    tokio::pin!(watchdog);
     loop {
         let resolver = tokio::select! {
             r = h3conn.accept() => match r {
                 Ok(Some(r)) => r,
                 _ => return,
             },
-            why = activity.expired(timeouts) => {
+            why = &mut watchdog => {
                 app.metrics.timeout(match why {
                     Expired::FirstRequest => Phase::FirstRequest,
                     Expired::Idle => Phase::Idle,
@@ -228,8 +232,17 @@ async fn serve_connection(
         };
         let (app, info, activity) = (app.clone(), info.clone(), activity.clone());
         tokio::spawn(async move {
-            let head = tokio::time::timeout(app.limits.header_timeout, resolver.resolve_request());
-            let (req, stream) = match head.await {
+            // Most heads are there by the first poll: only one that is not gets a timer.
+            let mut head = std::pin::pin!(resolver.resolve_request());
+            let first = std::future::poll_fn(|cx| {
+                Poll::Ready(std::future::Future::poll(head.as_mut(), cx))
+            })
+            .await;
+            let head = match first {
+                Poll::Ready(r) => Ok(r),
+                Poll::Pending => tokio::time::timeout(app.limits.header_timeout, head).await,
+            };
+            let (req, stream) = match head {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => return,
                 Err(_) => {
