@@ -93,7 +93,7 @@ loadtest() { # port protocol key-file extra... -> "rps generator-cpu%"
   local feed=after; [ "$port" = "${PORT[before]}" ] && feed=before
   taskset -c 1 "$LT" --target "127.0.0.1:$port" --protocol "$proto" --state-dir "$WORK/after" \
     --feed "file:$WORK/$feed/feed.jsonl" \
-    --api-key-file "$keyf" --duration "$SECS" --no-progress --json "$WORK/lt-$port.json" --mix "$MIX" "$@" \
+    --api-key-file "$keyf" --duration "$SECS" --no-progress --json "$WORK/lt-$port.json" --mix "$MIX" --lean "$@" \
     >"$WORK/lt-$port.txt" 2>&1 || true
   [ -s "$WORK/lt-$port.json" ] || { echo "loadtest failed:" >&2; tail -n 5 "$WORK/lt-$port.txt" >&2; echo "0 0%"; return; }
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.0f %.0f%%" % (r["throughput_rps"], 100*(r["generator_cpu"] or 0)))' "$WORK/lt-$port.json"

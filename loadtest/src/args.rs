@@ -23,6 +23,11 @@ pub struct Args {
     /// Plaintext HTTP/1.1 or h2c (the gateway's --plain-listen).
     #[arg(long)]
     pub plain: bool,
+    /// Lean generator for the timed loop: answers are counted by status and not checked
+    /// against the expected decision, and HTTP/3 goes through a minimal client that
+    /// writes and reads frames by hand. Check correctness with a run without it.
+    #[arg(long)]
+    pub lean: bool,
     /// Name the certificate must carry.
     #[arg(long, default_value = "localhost")]
     pub server_name: String,

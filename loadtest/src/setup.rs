@@ -195,6 +195,7 @@ impl Args {
             target: self.target.to_string(),
             protocol: self.protocol,
             plain: self.plain,
+            lean: self.lean,
             model: match model {
                 Model::Open { .. } => "open loop".into(),
                 Model::Closed { .. } => "closed loop".into(),
@@ -227,6 +228,7 @@ impl Args {
                 plain: self.plain,
                 ca,
                 identity: None,
+                lean: self.lean,
                 server_name: self.server_name.clone(),
                 api_key,
                 timeout,

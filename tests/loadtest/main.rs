@@ -225,6 +225,28 @@ fn every_protocol_closed_loop_answers_correctly() {
     assert_clean(&out, &r, "h2c cold");
     assert_eq!(r["requests"], 400);
     assert_eq!(r["reused_codes"], 0);
+    // The lean generator: HTTP/3 frames by hand, answers counted by status only.
+    let (out, r) = loadtest(
+        &gw,
+        &[
+            "--target",
+            &target,
+            "--protocol",
+            "h3",
+            "--lean",
+            "--requests",
+            "300",
+            "--mix",
+            "green=1,forged=1",
+            "--connections",
+            "2",
+            "--streams",
+            "8",
+        ],
+    );
+    assert_clean(&out, &r, "h3 lean");
+    assert_eq!(r["run"]["lean"], true);
+    assert_eq!(r["answered"], 300);
     // The generator's own CPU is reported (ticks of 10 ms: a short run may read 0).
     let cpu = r["generator_cpu"].as_f64().expect("generator_cpu");
     assert!((0.0..2.5).contains(&cpu), "generator_cpu {cpu}");

@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 
 use crate::answer::Answer;
 use crate::error::{At, ClientError, Phase};
+use crate::raw_h3::RawH3;
 use crate::target::{Protocol, Target};
 use crate::tls::{connect_quic, tls_config};
 
@@ -46,6 +47,8 @@ pub enum Conn {
         /// Kept so that the UDP socket lives as long as the connection.
         endpoint: quinn::Endpoint,
     },
+    /// HTTP/3 written and read by hand ([`RawH3`]): for load generation.
+    LeanH3(Arc<RawH3>),
 }
 
 impl Conn {
@@ -57,6 +60,9 @@ impl Conn {
     }
 
     async fn connect_inner(t: &Target) -> Result<Conn, ClientError> {
+        if t.protocol == Protocol::H3 && t.lean {
+            return Ok(Conn::LeanH3(Arc::new(RawH3::connect(t).await?)));
+        }
         if t.protocol == Protocol::H3 {
             let (endpoint, conn) = connect_quic(t).await?;
             let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
@@ -91,6 +97,12 @@ impl Conn {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Answer, ClientError> {
+        if let Conn::LeanH3(raw) = self {
+            let fut = raw.request(t, &method, path, headers, &body);
+            return tokio::time::timeout(t.timeout, fut)
+                .await
+                .map_err(|_| ClientError::new(Phase::Timeout, "no whole answer in time"))?;
+        }
         let mut b = Request::builder().method(method).uri(format!(
             "{}://{}{path}",
             t.scheme(),
@@ -141,6 +153,7 @@ impl Conn {
                 let req = b.body(crate::full(body)).at(Phase::Send)?;
                 read(self.start(req).await?.await?).await
             }
+            Conn::LeanH3(_) => Err(ClientError::new(Phase::Send, "sent by RawH3::request")),
             Conn::H3 { send, .. } => {
                 let req = b.body(()).at(Phase::Send)?;
                 let mut stream = send.clone().send_request(req).await.at(Phase::Send)?;
@@ -180,7 +193,7 @@ impl Conn {
                 let fut = s.clone().send_request(req);
                 Ok(Box::pin(async move { fut.await.at(Phase::Send) }))
             }
-            Conn::H3 { .. } => Err(ClientError::new(
+            Conn::H3 { .. } | Conn::LeanH3(_) => Err(ClientError::new(
                 Phase::Send,
                 "a streamed request over HTTP/3 goes through Conn::H3's sender",
             )),

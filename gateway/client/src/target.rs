@@ -53,6 +53,9 @@ pub struct Target {
     pub api_key: String,
     /// Longest wait to connect, and for one whole answer.
     pub timeout: Duration,
+    /// HTTP/3 through [`RawH3`](crate::RawH3), the lean client for load generation
+    /// (answers without header fields); other protocols ignore it.
+    pub lean: bool,
 }
 
 impl Target {
@@ -67,6 +70,7 @@ impl Target {
             server_name: "localhost".into(),
             api_key: String::new(),
             timeout: Duration::from_secs(30),
+            lean: false,
         }
     }
 
@@ -82,6 +86,7 @@ impl Target {
             server_name: "localhost".into(),
             api_key: String::new(),
             timeout: Duration::from_secs(30),
+            lean: false,
         }
     }
 
@@ -108,6 +113,7 @@ impl Clone for Target {
             server_name: self.server_name.clone(),
             api_key: self.api_key.clone(),
             timeout: self.timeout,
+            lean: self.lean,
         }
     }
 }
