@@ -23,6 +23,11 @@
 # generator is saturated ("!") the throughput ratio is partly the generator's, and the
 # ratio of CPU per request (minimal / gateway, the last column) compares the two
 # servers' work.
+#
+# CAP=50 puts every server in a CPU cgroup limited to 50 % of one core (cgroup v2
+# cpu.max, or v1 cpu.cfs_quota_us; needs root): the generator then has twice the
+# server's CPU, so even a heavy generator (wrk, h2load --h1) is not what is measured,
+# and the throughput ratio is the ratio of the servers' costs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-5}
@@ -42,6 +47,20 @@ MIN_PID=$!
 taskset -c 0 $BIN/minimal_h3 "$CERT" "$TLSKEY" 127.0.0.1:18445 >/dev/null 2>&1 &
 MIN3_PID=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/18444) 2>/dev/null && break; sleep 0.1; done
+if [ -n "${CAP:-}" ]; then
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    CG=/sys/fs/cgroup/jkm-bench-$$; mkdir "$CG"
+    echo "$(( CAP * 1000 )) 100000" >"$CG/cpu.max"
+  else
+    CG=/sys/fs/cgroup/cpu/jkm-bench-$$; mkdir "$CG"
+    echo 100000 >"$CG/cpu.cfs_period_us"; echo $(( CAP * 1000 )) >"$CG/cpu.cfs_quota_us"
+  fi
+  for p in $GW_PID $MIN_PID $MIN3_PID; do
+    for t in /proc/"$p"/task/*; do echo "${t##*/}" >"$CG/cgroup.procs" 2>/dev/null || echo "${t##*/}" >"$CG/tasks"; done
+  done
+  trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.2; rmdir "$CG" 2>/dev/null; rm -rf "$WORK"' EXIT
+  echo "servers capped at $CAP % of a core ($CG)"
+fi
 export KEY; KEY=$(cat "$WORK/state/api.key")
 export CODE; CODE=$($BIN/gateway mint --state-dir "$WORK/state" --card-kind id_card --number 1 --validity 21600)
 printf '%s' "$CODE" >"$WORK/code.txt"
