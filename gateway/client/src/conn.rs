@@ -22,9 +22,16 @@ use crate::raw_h3::RawH3;
 use crate::target::{Protocol, Target};
 use crate::tls::{connect_quic, tls_config};
 
-/// A request body: whole bytes ([`full`](crate::full)) or a stream
+/// A request body: whole bytes ([`full`]) or a stream
 /// ([`stream_request`](crate::stream_request)).
 pub type ReqBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A request body from whole bytes.
+pub fn full(b: impl Into<Bytes>) -> ReqBody {
+    http_body_util::Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// An answer's head on its way, its body still to be read (a request already sent).
 pub type ResponseFuture =
@@ -150,7 +157,7 @@ impl Conn {
                 } else {
                     b
                 };
-                let req = b.body(crate::full(body)).at(Phase::Send)?;
+                let req = b.body(full(body)).at(Phase::Send)?;
                 read(self.start(req).await?.await?).await
             }
             Conn::LeanH3(_) => Err(ClientError::new(Phase::Send, "sent by RawH3::request")),

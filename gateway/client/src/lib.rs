@@ -18,18 +18,10 @@ mod target;
 mod tls;
 
 pub use answer::Answer;
-pub use conn::{Conn, ReqBody, ResponseFuture};
+pub use conn::{full, Conn, ReqBody, ResponseFuture};
 pub use error::{ClientError, Phase};
 pub use plain::get_plain;
 pub use raw_h3::RawH3;
 pub use stream::{stream_request, Lines};
 pub use target::{Identity, Protocol, Target};
 pub use tls::{connect_quic, tls_config};
-
-/// A request body from whole bytes.
-pub fn full(b: impl Into<bytes::Bytes>) -> ReqBody {
-    use http_body_util::BodyExt;
-    http_body_util::Full::new(b.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}

@@ -7,7 +7,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::answer::Answer;
-use crate::conn::{read, ReqBody};
+use crate::conn::{full, read, ReqBody};
 use crate::error::{At, ClientError, Phase};
 
 /// GETs `path` from a plaintext HTTP/1.1 port on a fresh connection.
@@ -19,7 +19,7 @@ pub async fn get_plain(addr: SocketAddr, path: &str) -> Result<Answer, ClientErr
     tokio::spawn(conn);
     let req = http::Request::get(path)
         .header("host", "localhost")
-        .body(crate::full(Bytes::new()))
+        .body(full(Bytes::new()))
         .at(Phase::Send)?;
     let resp = send.send_request(req).await.at(Phase::Send)?;
     read(resp).await
