@@ -132,11 +132,13 @@ impl Conn {
         content_type: &str,
     ) -> Result<Answer, ClientError> {
         let auth = format!("Bearer {}", t.api_key);
-        let mut headers = vec![("content-type", content_type)];
-        if !t.api_key.is_empty() {
-            headers.push(("authorization", &auth));
-        }
-        self.request(t, Method::POST, path, &headers, body).await
+        let headers = [("content-type", content_type), ("authorization", &auth)];
+        let headers = if t.api_key.is_empty() {
+            &headers[..1]
+        } else {
+            &headers[..]
+        };
+        self.request(t, Method::POST, path, headers, body).await
     }
 
     /// GETs `path` with no credentials (`/healthz`).

@@ -232,17 +232,10 @@ async fn serve_connection(
         };
         let (app, info, activity) = (app.clone(), info.clone(), activity.clone());
         tokio::spawn(async move {
-            // Most heads are there by the first poll: only one that is not gets a timer.
-            let mut head = std::pin::pin!(resolver.resolve_request());
-            let first = std::future::poll_fn(|cx| {
-                Poll::Ready(std::future::Future::poll(head.as_mut(), cx))
-            })
-            .await;
-            let head = match first {
-                Poll::Ready(r) => Ok(r),
-                Poll::Pending => tokio::time::timeout(app.limits.header_timeout, head).await,
-            };
-            let (req, stream) = match head {
+            // A head already there costs the timeout one clock read: its timer is
+            // armed only if the first poll finds the head incomplete.
+            let head = tokio::time::timeout(app.limits.header_timeout, resolver.resolve_request());
+            let (req, stream) = match head.await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => return,
                 Err(_) => {
