@@ -230,31 +230,39 @@ async fn serve_connection(
                 return;
             }
         };
-        let (app, info, activity) = (app.clone(), info.clone(), activity.clone());
-        tokio::spawn(async move {
-            // A head already there costs the timeout one clock read: its timer is
-            // armed only if the first poll finds the head incomplete.
-            let head = tokio::time::timeout(app.limits.header_timeout, resolver.resolve_request());
-            let (req, stream) = match head.await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => return,
-                Err(_) => {
-                    app.metrics.timeout(Phase::Header);
-                    return;
-                }
-            };
-            let in_flight = activity.begin();
-            let (send, recv) = stream.split();
-            let (parts, ()) = req.into_parts();
-            let req = http::Request::from_parts(parts, H3Body(recv));
-            // Boxed, as hyper's service futures are: the task spawned for each request
-            // then stays small, and spawning it copies a few hundred bytes rather than
-            // the whole handler's state (measured: memmove was 10 % of a warm HTTP/3
-            // profile, most of it in spawning and finishing these tasks).
-            let resp = Box::pin(handle(app.clone(), info, req, Some(in_flight))).await;
-            Box::pin(respond(send, resp)).await;
-        });
+        // The whole request's future in one box: the task then holds a pointer, so
+        // spawning it and storing its end copy 8 bytes, not the future (measured under
+        // callgrind, warm HTTP/3: 92,000 → 86,900 instructions per request; unboxed,
+        // memmove was 10 % of a warm profile, most of it in spawning and finishing
+        // these tasks).
+        tokio::spawn(Box::pin(request(
+            app.clone(),
+            info.clone(),
+            activity.clone(),
+            resolver,
+        )));
     }
+}
+
+type Resolver = h3::server::RequestResolver<Guarded, Bytes>;
+
+/// One request: its head (bounded by `--header-timeout`), the handler, the answer.
+async fn request(app: Arc<App>, info: ConnInfo, activity: Arc<Activity>, resolver: Resolver) {
+    let head = tokio::time::timeout(app.limits.header_timeout, resolver.resolve_request());
+    let (req, stream) = match head.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => return,
+        Err(_) => {
+            app.metrics.timeout(Phase::Header);
+            return;
+        }
+    };
+    let in_flight = activity.begin();
+    let (send, recv) = stream.split();
+    let (parts, ()) = req.into_parts();
+    let req = http::Request::from_parts(parts, H3Body(recv));
+    let resp = handle(app.clone(), info, req, Some(in_flight)).await;
+    respond(send, resp).await;
 }
 
 type SendStream = h3::server::RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
