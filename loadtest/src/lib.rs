@@ -18,6 +18,7 @@ mod error;
 pub mod html;
 pub mod mint;
 pub mod mix;
+pub mod pace;
 pub mod report;
 pub mod run;
 pub mod setup;

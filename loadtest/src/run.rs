@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::mix::{check, Item};
 use crate::stats::{Live, Recorder};
-use gateway_client::{ClientError, Conn, Phase, Target};
+use gateway_client::{Answer, ClientError, Conn, Phase, Target};
 
 /// How requests are started.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,33 +108,39 @@ impl Shared {
         Some((i, &self.items[i % self.items.len()]))
     }
 
-    /// Sends one item on connection slot `c`; latency counted from `intended`.
-    async fn one(&self, c: usize, item: &Item, intended: Instant, rec: &mut Recorder) {
-        let counted = intended >= self.measure_from;
-        let second = intended
-            .saturating_duration_since(self.measure_from)
-            .as_secs() as usize;
-        let result = match self.conn(c).await {
-            Some(conn) => {
-                let r = conn
-                    .post(
-                        &self.target,
-                        &item.path,
-                        item.body.clone(),
-                        item.content_type,
-                    )
-                    .await;
-                if r.is_err() {
-                    self.drop_conn(c).await;
-                }
-                r
-            }
-            None => Err(ClientError::new(Phase::Connect, "no connection")),
+    /// Sends one item on connection slot `c`.
+    async fn send(&self, c: usize, item: &Item) -> Result<Answer, ClientError> {
+        let Some(conn) = self.conn(c).await else {
+            return Err(ClientError::new(Phase::Connect, "no connection"));
         };
+        let r = conn
+            .post(
+                &self.target,
+                &item.path,
+                item.body.clone(),
+                item.content_type,
+            )
+            .await;
+        if r.is_err() {
+            self.drop_conn(c).await;
+        }
+        r
+    }
+
+    /// Records what one request got; its latency counted from `intended` (now is its
+    /// end).
+    fn record(
+        &self,
+        item: &Item,
+        intended: Instant,
+        result: &Result<Answer, ClientError>,
+        rec: &mut Recorder,
+    ) {
         let us = intended.elapsed().as_micros() as u64;
-        if !counted {
+        if intended < self.measure_from {
             return;
         }
+        let second = intended.duration_since(self.measure_from).as_secs() as usize;
         self.live.add(&self.live.requests);
         match result {
             Ok(answer) => {
@@ -143,22 +149,30 @@ impl Shared {
                 if let Ok(mut h) = self.live.recent.lock() {
                     let _ = h.record(us.max(1));
                 }
-                if status == 200 && !self.target.lean {
+                if status != 200 {
+                    self.live.add(&self.live.errors);
+                } else if !self.target.lean {
                     if let Err(what) = check(&item.expect, &answer.body) {
                         rec.wrong(item.kind, what);
                         self.live.add(&self.live.wrong);
                     }
-                } else {
-                    self.live.add(&self.live.errors);
                 }
             }
             Err(e) => {
                 rec.failed(second, item.kind, e.phase);
                 self.live.add(&self.live.errors);
-                if e.phase == Phase::Connect {
-                    // The server is gone or refusing: do not spin.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            }
+        }
+    }
+
+    /// Sends, records, and waits a little if the server is gone or refusing (so a
+    /// sender does not spin).
+    async fn one(&self, c: usize, item: &Item, intended: Instant, rec: &mut Recorder) {
+        let result = self.send(c, item).await;
+        self.record(item, intended, &result, rec);
+        if let Err(e) = &result {
+            if e.phase == Phase::Connect {
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
@@ -229,61 +243,7 @@ pub async fn run(plan: Plan, live: Arc<Live>) -> Outcome {
             }
         }
         Model::Open { rate } => {
-            // A fixed set of workers, each with its own record, takes scheduled requests
-            // from one queue: any free worker takes the next, so requests run as
-            // concurrently as the workers allow, and a request waiting in the queue is
-            // still timed from its scheduled moment.
-            let (tx, rx) =
-                tokio::sync::mpsc::channel::<(usize, Instant)>(plan.max_outstanding.max(1));
-            let rx = Arc::new(tokio::sync::Mutex::new(rx));
-            let mut workers = Vec::new();
-            for _ in 0..plan.open_workers.max(1) {
-                let (s, rx) = (shared.clone(), rx.clone());
-                workers.push(tokio::spawn(async move {
-                    let mut rec = Recorder::default();
-                    loop {
-                        let job = rx.lock().await.recv().await;
-                        let Some((i, intended)) = job else { break };
-                        let item = &s.items[i % s.items.len()];
-                        s.one(i, item, intended, &mut rec).await;
-                    }
-                    rec
-                }));
-            }
-            let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
-            let mut n: u32 = 0;
-            loop {
-                let intended = start + interval * n;
-                if intended >= end || shared.stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                // The timer ticks by the millisecond: requests due within it go out
-                // together, each still timed from its own scheduled moment.
-                if intended > Instant::now() {
-                    tokio::time::sleep_until(intended.into()).await;
-                }
-                let Some((i, _)) = shared.take(limit, intended >= measure_from) else {
-                    break;
-                };
-                n = n.saturating_add(1);
-                if tx.try_send((i, intended)).is_err() {
-                    // Too many waiting: counted as a failed request at its time.
-                    if intended >= measure_from {
-                        let sec = intended.duration_since(measure_from).as_secs() as usize;
-                        let kind = shared.items[i % shared.items.len()].kind;
-                        recorder.failed(sec, kind, Phase::Timeout);
-                        shared.live.add(&shared.live.errors);
-                    }
-                }
-            }
-            drop(tx);
-            // Let the workers finish what is queued, bounded by the request timeout.
-            let deadline = Instant::now() + plan.target.timeout + Duration::from_secs(1);
-            for w in workers {
-                if let Ok(Ok(r)) = tokio::time::timeout_at(deadline.into(), w).await {
-                    recorder.merge(r);
-                }
-            }
+            recorder.merge(open_loop(&plan, &shared, rate, start, end, limit).await);
         }
     }
     stopper.abort();
@@ -304,5 +264,116 @@ pub async fn run(plan: Plan, live: Arc<Live>) -> Outcome {
         elapsed,
         reused: used.saturating_sub(fresh),
         generator_cpu,
+    }
+}
+
+/// The open loop: the schedule, run as a task of its own so the pacer's timer is driven
+/// by the runtime thread that also sends (no wake-up crossing threads), starts one task
+/// per request at its moment. At most `open_workers` send at once; the others wait
+/// their turn, still timed from their own moment, and beyond `max_outstanding` waiting
+/// a new request counts as failed at its time, so memory stays bounded if the server
+/// stalls. (A fixed pool of 512 workers taking requests from one queue, as before, cost
+/// the generator milliseconds of stalls: p99 3.3 ms at 2,000 req/s against a server
+/// answering in 0.1 ms; per-request tasks: 0.2 ms.)
+async fn open_loop(
+    plan: &Plan,
+    shared: &Arc<Shared>,
+    rate: f64,
+    start: Instant,
+    end: Instant,
+    limit: Option<u64>,
+) -> Recorder {
+    let sending = Arc::new(tokio::sync::Semaphore::new(plan.open_workers.max(1)));
+    let most = plan.max_outstanding.max(1) + plan.open_workers.max(1);
+    let flight = Arc::new(Flight::default());
+    let record = Arc::new(std::sync::Mutex::new(Recorder::default()));
+    let pacing = {
+        let (shared, flight, record) = (shared.clone(), flight.clone(), record.clone());
+        tokio::spawn(async move {
+            let mut pacer = crate::pace::Pacer::new();
+            if !pacer.fine() {
+                eprintln!(
+                    "loadtest: timerfd unavailable: the open loop is paced by the millisecond"
+                );
+            }
+            let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+            let measure_from = shared.measure_from;
+            let mut n: u32 = 0;
+            loop {
+                let intended = start + interval * n;
+                if intended >= end || shared.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                pacer.until(intended).await;
+                let Some((i, item)) = shared.take(limit, intended >= measure_from) else {
+                    break;
+                };
+                n = n.saturating_add(1);
+                if flight.open.load(Ordering::Relaxed) >= most {
+                    // Too many waiting: counted as a failed request at its time.
+                    if intended >= measure_from {
+                        let sec = intended.duration_since(measure_from).as_secs() as usize;
+                        if let Ok(mut r) = record.lock() {
+                            r.failed(sec, item.kind, Phase::Timeout);
+                        }
+                        shared.live.add(&shared.live.errors);
+                    }
+                    continue;
+                }
+                flight.open.fetch_add(1, Ordering::Relaxed);
+                let (s, sending, flight, record) = (
+                    shared.clone(),
+                    sending.clone(),
+                    flight.clone(),
+                    record.clone(),
+                );
+                // Boxed: the task then holds a pointer, and spawning it copies 8 bytes
+                // rather than the whole request's future.
+                tokio::spawn(Box::pin(async move {
+                    if let Ok(_turn) = sending.acquire().await {
+                        let item = &s.items[i % s.items.len()];
+                        let result = s.send(i, item).await;
+                        if let Ok(mut r) = record.lock() {
+                            s.record(item, intended, &result, &mut r);
+                        }
+                        if matches!(&result, Err(e) if e.phase == Phase::Connect) {
+                            // The server is gone or refusing: this turn waits a little.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                    flight.done();
+                }));
+            }
+        })
+    };
+    let _ = pacing.await;
+    // Let what was started finish, bounded by the request timeout.
+    let deadline = Instant::now() + plan.target.timeout + Duration::from_secs(1);
+    let _ = tokio::time::timeout_at(deadline.into(), flight.all_done()).await;
+    let mut out = Recorder::default();
+    if let Ok(mut r) = record.lock() {
+        out = std::mem::take(&mut *r);
+    }
+    out
+}
+
+/// The open loop's requests started and not yet finished.
+#[derive(Default)]
+struct Flight {
+    open: AtomicUsize,
+    none_left: tokio::sync::Notify,
+}
+
+impl Flight {
+    fn done(&self) {
+        if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.none_left.notify_one();
+        }
+    }
+
+    async fn all_done(&self) {
+        while self.open.load(Ordering::Acquire) > 0 {
+            self.none_left.notified().await;
+        }
     }
 }
