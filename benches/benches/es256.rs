@@ -4,9 +4,9 @@
 //! (`gateway/core/src/trust/signature.rs`): the CPU decides (AVX-512 and ADX code paths
 //! differ between these libraries), so it is measured on the machine, not assumed.
 //!
-//! ring and p256 (RustCrypto, pure Rust) are the workspace's own; aws-lc-rs and OpenSSL
-//! (the library HAProxy's `jwt_verify` calls) join with `--features crypto-compare`,
-//! which builds them (OpenSSL needs libssl-dev):
+//! aws-lc-rs (the gateway's), ring (the TLS stack's) and p256 (RustCrypto, pure Rust)
+//! are the workspace's own; OpenSSL (the library HAProxy's `jwt_verify` calls) joins with
+//! `--features crypto-compare`, which builds it against the system's (libssl-dev):
 //! `cargo bench -p gateway-benches --bench es256 --features crypto-compare`.
 
 use std::hint::black_box;
@@ -29,10 +29,10 @@ fn inputs(code: &str) -> (Vec<u8>, [u8; 64], PublicKey) {
 fn es256(c: &mut Criterion) {
     let (ed, es) = codes();
     let (msg, sig, key) = inputs(&es);
-    let PublicKey::Es256(point) = key else {
+    let PublicKey::Es256(key) = key else {
         panic!("the ES256 vector has an ES256 key")
     };
-    let point: [u8; 65] = *point;
+    let point: [u8; 65] = *key.point();
 
     let mut g = c.benchmark_group("es256_verify");
 
@@ -53,7 +53,6 @@ fn es256(c: &mut Criterion) {
         });
     }
 
-    #[cfg(feature = "crypto-compare")]
     {
         use aws_lc_rs::signature::{ParsedPublicKey, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
         let unparsed = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point);

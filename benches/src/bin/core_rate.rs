@@ -1,5 +1,6 @@
-//! Cold EdDSA decisions per second on one thread for SECONDS (default 3): the core's
-//! rate that the HTTP cold benchmark is compared with, measured in the same run.
+//! Cold decisions per second on one thread for SECONDS (default 3): the core's rate that
+//! the HTTP cold benchmarks are compared with, measured in the same run. EdDSA, or ES256
+//! with a second argument `es256`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -11,13 +12,17 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    let (ed, _) = codes();
+    let (ed, es) = codes();
+    let code = match std::env::args().nth(2).as_deref() {
+        Some("es256") => es,
+        _ => ed,
+    };
     let v = verifier(0);
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < Duration::from_secs(secs) {
         for _ in 0..100 {
-            black_box(v.decide(black_box(&ed), "bus", NOW).is_ok());
+            black_box(v.decide(black_box(&code), "bus", NOW).is_ok());
         }
         n += 100;
     }

@@ -92,14 +92,15 @@ fn main() {
         ),
     );
     report(
-        "cold ES256 decision / bare ring ES256 verify",
+        "cold ES256 decision / bare aws-lc-rs ES256 verify",
         ratio(
             &mut || {
-                let k = ring::signature::UnparsedPublicKey::new(
-                    &ring::signature::ECDSA_P256_SHA256_FIXED,
-                    &point[..],
+                black_box(
+                    point
+                        .parsed()
+                        .verify_sig(black_box(&es_msg), &es_sig)
+                        .is_ok(),
                 );
-                black_box(k.verify(black_box(&es_msg), &es_sig).is_ok());
             },
             &mut || {
                 black_box(cold.decide(black_box(&es), "bus", NOW).is_ok());

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
@@ -97,8 +98,8 @@ pub enum KeyError {
 pub enum PublicKey {
     /// Decompressed once at load.
     Ed25519(VerifyingKey),
-    /// The uncompressed SEC1 point, checked on the curve at load.
-    Es256(Box<[u8; 65]>),
+    /// The uncompressed SEC1 point, checked on the curve and parsed once at load.
+    Es256(Box<Es256Key>),
 }
 
 /// A key of the trust list, validated.
@@ -148,7 +149,7 @@ impl TrustedKey {
     pub fn to_entry(&self) -> TrustEntry {
         let raw: Vec<u8> = match &self.public_key {
             PublicKey::Ed25519(k) => k.to_bytes().to_vec(),
-            PublicKey::Es256(p) => p.to_vec(),
+            PublicKey::Es256(p) => p.point().to_vec(),
         };
         TrustEntry {
             kid: b64::encode(self.kid.as_bytes()),
@@ -205,14 +206,35 @@ pub fn ed25519_key(raw: &[u8]) -> Result<VerifyingKey, KeyError> {
     Ok(key)
 }
 
+/// A P-256 key of the trust list: its uncompressed SEC1 point, parsed (and so checked on
+/// the curve) once, at load, for the verifications (`signature.rs`).
+#[derive(Debug, Clone)]
+pub struct Es256Key {
+    point: [u8; 65],
+    parsed: ParsedPublicKey,
+}
+
+impl Es256Key {
+    /// The uncompressed point, as the trust list carries it.
+    pub fn point(&self) -> &[u8; 65] {
+        &self.point
+    }
+
+    /// The key parsed for verification.
+    pub fn parsed(&self) -> &ParsedPublicKey {
+        &self.parsed
+    }
+}
+
 /// A valid uncompressed P-256 point.
-pub fn es256_key(raw: &[u8]) -> Result<[u8; 65], KeyError> {
-    let bytes: [u8; 65] = raw.try_into().map_err(|_| KeyError::EsEncoding)?;
-    if bytes[0] != 0x04 {
+pub fn es256_key(raw: &[u8]) -> Result<Es256Key, KeyError> {
+    let point: [u8; 65] = raw.try_into().map_err(|_| KeyError::EsEncoding)?;
+    if point[0] != 0x04 {
         return Err(KeyError::EsEncoding);
     }
-    p256::PublicKey::from_sec1_bytes(&bytes).map_err(|_| KeyError::EsPoint)?;
-    Ok(bytes)
+    let parsed =
+        ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).map_err(|_| KeyError::EsPoint)?;
+    Ok(Es256Key { point, parsed })
 }
 
 /// A key left out of the list, for the caller's log and metrics.

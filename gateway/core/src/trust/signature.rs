@@ -6,13 +6,13 @@
 //! which only ever holds results this module produced).
 
 use ed25519_dalek::Signature;
-// ES256 with ring, chosen by measurement (`benches/benches/es256.rs`; 2026-12-02, AMD
-// EPYC with AVX-512, one verification of a vector code): aws-lc-rs 34.4 µs (33.4 with a
-// pre-parsed key), ring 36.3, OpenSSL 3.0 (HAProxy's) 42.9, p256 (pure Rust) 155. The
-// 6-8 % aws-lc-rs would save is less than what a cold ES256 request spends around the
-// verification, and it brings a C library build (≈ 2.5 min on the 2-core CI machine)
-// into a crate that otherwise has none; ring is already the TLS stack's provider.
-use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+// ES256 with aws-lc-rs and a key parsed once at load, chosen by measurement
+// (`benches/benches/es256.rs`; 2026-12-02, AMD EPYC with AVX-512, one verification of a
+// vector code): aws-lc-rs 33.4 µs with a parsed key (34.4 parsing it each time), ring
+// 36.3, OpenSSL 3.0 (HAProxy's) 42.9, p256 (pure Rust) 155. Cold ES256 decisions on one
+// core: 30,000/s against ring's 27,400; over HTTP, against HAProxy (`benches/http/
+// haproxy.sh`, three rounds each): 1.42 × against ring's 1.39 ×. For that, the aws-lc C
+// library is built; ring stays the TLS stack's provider.
 
 use crate::token::Token;
 use crate::trust::{PublicKey, TrustedKey};
@@ -121,9 +121,7 @@ pub fn verify_raw(key: &PublicKey, msg: &[u8], sig: &[u8; 64]) -> Result<(), Bad
             ed25519_dalek::Verifier::verify(vk, msg, &Signature::from_bytes(sig))
                 .map_err(|_| BadSignature)
         }
-        PublicKey::Es256(point) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point[..])
-            .verify(msg, sig)
-            .map_err(|_| BadSignature),
+        PublicKey::Es256(key) => key.parsed().verify_sig(msg, sig).map_err(|_| BadSignature),
     }
 }
 
