@@ -7,18 +7,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use gateway_benches::{codes, verifier, NOW};
+use gateway_benches::{codes, signed_parts, verifier, NOW};
 use gateway_core::token::{self, Token};
 use gateway_core::trust::PublicKey;
-
-fn bare_inputs(code: &str) -> (Vec<u8>, [u8; 64], PublicKey) {
-    let bytes = token::decode_text(code).expect("decodes");
-    let t = Token::parse(&bytes).expect("parses");
-    let v = verifier(0);
-    let trust = v.trust();
-    let key = trust.get(t.cose.kid).expect("listed").public_key.clone();
-    (t.cose.signed_bytes(), *t.cose.signature, key)
-}
 
 fn decisions(c: &mut Criterion) {
     let (ed, es) = codes();
@@ -40,7 +31,7 @@ fn decisions(c: &mut Criterion) {
         })
     });
 
-    let (msg, sig, key) = bare_inputs(&ed);
+    let (msg, sig, key) = signed_parts(&ed);
     let PublicKey::Ed25519(vk) = key else {
         panic!("EdDSA key")
     };
@@ -60,7 +51,7 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| cold.decide(black_box(&ed), "bus", NOW))
     });
 
-    let (msg, sig, key) = bare_inputs(&es);
+    let (msg, sig, key) = signed_parts(&es);
     let PublicKey::Es256(point) = key else {
         panic!("ES256 key")
     };

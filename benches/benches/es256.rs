@@ -12,23 +12,12 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gateway_benches::codes;
-use gateway_core::token::{self, Token};
+use gateway_benches::{codes, signed_parts};
 use gateway_core::trust::PublicKey;
-
-/// Signed bytes, signature (r ‖ s) and public key of a vector code.
-fn inputs(code: &str) -> (Vec<u8>, [u8; 64], PublicKey) {
-    let bytes = token::decode_text(code).expect("decodes");
-    let t = Token::parse(&bytes).expect("parses");
-    let v = gateway_benches::verifier(0);
-    let trust = v.trust();
-    let key = trust.get(t.cose.kid).expect("listed").public_key.clone();
-    (t.cose.signed_bytes(), *t.cose.signature, key)
-}
 
 fn es256(c: &mut Criterion) {
     let (ed, es) = codes();
-    let (msg, sig, key) = inputs(&es);
+    let (msg, sig, key) = signed_parts(&es);
     let PublicKey::Es256(key) = key else {
         panic!("the ES256 vector has an ES256 key")
     };
@@ -100,7 +89,7 @@ fn es256(c: &mut Criterion) {
     g.finish();
 
     // The reference the ratios are taken against: one Ed25519 verification.
-    let (msg, sig, key) = inputs(&ed);
+    let (msg, sig, key) = signed_parts(&ed);
     let PublicKey::Ed25519(vk) = key else {
         panic!("the EdDSA vector has an Ed25519 key")
     };

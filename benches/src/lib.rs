@@ -8,7 +8,8 @@ use std::path::PathBuf;
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use gateway_core::trust::TrustList;
+use gateway_core::token::{self, Token};
+use gateway_core::trust::{PublicKey, TrustList};
 use gateway_core::{Policy, Settings, Sub, Verifier};
 use serde_json::Value;
 
@@ -41,6 +42,17 @@ pub fn verifier(sig_cache_capacity: usize) -> Verifier {
         ..Settings::default()
     };
     Verifier::new(settings, trust, Some(policy), None)
+}
+
+/// What a bare signature check of `code` takes: the signed bytes (COSE Sig_structure),
+/// the signature, and its trust-list key (from [`verifier`]'s list).
+pub fn signed_parts(code: &str) -> (Vec<u8>, [u8; 64], PublicKey) {
+    let bytes = token::decode_text(code).expect("decodes");
+    let t = Token::parse(&bytes).expect("parses");
+    let v = verifier(0);
+    let trust = v.trust();
+    let key = trust.get(t.cose.kid).expect("listed").public_key.clone();
+    (t.cose.signed_bytes(), *t.cose.signature, key)
 }
 
 /// The frozen EdDSA and ES256 codes (both valid at [`NOW`], at `bus`).

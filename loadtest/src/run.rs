@@ -165,16 +165,11 @@ impl Shared {
         }
     }
 
-    /// Sends, records, and waits a little if the server is gone or refusing (so a
-    /// sender does not spin).
+    /// Sends, records, and backs off if the server is gone.
     async fn one(&self, c: usize, item: &Item, intended: Instant, rec: &mut Recorder) {
         let result = self.send(c, item).await;
         self.record(item, intended, &result, rec);
-        if let Err(e) = &result {
-            if e.phase == Phase::Connect {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        back_off_if_gone(&result).await;
     }
 }
 
@@ -336,10 +331,7 @@ async fn open_loop(
                         if let Ok(mut r) = record.lock() {
                             s.record(item, intended, &result, &mut r);
                         }
-                        if matches!(&result, Err(e) if e.phase == Phase::Connect) {
-                            // The server is gone or refusing: this turn waits a little.
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
+                        back_off_if_gone(&result).await;
                     }
                     flight.done();
                 }));
@@ -355,6 +347,14 @@ async fn open_loop(
         out = std::mem::take(&mut *r);
     }
     out
+}
+
+/// Waits a little after a request found the server gone or refusing, so a sender (and
+/// the turn it holds) does not spin.
+async fn back_off_if_gone(result: &Result<Answer, ClientError>) {
+    if matches!(result, Err(e) if e.phase == Phase::Connect) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The open loop's requests started and not yet finished.

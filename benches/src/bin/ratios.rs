@@ -7,8 +7,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use ed25519_dalek::Signature;
-use gateway_benches::{codes, verifier, NOW};
-use gateway_core::token::{self, Token};
+use gateway_benches::{codes, signed_parts, verifier, NOW};
 use gateway_core::trust::PublicKey;
 
 const ROUNDS: usize = 100;
@@ -49,19 +48,12 @@ fn main() {
     let (ed, es) = codes();
     let cold = verifier(0);
     let warm = verifier(1_000_000);
-    let trust = cold.trust();
-    let inputs = |code: &str| {
-        let bytes = token::decode_text(code).expect("decodes");
-        let t = Token::parse(&bytes).expect("parses");
-        let key = trust.get(t.cose.kid).expect("listed").public_key.clone();
-        (t.cose.signed_bytes(), *t.cose.signature, key)
-    };
-    let (ed_msg, ed_sig, ed_key) = inputs(&ed);
+    let (ed_msg, ed_sig, ed_key) = signed_parts(&ed);
     let PublicKey::Ed25519(vk) = ed_key else {
         panic!("EdDSA key")
     };
     let sig = Signature::from_bytes(&ed_sig);
-    let (es_msg, es_sig, es_key) = inputs(&es);
+    let (es_msg, es_sig, es_key) = signed_parts(&es);
     let PublicKey::Es256(point) = es_key else {
         panic!("ES256 key")
     };
