@@ -24,8 +24,9 @@ pub struct Args {
     #[arg(long)]
     pub plain: bool,
     /// Lean generator for the timed loop: answers are counted by status and not checked
-    /// against the expected decision, and HTTP/3 goes through a minimal client that
-    /// writes and reads frames by hand. Check correctness with a run without it.
+    /// against the expected decision, and HTTP/2 and HTTP/3 go through minimal clients
+    /// that write and read frames by hand (HTTP/2's open loop without a task per
+    /// request). Check correctness with a run without it.
     #[arg(long)]
     pub lean: bool,
     /// Name the certificate must carry.

@@ -67,7 +67,8 @@ pub struct RunInfo {
     pub target: String,
     pub protocol: gateway_client::Protocol,
     pub plain: bool,
-    /// `--lean`: answers counted by status, not checked; HTTP/3 by the lean client.
+    /// `--lean`: answers counted by status, not checked; HTTP/2 and HTTP/3 by the lean
+    /// clients.
     pub lean: bool,
     pub model: String,
     pub rate: Option<f64>,

@@ -438,43 +438,81 @@ async fn thousands_of_random_and_mutated_codes_are_denied_and_the_server_stays_h
     );
 }
 
-/// The lean HTTP/3 client that load generation uses (frames by hand) reads the same
-/// answers as the full one: statuses from the static table and as literals, and bodies.
+/// The lean HTTP/2 and HTTP/3 clients that load generation uses (frames by hand) read
+/// the same answers as the full ones: statuses from the static tables and as literals,
+/// and bodies; HTTP/2's `submit` (no task per request) hands over the same answer.
 #[tokio::test]
-async fn the_lean_http3_client_reads_what_the_full_one_reads() {
+async fn the_lean_clients_read_what_the_full_ones_read() {
     let gw = Gateway::start(Options::default()).await;
     let code = gw.mint(Sub([0x77; 16]), Color::Green, 1);
     let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
-    let mut full = gw.client(Protocol::H3).await;
-    let mut target = gateway_client::Target::tls(gw.listen, Protocol::H3, gw.ca.clone());
-    target.lean = true;
-    let lean = gateway_client::Conn::connect(&target).await.unwrap();
-    assert!(matches!(lean, gateway_client::Conn::LeanH3(_)));
-    let json = [("content-type", "application/json")];
-    for key in [gw.api_key.as_str(), "not-a-key"] {
-        let auth = format!("Bearer {key}");
-        let headers = [json[0], ("authorization", auth.as_str())];
-        let want = full
-            .send(Method::POST, "/v1/verify", &headers, body.clone())
-            .await;
+    for protocol in [Protocol::H2, Protocol::H3] {
+        let mut full = gw.client(protocol).await;
+        let mut target = gateway_client::Target::tls(gw.listen, protocol, gw.ca.clone());
+        target.lean = true;
+        let lean = gateway_client::Conn::connect(&target).await.unwrap();
+        assert!(matches!(
+            (protocol, &lean),
+            (Protocol::H2, gateway_client::Conn::LeanH2(_))
+                | (Protocol::H3, gateway_client::Conn::LeanH3(_))
+        ));
+        let json = [("content-type", "application/json")];
+        for key in [gw.api_key.as_str(), "not-a-key"] {
+            let auth = format!("Bearer {key}");
+            let headers = [json[0], ("authorization", auth.as_str())];
+            let want = full
+                .send(Method::POST, "/v1/verify", &headers, body.clone())
+                .await;
+            let got = lean
+                .request(
+                    &target,
+                    Method::POST,
+                    "/v1/verify",
+                    &headers,
+                    body.clone().into(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(got.status, want.status, "{protocol:?} {key}");
+            assert_eq!(got.json().unwrap(), want.json(), "{protocol:?} {key}");
+        }
+        // A status outside the static tables, written as a literal: too many lines of
+        // a card check past the caller's rate would be slow to provoke; 405 is at hand.
         let got = lean
-            .request(
-                &target,
-                Method::POST,
-                "/v1/verify",
-                &headers,
-                body.clone().into(),
-            )
+            .request(&target, Method::GET, "/v1/verify", &[], bytes::Bytes::new())
             .await
             .unwrap();
-        assert_eq!(got.status, want.status, "{key}");
-        assert_eq!(got.json().unwrap(), want.json(), "{key}");
+        assert_eq!(got.status, 405, "{protocol:?}");
     }
-    // A status outside the static table (429), written as a literal: too many lines of
-    // a card check past the caller's rate would be slow to provoke; 405 is at hand.
-    let got = lean
-        .request(&target, Method::GET, "/v1/verify", &[], bytes::Bytes::new())
-        .await
-        .unwrap();
-    assert_eq!(got.status, 405);
+    // HTTP/2's submit: many requests started at once on one connection, each answer
+    // handed to its function by the connection's reader.
+    let mut target = gateway_client::Target::tls(gw.listen, Protocol::H2, gw.ca.clone());
+    target.lean = true;
+    target.api_key = gw.api_key.clone();
+    let lean = gateway_client::Conn::connect(&target).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..300 {
+        let tx = tx.clone();
+        let on_answer: gateway_client::OnAnswer = Box::new(move |a| {
+            let _ = tx.send(a);
+        });
+        assert!(lean
+            .submit_post(
+                &target,
+                "/v1/verify",
+                body.as_bytes(),
+                "application/json",
+                on_answer
+            )
+            .is_ok());
+    }
+    drop(tx);
+    let mut allowed = 0;
+    while let Some(a) = rx.recv().await {
+        let a = a.unwrap();
+        assert_eq!(a.status, 200);
+        assert_eq!(a.json().unwrap()["decision"], "allow");
+        allowed += 1;
+    }
+    assert_eq!(allowed, 300);
 }

@@ -289,6 +289,34 @@ fn open_loop_keeps_its_schedule_and_writes_html() {
         assert!(page.contains(&format!("id=\"{id}\"")), "{id} missing");
     }
     assert!(!page.contains("src=\"http"), "self-contained");
+    // The lean HTTP/2 client in the open loop: each request handed to its connection by
+    // the pacer, its answer recorded by the connection's reader (no task per request).
+    let (out, r) = loadtest(
+        &gw,
+        &[
+            "--target",
+            &gw.listen.to_string(),
+            "--protocol",
+            "h2",
+            "--lean",
+            "--rate",
+            "600",
+            "--duration",
+            "1.5",
+            "--connections",
+            "2",
+            "--mix",
+            "green=1,forged=1",
+        ],
+    );
+    assert_clean(&out, &r, "lean open loop");
+    assert_eq!(r["run"]["lean"], true);
+    assert_eq!(r["answered"], r["requests"]);
+    let sent = r["requests"].as_f64().unwrap();
+    assert!(
+        (800.0..=920.0).contains(&sent),
+        "about 600/s for 1.5 s: {sent}"
+    );
 }
 
 fn chromium() -> Option<PathBuf> {

@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 
 use crate::answer::Answer;
 use crate::error::{At, ClientError, Phase};
+use crate::raw_h2::{OnAnswer, RawH2};
 use crate::raw_h3::RawH3;
 use crate::target::{Protocol, Target};
 use crate::tls::{connect_quic, tls_config};
@@ -54,6 +55,8 @@ pub enum Conn {
         /// Kept so that the UDP socket lives as long as the connection.
         endpoint: quinn::Endpoint,
     },
+    /// HTTP/2 written and read by hand ([`RawH2`]): for load generation.
+    LeanH2(Arc<RawH2>),
     /// HTTP/3 written and read by hand ([`RawH3`]): for load generation.
     LeanH3(Arc<RawH3>),
 }
@@ -69,6 +72,9 @@ impl Conn {
     async fn connect_inner(t: &Target) -> Result<Conn, ClientError> {
         if t.protocol == Protocol::H3 && t.lean {
             return Ok(Conn::LeanH3(Arc::new(RawH3::connect(t).await?)));
+        }
+        if t.protocol == Protocol::H2 && t.lean {
+            return Ok(Conn::LeanH2(Arc::new(RawH2::connect(t).await?)));
         }
         if t.protocol == Protocol::H3 {
             let (endpoint, conn) = connect_quic(t).await?;
@@ -104,11 +110,14 @@ impl Conn {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Answer, ClientError> {
-        if let Conn::LeanH3(raw) = self {
-            let fut = raw.request(t, &method, path, headers, &body);
-            return tokio::time::timeout(t.timeout, fut)
-                .await
-                .map_err(|_| ClientError::new(Phase::Timeout, "no whole answer in time"))?;
+        match self {
+            Conn::LeanH2(raw) => {
+                return in_time(t, raw.request(t, &method, path, headers, &body)).await
+            }
+            Conn::LeanH3(raw) => {
+                return in_time(t, raw.request(t, &method, path, headers, &body)).await
+            }
+            _ => {}
         }
         let mut b = Request::builder().method(method).uri(format!(
             "{}://{}{path}",
@@ -118,9 +127,7 @@ impl Conn {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        tokio::time::timeout(t.timeout, self.send(t, b, body))
-            .await
-            .map_err(|_| ClientError::new(Phase::Timeout, "no whole answer in time"))?
+        in_time(t, self.send(t, b, body)).await
     }
 
     /// POSTs `body` as `content_type` with the target's bearer key.
@@ -131,14 +138,31 @@ impl Conn {
         body: Bytes,
         content_type: &str,
     ) -> Result<Answer, ClientError> {
-        let auth = format!("Bearer {}", t.api_key);
-        let headers = [("content-type", content_type), ("authorization", &auth)];
-        let headers = if t.api_key.is_empty() {
-            &headers[..1]
-        } else {
-            &headers[..]
+        let auth = bearer(t);
+        let (headers, n) = post_headers(content_type, &auth);
+        self.request(t, Method::POST, path, &headers[..n], body)
+            .await
+    }
+
+    /// Starts the same POST as [`post`](Conn::post) and returns at once, the answer
+    /// handed to `on_answer` when it comes: only on a lean HTTP/2 connection (an open
+    /// loop then needs no task per request). Otherwise, or if the connection takes no
+    /// more requests, `on_answer` comes back uncalled.
+    pub fn submit_post(
+        &self,
+        t: &Target,
+        path: &str,
+        body: &[u8],
+        content_type: &str,
+        on_answer: OnAnswer,
+    ) -> Result<(), OnAnswer> {
+        let Conn::LeanH2(raw) = self else {
+            return Err(on_answer);
         };
-        self.request(t, Method::POST, path, headers, body).await
+        let auth = bearer(t);
+        let (headers, n) = post_headers(content_type, &auth);
+        raw.submit(t, &Method::POST, path, &headers[..n], body, on_answer)
+            .map_err(|(f, _)| f)
     }
 
     /// GETs `path` with no credentials (`/healthz`).
@@ -162,7 +186,10 @@ impl Conn {
                 let req = b.body(full(body)).at(Phase::Send)?;
                 read(self.start(req).await?.await?).await
             }
-            Conn::LeanH3(_) => Err(ClientError::new(Phase::Send, "sent by RawH3::request")),
+            Conn::LeanH2(_) | Conn::LeanH3(_) => Err(ClientError::new(
+                Phase::Send,
+                "sent by the lean client's request",
+            )),
             Conn::H3 { send, .. } => {
                 let req = b.body(()).at(Phase::Send)?;
                 let mut stream = send.clone().send_request(req).await.at(Phase::Send)?;
@@ -202,12 +229,42 @@ impl Conn {
                 let fut = s.clone().send_request(req);
                 Ok(Box::pin(async move { fut.await.at(Phase::Send) }))
             }
-            Conn::H3 { .. } | Conn::LeanH3(_) => Err(ClientError::new(
+            Conn::H3 { .. } => Err(ClientError::new(
                 Phase::Send,
                 "a streamed request over HTTP/3 goes through Conn::H3's sender",
             )),
+            Conn::LeanH2(_) | Conn::LeanH3(_) => Err(ClientError::new(
+                Phase::Send,
+                "the lean clients send whole requests only",
+            )),
         }
     }
+}
+
+/// The bearer header's value, empty when the target has no key.
+fn bearer(t: &Target) -> String {
+    if t.api_key.is_empty() {
+        String::new()
+    } else {
+        format!("Bearer {}", t.api_key)
+    }
+}
+
+/// A POST's header fields: the content type, and the bearer key if there is one (the
+/// fields and how many of them to send).
+fn post_headers<'a>(content_type: &'a str, auth: &'a str) -> ([(&'a str, &'a str); 2], usize) {
+    let h = [("content-type", content_type), ("authorization", auth)];
+    (h, if auth.is_empty() { 1 } else { 2 })
+}
+
+/// A whole answer within the target's timeout.
+async fn in_time(
+    t: &Target,
+    answer: impl Future<Output = Result<Answer, ClientError>>,
+) -> Result<Answer, ClientError> {
+    tokio::time::timeout(t.timeout, answer)
+        .await
+        .map_err(|_| ClientError::new(Phase::Timeout, "no whole answer in time"))?
 }
 
 async fn handshake<I>(protocol: Protocol, io: TokioIo<I>) -> Result<Conn, ClientError>

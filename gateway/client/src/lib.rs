@@ -11,7 +11,9 @@
 mod answer;
 mod conn;
 mod error;
+mod fields;
 mod plain;
+mod raw_h2;
 mod raw_h3;
 mod stream;
 mod target;
@@ -21,6 +23,7 @@ pub use answer::Answer;
 pub use conn::{full, Conn, ReqBody, ResponseFuture};
 pub use error::{ClientError, Phase};
 pub use plain::get_plain;
+pub use raw_h2::{OnAnswer, RawH2};
 pub use raw_h3::RawH3;
 pub use stream::{stream_request, Lines};
 pub use target::{Identity, Protocol, Target};

@@ -12,6 +12,7 @@ use http::{HeaderMap, Method, StatusCode};
 
 use crate::answer::Answer;
 use crate::error::{At, ClientError, Phase};
+use crate::fields::{prefixed, read_prefixed, status_literal};
 use crate::target::Target;
 use crate::tls::connect_quic;
 
@@ -79,23 +80,6 @@ fn varint(b: &mut BytesMut, v: u64) {
     }
 }
 
-/// An HPACK/QPACK prefixed integer (RFC 7541 §5.1): `first` holds the pattern bits
-/// above the `n`-bit prefix.
-fn prefixed(b: &mut BytesMut, first: u8, n: u32, v: usize) {
-    let max = (1usize << n) - 1;
-    if v < max {
-        b.put_u8(first | v as u8);
-        return;
-    }
-    b.put_u8(first | max as u8);
-    let mut rest = v - max;
-    while rest >= 128 {
-        b.put_u8((rest % 128) as u8 | 0x80);
-        rest /= 128;
-    }
-    b.put_u8(rest as u8);
-}
-
 /// A field line with a literal name and value, neither Huffman-coded
 /// (RFC 9204 §4.5.6: `001NHxxx`).
 fn literal(b: &mut BytesMut, name: &str, value: &str) {
@@ -150,29 +134,6 @@ fn read_varint(b: &mut Bytes) -> Option<u64> {
     Some(v)
 }
 
-/// Reads a prefixed integer of `n` bits from the front of `b`.
-fn read_prefixed(b: &mut Bytes, n: u32) -> Option<usize> {
-    let max = (1usize << n) - 1;
-    let mut v = usize::from(*b.first()?) & max;
-    b.advance(1);
-    if v < max {
-        return Some(v);
-    }
-    let mut shift = 0u32;
-    loop {
-        let x = *b.first()?;
-        b.advance(1);
-        v = v.checked_add(usize::from(x & 0x7f).checked_shl(shift)?)?;
-        if x & 0x80 == 0 {
-            return Some(v);
-        }
-        shift += 7;
-        if shift > 28 {
-            return None;
-        }
-    }
-}
-
 /// `:status` in the QPACK static table (RFC 9204 Appendix A): index → status.
 fn static_status(index: usize) -> Option<u16> {
     Some(match index {
@@ -194,32 +155,6 @@ fn static_status(index: usize) -> Option<u16> {
     })
 }
 
-/// Decimal digits in HPACK's Huffman code (RFC 7541 Appendix B): `0`–`2` are the 5-bit
-/// codes 0–2, `3`–`9` the 6-bit codes 0x19–0x1f; the end is padded with ones.
-fn huffman_digits(bytes: &[u8]) -> Option<String> {
-    let bit = |i: usize| (bytes[i / 8] >> (7 - i % 8)) & 1;
-    let take = |i: usize, n: usize| (i..i + n).fold(0u8, |v, j| (v << 1) | bit(j));
-    let total = bytes.len() * 8;
-    let mut i = 0;
-    let mut out = String::new();
-    while i < total {
-        let left = total - i;
-        if left < 8 && (i..total).all(|j| bit(j) == 1) {
-            break;
-        }
-        if left >= 5 && take(i, 5) <= 2 {
-            out.push(char::from(b'0' + take(i, 5)));
-            i += 5;
-        } else if left >= 6 && (0x19..=0x1f).contains(&take(i, 6)) {
-            out.push(char::from(b'3' + take(i, 6) - 0x19));
-            i += 6;
-        } else {
-            return None;
-        }
-    }
-    Some(out)
-}
-
 /// The status from a field section's first line: an indexed static `:status`, or a
 /// literal value (plain or Huffman-coded digits) with a static `:status` name.
 fn status_of(mut section: Bytes) -> Option<u16> {
@@ -237,15 +172,7 @@ fn status_of(mut section: Bytes) -> Option<u16> {
         // Literal with a static name reference.
         let index = read_prefixed(&mut section, 4)?;
         static_status(index)?;
-        let huffman = *section.first()? & 0x80 != 0;
-        let len = read_prefixed(&mut section, 7)?;
-        let value = section.get(..len)?;
-        let digits = if huffman {
-            huffman_digits(value)?
-        } else {
-            std::str::from_utf8(value).ok()?.to_owned()
-        };
-        return digits.parse().ok();
+        return status_literal(&mut section);
     }
     None
 }
@@ -285,17 +212,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefixed_integers_round_trip() {
-        for n in [3u32, 4, 6, 7, 8] {
-            for v in [0usize, 1, 6, 7, 30, 127, 128, 300, 16_384, 1 << 20] {
-                let mut b = BytesMut::new();
-                prefixed(&mut b, 0, n, v);
-                assert_eq!(read_prefixed(&mut b.freeze(), n), Some(v), "n={n} v={v}");
-            }
-        }
-    }
-
-    #[test]
     fn answers_are_read_and_bad_ones_refused() {
         // :status 200 indexed (0xc0 | 25), then a DATA frame.
         let mut raw = BytesMut::new();
@@ -309,7 +225,6 @@ mod tests {
         // :status 401 as a literal whose value is Huffman-coded (as h3 sends it).
         let raw = Bytes::from_static(&[0x01, 0x07, 0x00, 0x00, 0x5f, 0x09, 0x82, 0x68, 0x01]);
         assert_eq!(decode_answer(raw).unwrap().status.as_u16(), 401);
-        assert_eq!(huffman_digits(&[0x68, 0x01]).as_deref(), Some("401"));
         for bad in [
             &[0x01, 0x05, 0x00][..],
             &[0x00, 0x01, b'x'][..],
@@ -341,7 +256,7 @@ mod tests {
                 raw[1] = (n - 2) as u8;
             }
             let _ = decode_answer(Bytes::from(raw.clone()));
-            let _ = huffman_digits(&raw);
+            let _ = crate::fields::huffman_digits(&raw);
         }
     }
 }

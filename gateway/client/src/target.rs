@@ -53,8 +53,9 @@ pub struct Target {
     pub api_key: String,
     /// Longest wait to connect, and for one whole answer.
     pub timeout: Duration,
-    /// HTTP/3 through [`RawH3`](crate::RawH3), the lean client for load generation
-    /// (answers without header fields); other protocols ignore it.
+    /// HTTP/2 through [`RawH2`](crate::RawH2) and HTTP/3 through [`RawH3`](crate::RawH3),
+    /// the lean clients for load generation (answers without header fields); HTTP/1.1
+    /// ignores it.
     pub lean: bool,
 }
 
