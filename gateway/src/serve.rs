@@ -249,8 +249,33 @@ async fn bind(cfg: &ServeConfig) -> Result<Sockets, ConfigError> {
         .map_err(|e| ConfigError::flag("listen", e))?;
     let quic_cfg =
         quic::server_config(quic_tls, &cfg.limits).map_err(|e| ConfigError::flag("listen", e))?;
-    let endpoint = quinn::Endpoint::server(quic_cfg, local)
-        .map_err(|e| ConfigError::flag("listen", format!("cannot listen on UDP {local}: {e}")))?;
+    let no_udp = |e: std::io::Error| {
+        ConfigError::flag("listen", format!("cannot listen on UDP {local}: {e}"))
+    };
+    let (udp, granted) = crate::listen::udp::socket(local).map_err(no_udp)?;
+    if granted.receive < crate::listen::udp::BUFFER || granted.send < crate::listen::udp::BUFFER {
+        tracing::warn!(
+            receive = granted.receive,
+            send = granted.send,
+            asked = crate::listen::udp::BUFFER,
+            "HTTP/3's UDP buffers are smaller than asked: bursts may be dropped; raise net.core.rmem_max and net.core.wmem_max"
+        );
+    } else {
+        tracing::info!(
+            receive = granted.receive,
+            send = granted.send,
+            "HTTP/3 UDP buffers"
+        );
+    }
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| no_udp(std::io::Error::other("no async runtime for QUIC")))?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(quic_cfg),
+        udp,
+        runtime,
+    )
+    .map_err(no_udp)?;
     let plain = match cfg.plain_listen {
         Some(a) => Some(bind_tcp(a, "plain-listen").await?),
         None => None,

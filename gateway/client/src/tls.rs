@@ -45,7 +45,13 @@ pub async fn connect_quic(t: &Target) -> Result<(quinn::Endpoint, quinn::Connect
     } else {
         (std::net::Ipv4Addr::LOCALHOST, 0).into()
     };
-    let mut endpoint = quinn::Endpoint::client(bind).at(Phase::Connect)?;
+    let mut endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        udp_socket(bind).at(Phase::Connect)?,
+        quinn::default_runtime().ok_or_else(|| ClientError::new(Phase::Connect, "no runtime"))?,
+    )
+    .at(Phase::Connect)?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     let conn = endpoint
         .connect(t.addr, &t.server_name)
@@ -53,4 +59,17 @@ pub async fn connect_quic(t: &Target) -> Result<(quinn::Endpoint, quinn::Connect
         .await
         .at(Phase::Connect)?;
     Ok((endpoint, conn))
+}
+
+/// A UDP socket bound to `addr` with receive and send buffers of up to 4 MiB (the kernel
+/// grants at most `net.core.rmem_max` / `wmem_max`): with Linux's default of about 208
+/// KiB, a load generator's bursts of answers were dropped and every drop stalled its
+/// connection for a loss-recovery wait.
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&addr.into())?;
+    Ok(s.into())
 }
