@@ -27,8 +27,17 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let endpoint =
-            quinn::Endpoint::server(config, addr.parse().expect("addr")).expect("bind udp");
+        // The gateway's UDP buffers (4 MiB each way), so that neither side of a
+        // comparison drops the bursts the other keeps.
+        let socket = gateway_client::udp_socket(addr.parse().expect("addr")).expect("bind udp");
+        let runtime = quinn::default_runtime().expect("runtime");
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(config),
+            socket,
+            runtime,
+        )
+        .expect("endpoint");
         println!("listening {addr}");
         while let Some(incoming) = endpoint.accept().await {
             tokio::spawn(async move {

@@ -27,4 +27,4 @@ pub use raw_h2::{OnAnswer, RawH2};
 pub use raw_h3::RawH3;
 pub use stream::{stream_request, Lines};
 pub use target::{Identity, Protocol, Target};
-pub use tls::{connect_quic, tls_config};
+pub use tls::{connect_quic, tls_config, udp_socket};
