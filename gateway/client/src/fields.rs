@@ -91,6 +91,18 @@ pub(crate) fn status_literal(b: &mut Bytes) -> Option<u16> {
     digits.parse().ok()
 }
 
+/// A xorshift generator of test inputs: the decoders' never-panic tests feed it bytes.
+#[cfg(test)]
+pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

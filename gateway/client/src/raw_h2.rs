@@ -163,6 +163,26 @@ struct State {
 }
 
 impl State {
+    /// A new connection's state: the protocol's initial windows and frame size, and a
+    /// stream limit of 100 until the server's SETTINGS say otherwise.
+    fn new() -> State {
+        State {
+            out: BytesMut::with_capacity(16 * 1024),
+            blocked: VecDeque::new(),
+            window: 65_535,
+            stream_window: 65_535,
+            max_frame: FRAME,
+            next_id: 1,
+            streams: HashMap::new(),
+            max_streams: 100,
+            queued: VecDeque::new(),
+            seq: 0,
+            continuing: None,
+            received: 0,
+            gone: None,
+        }
+    }
+
     fn frame(&mut self, ty: u8, flags: u8, stream: u32, payload: &[u8]) {
         put_head(&mut self.out, payload.len(), ty, flags, stream);
         self.out.put_slice(payload);
@@ -294,21 +314,7 @@ impl RawH2 {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let mut state = State {
-            out: BytesMut::with_capacity(16 * 1024),
-            blocked: VecDeque::new(),
-            window: 65_535,
-            stream_window: 65_535,
-            max_frame: FRAME,
-            next_id: 1,
-            streams: HashMap::new(),
-            max_streams: 100,
-            queued: VecDeque::new(),
-            seq: 0,
-            continuing: None,
-            received: 0,
-            gone: None,
-        };
+        let mut state = State::new();
         state.out.put_slice(PREFACE);
         let mut settings = BytesMut::new();
         for (id, value) in [
@@ -793,19 +799,8 @@ mod tests {
 
     fn state() -> State {
         State {
-            out: BytesMut::new(),
-            blocked: VecDeque::new(),
             window: 10,
-            stream_window: 65_535,
-            max_frame: FRAME,
-            next_id: 1,
-            streams: HashMap::new(),
-            max_streams: 100,
-            queued: VecDeque::new(),
-            seq: 0,
-            continuing: None,
-            received: 0,
-            gone: None,
+            ..State::new()
         }
     }
 
@@ -894,13 +889,7 @@ mod tests {
     /// Any bytes from the server: frames handled or an error, never a panic.
     #[test]
     fn arbitrary_frames_never_panic() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::fields::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..100_000 {
             let mut s = state();
             let _w = waiting(&mut s, 1);

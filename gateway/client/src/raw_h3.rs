@@ -240,13 +240,7 @@ mod tests {
     /// Any bytes at all: an answer or an error, never a panic.
     #[test]
     fn arbitrary_answers_never_panic() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::fields::xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200_000 {
             let n = (next() % 24) as usize;
             let mut raw: Vec<u8> = (0..n).map(|_| next() as u8).collect();
