@@ -896,7 +896,7 @@ mod tests {
             let n = (next() % 40) as usize;
             let mut raw: Vec<u8> = (0..n).map(|_| next() as u8).collect();
             // Often a well-formed frame head, so the handlers are reached.
-            if n >= 9 && next() % 2 == 0 {
+            if n >= 9 && next().is_multiple_of(2) {
                 raw[..3].copy_from_slice(&[0, 0, (n - 9) as u8]);
                 raw[3] = (next() % 10) as u8;
                 raw[5..9].copy_from_slice(&[0, 0, 0, (next() % 2) as u8]);

@@ -245,7 +245,7 @@ mod tests {
             let n = (next() % 24) as usize;
             let mut raw: Vec<u8> = (0..n).map(|_| next() as u8).collect();
             // Often a HEADERS frame of the right length, so the field decoder is reached.
-            if n > 2 && next() % 2 == 0 {
+            if n > 2 && next().is_multiple_of(2) {
                 raw[0] = 0x01;
                 raw[1] = (n - 2) as u8;
             }
