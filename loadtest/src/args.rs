@@ -72,7 +72,8 @@ pub struct Args {
     /// Stop after this many measured requests (the duration still bounds the run).
     #[arg(long)]
     pub requests: Option<u64>,
-    /// Seconds of warm-up, not counted.
+    /// Seconds of warm-up, not counted (an open loop's rate rises through it from a
+    /// tenth to `--rate`).
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
     /// The mix, `kind=weight,…` (kinds: green, yellow, red, companions, expired, forged,
