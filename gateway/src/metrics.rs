@@ -299,7 +299,11 @@ impl Metrics {
     }
 }
 
-/// Installs the Prometheus recorder for this process and returns its handle.
+/// How often the histograms' recorded samples are folded into their buckets.
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Installs the Prometheus recorder for this process, starts its upkeep
+/// ([`spawn_upkeep`]) and returns its handle.
 pub fn install() -> Option<PrometheusHandle> {
     let recorder = PrometheusBuilder::new()
         .set_buckets(&[
@@ -315,5 +319,24 @@ pub fn install() -> Option<PrometheusHandle> {
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
+    if let Err(e) = spawn_upkeep(handle.clone()) {
+        tracing::warn!(error = %e, "no metrics upkeep thread: histograms fold their samples only when scraped");
+    }
     Some(handle)
+}
+
+/// Folds the histograms' recorded samples into their buckets every [`UPKEEP_EVERY`], on
+/// a thread of its own. The exporter keeps every sample a histogram records until an
+/// upkeep or a scrape folds it: with neither, the gateway's memory grew by about 20 bytes
+/// a request for as long as no one scraped (2.7 MB a second at 135,000 req/s), and the
+/// first scrape after a quiet spell folded millions of samples at once on a runtime
+/// thread.
+pub fn spawn_upkeep(handle: PrometheusHandle) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        })
+        .map(|_| ())
 }
