@@ -391,11 +391,6 @@ impl RawH2 {
         }
     }
 
-    /// Whether the connection is gone (it takes no more requests).
-    pub fn is_gone(&self) -> bool {
-        self.shared.lock().gone.is_some()
-    }
-
     /// Queues the request's frames for the writer; its submission number.
     fn begin(
         &self,
