@@ -253,7 +253,7 @@ async fn bind(cfg: &ServeConfig) -> Result<Sockets, ConfigError> {
         ConfigError::flag("listen", format!("cannot listen on UDP {local}: {e}"))
     };
     let (udp, granted) = crate::listen::udp::socket(local).map_err(no_udp)?;
-    if granted.receive < crate::listen::udp::BUFFER || granted.send < crate::listen::udp::BUFFER {
+    if granted.less_than_asked() {
         tracing::warn!(
             receive = granted.receive,
             send = granted.send,

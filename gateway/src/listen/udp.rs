@@ -17,11 +17,24 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// The receive and send buffer asked for.
 pub const BUFFER: usize = 4 << 20;
 
-/// What the kernel granted, in bytes (as Linux reports it: twice the usable size).
+/// What the kernel granted, in bytes as it reports them (Linux: twice the size set, the
+/// other half being its own bookkeeping).
 #[derive(Debug, Clone, Copy)]
 pub struct Granted {
     pub receive: usize,
     pub send: usize,
+}
+
+impl Granted {
+    /// Whether either buffer is smaller than [`BUFFER`].
+    pub fn less_than_asked(&self) -> bool {
+        let reported = if cfg!(target_os = "linux") {
+            2 * BUFFER
+        } else {
+            BUFFER
+        };
+        self.receive < reported || self.send < reported
+    }
 }
 
 /// A UDP socket bound to `addr` with buffers of up to [`BUFFER`].
