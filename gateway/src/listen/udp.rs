@@ -50,3 +50,35 @@ pub fn socket(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, Granted)> {
     };
     Ok((s.into(), granted))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_below_the_ask_is_noticed() {
+        let full = if cfg!(target_os = "linux") {
+            2 * BUFFER
+        } else {
+            BUFFER
+        };
+        let all = Granted {
+            receive: full,
+            send: full,
+        };
+        assert!(!all.less_than_asked());
+        // Linux's stock limit (212,992 bytes, reported doubled) on either side.
+        for g in [
+            Granted {
+                receive: 425_984,
+                send: full,
+            },
+            Granted {
+                receive: full,
+                send: 425_984,
+            },
+        ] {
+            assert!(g.less_than_asked(), "{g:?}");
+        }
+    }
+}
