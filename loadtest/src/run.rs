@@ -2,7 +2,8 @@
 //! request when the last is answered) or an open loop (requests started at a constant
 //! rate on a fixed schedule, each latency measured from the moment the schedule said to
 //! send it, so a slow server cannot hide its queue: no coordinated omission). A warm-up
-//! runs first and is not counted (an open loop ramps its rate up through it); the run ends at its duration or request count, always.
+//! runs first and is not counted (an open loop ramps its rate up through it); the run
+//! ends at its duration or request count, always.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -306,7 +307,7 @@ async fn open_loop(
             let warmup = measure_from.saturating_duration_since(start);
             let mut n: u64 = 0;
             loop {
-                let intended = start + due(n, rate, warmup);
+                let intended = start.checked_add(due(n, rate, warmup)).unwrap_or(end);
                 if intended >= end || shared.stop.load(Ordering::Relaxed) {
                     break;
                 }
@@ -396,7 +397,7 @@ fn due(n: u64, rate: f64, warmup: Duration) -> Duration {
     } else {
         w + (n - ramped.min(n)) / rate
     };
-    Duration::from_secs_f64(t.max(0.0))
+    Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 /// Waits a little after a request found the server gone or refusing, so a sender (and
@@ -453,5 +454,10 @@ mod tests {
         }
         // No warm-up: the plain schedule.
         assert_eq!(due(5, 1000.0, Duration::ZERO), Duration::from_millis(5));
+        // Far out or at absurd rates: a moment, never a panic.
+        for rate in [f64::MIN_POSITIVE, 1e-300, 1e300, f64::NAN] {
+            let _ = due(u64::MAX, rate, warmup);
+            let _ = due(1, rate, Duration::MAX);
+        }
     }
 }
