@@ -341,7 +341,13 @@ async fn open_loop(
                     };
                     let t = &shared.target;
                     if conn
-                        .submit_post(t, &item.path, &item.body, item.content_type, on_answer)
+                        .submit_post(
+                            t,
+                            &item.path,
+                            item.body.clone(),
+                            item.content_type,
+                            on_answer,
+                        )
                         .is_ok()
                     {
                         continue;

@@ -500,7 +500,7 @@ async fn the_lean_clients_read_what_the_full_ones_read() {
             .submit_post(
                 &target,
                 "/v1/verify",
-                body.as_bytes(),
+                bytes::Bytes::from(body.clone()),
                 "application/json",
                 on_answer
             )

@@ -112,7 +112,7 @@ impl Conn {
     ) -> Result<Answer, ClientError> {
         match self {
             Conn::LeanH2(raw) => {
-                return in_time(t, raw.request(t, &method, path, headers, &body)).await
+                return in_time(t, raw.request(t, &method, path, headers, body)).await
             }
             Conn::LeanH3(raw) => {
                 return in_time(t, raw.request(t, &method, path, headers, &body)).await
@@ -152,7 +152,7 @@ impl Conn {
         &self,
         t: &Target,
         path: &str,
-        body: &[u8],
+        body: Bytes,
         content_type: &str,
         on_answer: OnAnswer,
     ) -> Result<(), OnAnswer> {

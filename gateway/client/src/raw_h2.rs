@@ -359,11 +359,12 @@ impl RawH2 {
         method: &Method,
         path: &str,
         headers: &[(&str, &str)],
-        body: &[u8],
+        body: Bytes,
     ) -> Result<Answer, ClientError> {
         let (tx, got) = oneshot::channel();
+        let block = encode_fields(t, method, path, headers);
         let seq = self
-            .begin(t, method, path, headers, body, Reply::Wait(tx))
+            .begin(block, body, Reply::Wait(tx))
             .map_err(|(_, e)| e)?;
         // If this future is dropped (a timeout), the request is forgotten with it.
         let forget = Forget(&self.shared, seq);
@@ -381,27 +382,25 @@ impl RawH2 {
         method: &Method,
         path: &str,
         headers: &[(&str, &str)],
-        body: &[u8],
+        body: Bytes,
         on_answer: OnAnswer,
     ) -> Result<(), (OnAnswer, ClientError)> {
-        match self.begin(t, method, path, headers, body, Reply::Call(on_answer)) {
+        let block = encode_fields(t, method, path, headers);
+        match self.begin(block, body, Reply::Call(on_answer)) {
             Ok(_) => Ok(()),
             Err((Reply::Call(f), e)) => Err((f, e)),
             Err((Reply::Wait(_), e)) => Err((Box::new(|_| {}), e)),
         }
     }
 
-    /// Queues the request's frames for the writer; its submission number.
+    /// Queues a request (its header block and body) for the writer; its submission
+    /// number.
     fn begin(
         &self,
-        t: &Target,
-        method: &Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
+        block: BytesMut,
+        body: Bytes,
         reply: Reply,
     ) -> Result<u64, (Reply, ClientError)> {
-        let block = encode_fields(t, method, path, headers);
         let seq = {
             let mut s = self.shared.lock();
             if let Some(why) = &s.gone {
@@ -416,7 +415,7 @@ impl RawH2 {
             let seq = s.seq;
             let q = Queued {
                 block,
-                body: Bytes::copy_from_slice(body),
+                body,
                 reply,
                 seq,
             };
