@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use gateway_core::feed::life::{Beat, Life, Window};
 use gateway_core::Verifier;
 
 use crate::callers::Callers;
@@ -20,9 +21,14 @@ pub const STREAM_LINE_LIMIT: usize = 8192;
 pub struct FeedState {
     /// Last position processed (`feed_seq`), 0 before any.
     position: AtomicU64,
-    /// Milliseconds since boot of the last message or heartbeat (0: none yet; the
-    /// staleness clock then starts at boot).
+    /// Milliseconds since boot of the last sign of life (0: none yet; the staleness
+    /// clock then starts at boot). Only a heartbeat counted by [`Life`] sets it.
     last_message_ms: AtomicU64,
+    /// The signs of life of `feed.md` revision 4 (written by the feed task only).
+    life: parking_lot::Mutex<Life>,
+    /// Copies of `life`'s flags for readers.
+    gap: AtomicBool,
+    clock_behind: AtomicBool,
     /// Whether the feed has caught up with what was there at boot.
     caught_up: AtomicBool,
     pub applied: AtomicU64,
@@ -42,6 +48,9 @@ impl Default for FeedState {
         FeedState {
             position: AtomicU64::new(0),
             last_message_ms: AtomicU64::new(0),
+            life: parking_lot::Mutex::new(Life::default()),
+            gap: AtomicBool::new(false),
+            clock_behind: AtomicBool::new(false),
             caught_up: AtomicBool::new(false),
             applied: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -65,22 +74,51 @@ impl FeedState {
         self.caught_up.store(true, Ordering::Release);
     }
 
-    /// Records that the message at `position` was processed (applied or skipped) and
-    /// counts as a sign of life.
-    pub fn processed(&self, position: u64, since_boot: Duration) {
-        self.last_message_ms
-            .store(since_boot.as_millis().max(1) as u64, Ordering::Release);
+    /// Records that the message at `position` was processed (applied or skipped): it
+    /// moves the position and is never a sign of life (`feed.md` revision 4).
+    pub fn passed_over(&self, position: u64) {
+        self.life.lock().message(position);
         self.position.store(position, Ordering::Release);
     }
 
-    /// Records that the message at `position` was skipped without counting as a sign of
-    /// life (with feed keys, only events that pass their check do).
-    pub fn passed_over(&self, position: u64) {
+    /// Judges an authenticated heartbeat at `position` (see [`Life::heartbeat`]) and
+    /// records it as processed; a counted one is a sign of life from `since_boot`.
+    pub fn heartbeat(
+        &self,
+        position: u64,
+        at: i64,
+        prev: Option<u64>,
+        now: u64,
+        window: Window,
+        since_boot: Duration,
+    ) -> Beat {
+        let mut life = self.life.lock();
+        let beat = life.heartbeat(position, at, prev, now, window);
+        if beat == Beat::Alive {
+            self.last_message_ms
+                .store(since_boot.as_millis().max(1) as u64, Ordering::Release);
+        }
+        self.gap.store(life.gap(), Ordering::Release);
+        self.clock_behind
+            .store(life.clock_behind(), Ordering::Release);
+        drop(life);
         self.position.store(position, Ordering::Release);
+        beat
+    }
+
+    /// A heartbeat showed withheld messages (`feed_gap`) and no good one came since.
+    pub fn gap(&self) -> bool {
+        self.gap.load(Ordering::Acquire)
+    }
+
+    /// A heartbeat came from beyond the skew (`clock_behind`) and no good one since.
+    pub fn clock_behind(&self) -> bool {
+        self.clock_behind.load(Ordering::Acquire)
     }
 
     /// Sets the resume point from a snapshot: the position the feed starts after.
     pub fn resume_at(&self, position: u64) {
+        *self.life.lock() = Life::resuming_at(position);
         self.resumed_from.store(position, Ordering::Relaxed);
         self.position.store(position, Ordering::Release);
         self.head.fetch_max(position, Ordering::Relaxed);
@@ -169,9 +207,19 @@ impl App {
             .unwrap_or(0)
     }
 
-    /// No message or heartbeat for `stale_after` (the clock starts at boot).
+    /// No sign of life for `stale_after` (the clock starts at boot), or the clock is
+    /// behind the authority's: answers then say `"stale": true` (`feed.md` revision 4).
     pub fn stale(&self) -> bool {
         self.boot.elapsed().saturating_sub(self.feed.last_message()) > self.stale_after
+            || self.feed.clock_behind()
+    }
+
+    /// The clock limits heartbeats are judged by.
+    pub fn life_window(&self) -> Window {
+        Window {
+            stale_after: self.stale_after.as_secs(),
+            skew: self.verifier.limits().skew,
+        }
     }
 
     /// What `/readyz` warns about without failing: `nats_insecure`.
@@ -195,8 +243,14 @@ impl App {
         if !self.feed.caught_up() {
             r.push("feed_catching_up");
         }
-        if self.stale() {
+        if self.boot.elapsed().saturating_sub(self.feed.last_message()) > self.stale_after {
             r.push("feed_stale");
+        }
+        if self.feed.gap() {
+            r.push("feed_gap");
+        }
+        if self.feed.clock_behind() {
+            r.push("clock_behind");
         }
         r
     }

@@ -196,6 +196,9 @@ impl Metrics {
             metrics::counter!("gateway_feed_rejected_total", "kind" => kind).absolute(0);
         }
         metrics::counter!("gateway_snapshot_refused_total").absolute(0);
+        for why in ["not_newer", "too_old", "clock_behind", "feed_gap"] {
+            metrics::counter!("gateway_feed_heartbeats_ignored_total", "why" => why).absolute(0);
+        }
         metrics::counter!("gateway_snapshots_written_total").absolute(0);
         metrics::counter!("gateway_log_suppressed_total").absolute(0);
         for g in [

@@ -171,9 +171,18 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
         FeedSource::File(p) => p.display().to_string(),
         FeedSource::Nats { url, stream } => format!("{url}/{stream}"),
     };
+    // A heartbeat given on the command line carries `prev` (feed.md revision 4), which
+    // only the publisher can know.
+    let heartbeat = matches!(a.event, Some(crate::issue::FeedEvent::Heartbeat));
     rt.block_on(async {
         let publisher = Publisher::open(&target, &a.nats.auth(), prefix, a.replicas).await?;
-        Ok::<_, ConfigError>(match publisher.send(lines).await? {
+        let sent = if heartbeat {
+            let at = gateway_issuer::unix_now() as i64;
+            publisher.heartbeat(&Writer::new(key.as_ref()), at).await?
+        } else {
+            publisher.send(lines).await?
+        };
+        Ok::<_, ConfigError>(match sent {
             Some(last) => format!("{n} events published to {place} (last sequence {last})"),
             None => format!("{n} events appended to {place}"),
         })

@@ -255,6 +255,7 @@ impl Minter {
             why: None,
             kind: None,
             with: None,
+            status: None,
         }
     }
 

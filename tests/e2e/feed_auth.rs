@@ -111,7 +111,7 @@ async fn forged_heartbeats_do_not_keep_a_cut_off_gateway_fresh() {
     let beat = |k: Option<&FeedKey>| {
         format!(
             "{}\n",
-            Writer::new(k).heartbeat(gateway_issuer::unix_now() as i64)
+            Writer::new(k).heartbeat(gateway_issuer::unix_now() as i64, None)
         )
     };
     // The authority's heartbeats keep it fresh.

@@ -251,6 +251,7 @@ async fn every_route_and_error_matches_the_openapi_document() {
                 color: Color::Green,
                 ver: 0,
             }]),
+            status: None,
         };
         gw.issuer().mint(&claims).unwrap()
     };

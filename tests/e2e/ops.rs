@@ -138,6 +138,7 @@ async fn feed_applies_all_five_event_types_and_counts_bad_lines() {
         why: None,
         kind: None,
         with: None,
+        status: None,
     };
     let code = issuer.mint(&claims).unwrap();
     let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();

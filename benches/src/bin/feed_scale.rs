@@ -282,10 +282,7 @@ async fn run(n: usize, changes: usize, rate: u64) {
             .collect();
         publisher.send(events).await.expect("publish");
     }
-    let total = publisher
-        .send(vec![writer.heartbeat(at)])
-        .await
-        .expect("publish");
+    let total = publisher.heartbeat(&writer, at).await.expect("publish");
     let publish_rate = total as f64 / t.elapsed().as_secs_f64();
     eprintln!("published {total} messages at {publish_rate:.0}/s");
 
@@ -381,6 +378,7 @@ async fn run(n: usize, changes: usize, rate: u64) {
             why: None,
             kind: None,
             with: None,
+            status: None,
         };
         Bytes::from(issuer.mint(&c).expect("mint"))
     };

@@ -39,6 +39,7 @@ fn main() {
             why: None,
             kind: None,
             with: None,
+            status: None,
         };
         writeln!(f, "{}", issuer.mint(&claims).expect("mint")).expect("write");
     }

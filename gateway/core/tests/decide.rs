@@ -42,6 +42,7 @@ fn claims(color: Color, ver: u64) -> NewClaims {
         why: None,
         kind: None,
         with: None,
+        status: None,
     }
 }
 
@@ -308,8 +309,9 @@ fn an_older_key_document_cannot_roll_a_rekeyed_kid_back() {
     assert_eq!(f.feed(&add(&old, None)), Applied::KeyKept);
     assert_eq!(f.reason(&new_code, NOW), Reason::Ok);
     assert_eq!(f.reason(&old_code, NOW), Reason::BadSignature);
-    // The same key again is harmless, and a higher seq re-keys.
-    assert_eq!(f.feed(&add(&new, Some(2))), Applied::KeyAdded);
+    // The same document again changes nothing (feed.md revision 4), and a higher seq
+    // re-keys.
+    assert_eq!(f.feed(&add(&new, Some(2))), Applied::KeyKept);
     assert_eq!(f.feed(&add(&old, Some(3))), Applied::KeyAdded);
     assert_eq!(f.reason(&old_code, NOW), Reason::Ok);
     // Documents without seq work as before: the latest add wins.
@@ -691,4 +693,53 @@ fn byte_variants_of_one_token_share_one_cache_entry() {
             Reason::BadSignature
         );
     }
+}
+
+/// feed.md revision 4: `seq` is compared whatever the public key, so a replayed older
+/// document cannot widen a narrowed window, and a document without `seq` never
+/// replaces one with it; a restore from the documents kept gives the live state.
+#[test]
+fn a_replayed_document_for_the_same_key_cannot_widen_its_window() {
+    let f = fixture(Settings::default());
+    let i = Issuer {
+        kid: b"nw-1".to_vec(),
+        issuer: "CN-33".into(),
+        key: SigningKey::ed25519(&[0x51; 32]),
+    };
+    let code = i.mint(&claims(Color::Green, 1)).unwrap();
+    let wide = f
+        .root
+        .key_add_event_seq(&i.trust_entry(NOW as i64 - DAY, NOW as i64 + DAY), Some(1));
+    // Narrowed: the window ended before the code was issued.
+    let narrow = f.root.key_add_event_seq(
+        &i.trust_entry(NOW as i64 - DAY, NOW as i64 - DAY / 2),
+        Some(2),
+    );
+    let unsequenced = f
+        .root
+        .key_add_event_seq(&i.trust_entry(NOW as i64 - DAY, NOW as i64 + DAY), None);
+    assert_eq!(f.feed(&wide), Applied::KeyAdded);
+    assert_eq!(f.reason(&code, NOW), Reason::Ok);
+    assert_eq!(f.feed(&narrow), Applied::KeyAdded);
+    assert_eq!(f.reason(&code, NOW), Reason::KeyNotValidAtIssue);
+    assert_eq!(
+        f.feed(&wide),
+        Applied::KeyKept,
+        "the older document replayed"
+    );
+    assert_eq!(
+        f.feed(&unsequenced),
+        Applied::KeyKept,
+        "a document without seq"
+    );
+    assert_eq!(f.reason(&code, NOW), Reason::KeyNotValidAtIssue);
+    // The documents a snapshot would carry: one per kid, the one in force.
+    let docs = f.v.key_docs();
+    assert_eq!(docs.len(), 1);
+    let restored = fixture(Settings::default());
+    for d in &docs {
+        let ev = gateway_core::feed_event::key_event(&restored.root_key, d).unwrap();
+        restored.v.apply(ev).unwrap();
+    }
+    assert_eq!(restored.reason(&code, NOW), Reason::KeyNotValidAtIssue);
 }

@@ -131,6 +131,7 @@ fn round_trip_restores_everything() {
         why: None,
         kind: None,
         with: None,
+        status: None,
     };
     let code = es.mint(&claims).unwrap();
     let d = fresh.decide(&code, "bus", NOW).unwrap();

@@ -206,9 +206,11 @@ impl DevSetup {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => return,
             }
-            let line = Writer::new(key.as_ref()).heartbeat(crate::unix_now() as i64);
+            let at = crate::unix_now() as i64;
             // A failed append shows as a stale feed, which is what it is.
-            let _ = Publisher::File(feed.clone()).send(vec![line]).await;
+            let _ = Publisher::File(feed.clone())
+                .heartbeat(&Writer::new(key.as_ref()), at)
+                .await;
         }
     }
 

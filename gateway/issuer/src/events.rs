@@ -24,6 +24,11 @@ impl<'k> Writer<'k> {
         Writer { key }
     }
 
+    /// Its feed key, if it has one.
+    pub fn key(&self) -> Option<&'k FeedKey> {
+        self.key
+    }
+
     /// A `status` event: the subject's color and version from `at` (seconds since the
     /// epoch), with the reason code only when given.
     pub fn status(&self, sub: &Sub, color: Color, ver: u64, why: Option<u64>, at: i64) -> String {
@@ -56,12 +61,17 @@ impl<'k> Writer<'k> {
         v.to_string()
     }
 
-    /// A `heartbeat` event at `at`.
-    pub fn heartbeat(&self, at: i64) -> String {
+    /// A `heartbeat` event at `at`; `prev`, the position of the message published just
+    /// before it, lets gateways see withheld messages (`feed.md` revision 4). The
+    /// publishers ([`crate::publish::Publisher::heartbeat`]) know it.
+    pub fn heartbeat(&self, at: i64, prev: Option<u64>) -> String {
         let at = format_time(at);
         let mut v = serde_json::json!({"type": "heartbeat", "at": at});
+        if let Some(p) = prev {
+            v["prev"] = p.into();
+        }
         if let Some(k) = self.key {
-            v["mac"] = k.mac(&Message::heartbeat(&at)).into();
+            v["mac"] = k.mac(&Message::heartbeat(&at, prev)).into();
         }
         v.to_string()
     }
@@ -89,7 +99,7 @@ impl<'k> Writer<'k> {
                 v.get("why").and_then(|w| w.as_u64()),
             ),
             "revoke_token" => Message::revoke_token(text("cti")?, v.get("exp")?.as_u64()?),
-            "heartbeat" => Message::heartbeat(text("at")?),
+            "heartbeat" => Message::heartbeat(text("at")?, v.get("prev").and_then(|p| p.as_u64())),
             _ => return Some(line.to_owned()),
         };
         v["mac"] = key.mac(&message).into();
@@ -120,8 +130,14 @@ mod tests {
         }
         let e = parse(PLAIN.revoke(&[1; 12], 99).as_bytes(), None).unwrap();
         assert!(matches!(e, Event::RevokeToken { exp: 99, .. }));
-        let e = parse(PLAIN.heartbeat(1_767_196_800).as_bytes(), None).unwrap();
-        assert!(matches!(e, Event::Heartbeat { at: 1_767_196_800 }));
+        let e = parse(PLAIN.heartbeat(1_767_196_800, None).as_bytes(), None).unwrap();
+        assert!(matches!(
+            e,
+            Event::Heartbeat {
+                at: 1_767_196_800,
+                prev: None
+            }
+        ));
     }
 
     #[test]
@@ -136,7 +152,7 @@ mod tests {
                 w.status(&Sub([3; 16]), Color::Red, 4, Some(1), at),
                 w.status(&Sub([3; 16]), Color::Green, 5, None, at),
                 w.revoke(&[1; 12], 99),
-                w.heartbeat(at),
+                w.heartbeat(at, Some(7)),
             ]
         };
         for line in lines(Some(&key)) {
@@ -174,6 +190,29 @@ mod tests {
     }
 
     #[test]
+    fn a_heartbeats_prev_is_covered_by_its_mac() {
+        let key = FeedKey::new(&[7; 32]);
+        let keys = FeedKeys::new(vec![FeedKey::new(&[7; 32])]);
+        let good = Writer::new(Some(&key)).heartbeat(1_780_000_000, Some(7));
+        assert!(good.contains("\"prev\":7"), "{good}");
+        match parse_with(good.as_bytes(), None, &keys).unwrap() {
+            Event::Heartbeat { prev, .. } => assert_eq!(prev, Some(7)),
+            e => panic!("unexpected {e:?}"),
+        }
+        for bad in [
+            good.replace("\"prev\":7", "\"prev\":8"),
+            good.replace("\"prev\":7,", ""),
+        ] {
+            assert_ne!(bad, good);
+            assert_eq!(
+                parse_with(bad.as_bytes(), None, &keys).unwrap_err().kind(),
+                "bad_mac",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn sign_adds_a_mac_over_what_the_line_says() {
         let key = FeedKey::new(&[7; 32]);
         let keys = FeedKeys::new(vec![FeedKey::new(&[7; 32])]);
@@ -184,7 +223,7 @@ mod tests {
             PLAIN.status(&Sub([3; 16]), Color::Red, 4, None, at),
             r#"{"type":"status","sub":"AwMDAwMDAwMDAwMDAwMDAw","color":"red","ver":4,"at":"2026-05-28T20:26:40Z","why":null}"#.into(),
             PLAIN.revoke(&[1; 12], 99),
-            PLAIN.heartbeat(at),
+            PLAIN.heartbeat(at, Some(3)),
         ] {
             let signed = w.sign(&line).unwrap();
             assert!(parse_with(signed.as_bytes(), None, &keys).is_ok(), "{signed}");

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gateway_core::feed::life::Beat;
 use gateway_core::feed_event;
 use gateway_core::trust::RootKey;
 use tokio::sync::watch;
@@ -169,15 +170,41 @@ async fn apply_rate(app: Arc<App>, mut stop: watch::Receiver<bool>) {
 /// flood the log).
 static SKIPPED: crate::logs::Throttle = crate::logs::Throttle::new();
 
+/// Heartbeats that did not count are logged at most a few lines a second.
+static BEATS: crate::logs::Throttle = crate::logs::Throttle::new();
+
 /// Parses and applies the message at `position`. A bad message is counted and logged
 /// by kind and position only (its content may hold pseudonyms), and never stops the feed.
+/// Only an authenticated, fresh, newer heartbeat is a sign of life (`feed.md` revision 4).
 pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
     if msg.iter().all(u8::is_ascii_whitespace) {
-        app.feed.processed(position, app.boot.elapsed());
+        app.feed.passed_over(position);
         return;
     }
-    let mut alive = true;
     match feed_event::parse_with(msg, root, &app.feed_keys) {
+        Ok(feed_event::Event::Heartbeat { at, prev }) => {
+            let beat = app.feed.heartbeat(
+                position,
+                at,
+                prev,
+                app.now(),
+                app.life_window(),
+                app.boot.elapsed(),
+            );
+            app.metrics.feed_applied.increment(1);
+            app.feed.applied.fetch_add(1, Ordering::Relaxed);
+            if beat != Beat::Alive {
+                metrics::counter!("gateway_feed_heartbeats_ignored_total", "why" => beat.label())
+                    .increment(1);
+                crate::warn_throttled!(
+                    BEATS,
+                    position,
+                    why = beat.label(),
+                    "heartbeat not counted as a sign of life"
+                );
+            }
+            return;
+        }
         Ok(ev) => match app.verifier.apply(ev) {
             Ok(gateway_core::decide::Applied::KeyKept) => {
                 app.feed.rejected.fetch_add(1, Ordering::Relaxed);
@@ -198,22 +225,16 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
                 app.feed.rejected.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("gateway_feed_rejected_total", "kind" => crate::metrics::POLICY_VERSION)
                     .increment(1);
-                tracing::warn!(position, error = %e, "feed message refused");
+                crate::warn_throttled!(SKIPPED, position, kind = crate::metrics::POLICY_VERSION, error = %e, "feed message refused");
             }
         },
         Err(e) => {
-            // With feed keys, only events that pass their check are signs of life.
-            alive = !app.feed_keys.enabled();
             app.feed.rejected.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("gateway_feed_rejected_total", "kind" => e.kind()).increment(1);
             crate::warn_throttled!(SKIPPED, position, kind = e.kind(), error = %e, "feed message skipped");
         }
     }
-    if alive {
-        app.feed.processed(position, app.boot.elapsed());
-    } else {
-        app.feed.passed_over(position);
-    }
+    app.feed.passed_over(position);
 }
 
 /// Records a line over the length limit as a skipped message at `position`.
@@ -221,10 +242,11 @@ pub fn too_long(app: &App, position: u64) {
     app.feed.rejected.fetch_add(1, Ordering::Relaxed);
     metrics::counter!("gateway_feed_rejected_total", "kind" => crate::metrics::TOO_LONG)
         .increment(1);
-    tracing::warn!(
+    crate::warn_throttled!(
+        SKIPPED,
         position,
         kind = crate::metrics::TOO_LONG,
         "feed message skipped"
     );
-    app.feed.processed(position, app.boot.elapsed());
+    app.feed.passed_over(position);
 }

@@ -6,8 +6,9 @@ use clap::{Args, Subcommand};
 use gateway_core::b64;
 use gateway_core::feed_auth::FeedKey;
 use gateway_core::feed_event;
+use gateway_issuer::events::Writer;
+use gateway_issuer::publish::{append_heartbeat, append_lines};
 use gateway_issuer::DevSetup;
-use gateway_issuer::{events::Writer, publish::append_lines};
 
 use super::{ColorArg, FeedKeyArg, SubjectArgs};
 use crate::config::{ConfigError, DEFAULT_STATE_DIR};
@@ -58,7 +59,12 @@ pub fn feed(a: &FeedArgs) -> Result<String, ConfigError> {
         .file
         .clone()
         .unwrap_or_else(|| DevSetup::new(&a.state_dir).feed());
-    append_lines(&path, &[line])?;
+    if matches!(a.event, FeedEvent::Heartbeat) {
+        // With `prev`, the lines before it, counted under the file's lock.
+        append_heartbeat(&path, &Writer::new(key.as_ref()), crate::unix_now() as i64)?;
+    } else {
+        append_lines(&path, &[line])?;
+    }
     Ok(format!("appended to {}", path.display()))
 }
 
@@ -88,7 +94,7 @@ pub fn event_line(
             let raw = b64::decode(cti).ok_or_else(|| ConfigError::flag("cti", "not base64url"))?;
             writer.revoke(&raw, *exp)
         }
-        FeedEvent::Heartbeat => writer.heartbeat(now),
+        FeedEvent::Heartbeat => writer.heartbeat(now, None),
     };
     // Check our own line with the gateway's parser before it goes out.
     feed_event::parse(line.as_bytes(), None).map_err(gateway_issuer::IssueError::EventRefused)?;

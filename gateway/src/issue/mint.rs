@@ -109,6 +109,7 @@ pub fn mint(a: &MintArgs) -> Result<String, ConfigError> {
         why: a.why,
         kind,
         with,
+        status: None,
     };
     issuer
         .mint(&claims)

@@ -247,6 +247,7 @@ impl Gateway {
             why: None,
             kind: None,
             with: None,
+            status: None,
         };
         self.issuer().mint(&claims).expect("mint")
     }

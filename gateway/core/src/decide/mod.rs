@@ -25,7 +25,7 @@ use crate::sigcache::SigCache;
 use crate::status::{RevokedTokens, StatusApplied, StatusSet};
 use crate::token::{Claims, MAX_COMPANIONS};
 use crate::trust::signature::SignatureValid;
-use crate::trust::{TrustList, TrustedKey};
+use crate::trust::{Kid, TrustList, TrustedKey};
 
 /// Time limits of `token.md` step 7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,9 +169,10 @@ pub struct Verifier {
     revoked: RevokedTokens,
     cache: Option<SigCache>,
     pseudonyms: Option<PseudonymKey>,
-    /// The root-signed key documents applied from the feed, in order (each once), so a
-    /// snapshot can carry them and a restore verify them again.
-    key_docs: parking_lot::Mutex<Vec<String>>,
+    /// The root-signed key documents in force, one per kid (the last applied; a
+    /// revocation replaces its kid's add), in the order their kids first came, so a
+    /// snapshot can carry them and a restore verify them again and reach the same state.
+    key_docs: parking_lot::Mutex<Vec<(Kid, String)>>,
 }
 
 impl Verifier {
@@ -197,13 +198,18 @@ impl Verifier {
 
     /// The root-signed key documents applied so far (see [`Verifier::apply`]).
     pub fn key_docs(&self) -> Vec<String> {
-        self.key_docs.lock().clone()
+        self.key_docs
+            .lock()
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 
-    fn keep_key_doc(&self, signed: String) {
+    fn keep_key_doc(&self, kid: Kid, signed: String) {
         let mut docs = self.key_docs.lock();
-        if !docs.contains(&signed) {
-            docs.push(signed);
+        match docs.iter_mut().find(|(k, _)| *k == kid) {
+            Some(held) => held.1 = signed,
+            None => docs.push((kid, signed)),
         }
     }
 

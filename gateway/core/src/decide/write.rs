@@ -16,11 +16,14 @@ impl Verifier {
                 Applied::TokenRevoked
             }
             Event::KeyAdd { key, signed } => {
+                // feed.md revision 4: for a kid already held, applied only when the
+                // held document has no `seq` or this one's is greater, whatever the
+                // public key (a replay can neither widen a window nor bring back a
+                // key), and a document without `seq` never replaces one with it.
                 let mut kept = false;
                 self.trust.rcu(|t| {
                     let older = t.get(key.kid.as_bytes()).is_some_and(|held| {
-                        held.to_entry().public_key != key.to_entry().public_key
-                            && held.seq.is_some_and(|s| key.seq.is_none_or(|n| n <= s))
+                        held.seq.is_some_and(|s| key.seq.is_none_or(|n| n <= s))
                     });
                     kept = older;
                     if older {
@@ -32,12 +35,12 @@ impl Verifier {
                 if kept {
                     return Ok(Applied::KeyKept);
                 }
-                self.keep_key_doc(signed);
+                self.keep_key_doc(key.kid.clone(), signed);
                 Applied::KeyAdded
             }
             Event::KeyRevoke { kid, signed } => {
-                self.trust.rcu(|t| t.with_revoked(kid));
-                self.keep_key_doc(signed);
+                self.trust.rcu(|t| t.with_revoked(kid.clone()));
+                self.keep_key_doc(kid, signed);
                 Applied::KeyRevoked
             }
             Event::Policy(p) => {

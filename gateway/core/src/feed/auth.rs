@@ -15,6 +15,7 @@ pub const MAC_LEN: usize = 16;
 const DOMAIN: &str = "jkm-feed-1";
 
 /// One feed key: 32 bytes shared by the authority and the gateways.
+#[derive(Clone)]
 pub struct FeedKey(hmac::Key);
 
 impl FeedKey {
@@ -139,10 +140,13 @@ pub enum Message<'a> {
         /// Its expiry.
         exp: u64,
     },
-    /// `jkm-feed-1|heartbeat|AT`.
+    /// `jkm-feed-1|heartbeat|AT`, or `jkm-feed-1|heartbeat|AT|PREV` with `prev`
+    /// (revision 4).
     Heartbeat {
         /// The time, as the line writes it.
         at: &'a str,
+        /// The position of the message published before it, when given.
+        prev: Option<u64>,
     },
 }
 
@@ -177,9 +181,10 @@ impl<'a> Message<'a> {
         Message::RevokeToken { cti, exp }
     }
 
-    /// The message of a `heartbeat` event.
-    pub fn heartbeat(at: &'a str) -> Self {
-        Message::Heartbeat { at }
+    /// The message of a `heartbeat` event (`prev`: the position of the message
+    /// published before it, when the publisher knows it).
+    pub fn heartbeat(at: &'a str, prev: Option<u64>) -> Self {
+        Message::Heartbeat { at, prev }
     }
 
     /// Hands the bytes of M to `out`, in order.
@@ -217,9 +222,13 @@ impl<'a> Message<'a> {
                 out(b"|");
                 out(decimal(*exp, &mut digits));
             }
-            Message::Heartbeat { at } => {
+            Message::Heartbeat { at, prev } => {
                 out(b"|heartbeat|");
                 out(at.as_bytes());
+                if let Some(p) = prev {
+                    out(b"|");
+                    out(decimal(*p, &mut digits));
+                }
             }
         }
     }
@@ -242,7 +251,7 @@ mod tests {
         let long = "c".repeat(400);
         for m in [
             Message::status("AAAA", "red", 7, "2026-01-01T00:00:00Z", Some(3)),
-            Message::heartbeat("2026-01-01T00:00:00Z"),
+            Message::heartbeat("2026-01-01T00:00:00Z", None),
             // Past the stack buffer: fed piece by piece.
             Message::revoke_token(&long, u64::MAX),
         ] {
@@ -266,8 +275,12 @@ mod tests {
             "jkm-feed-1|revoke_token|AQID|5"
         );
         assert_eq!(
-            Message::heartbeat("2026-01-01T00:00:00Z").text(),
+            Message::heartbeat("2026-01-01T00:00:00Z", None).text(),
             "jkm-feed-1|heartbeat|2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            Message::heartbeat("2026-01-01T00:00:00Z", Some(41)).text(),
+            "jkm-feed-1|heartbeat|2026-01-01T00:00:00Z|41"
         );
     }
 
@@ -276,7 +289,7 @@ mod tests {
         // Expected tags computed independently: Python's
         // hmac.new(b"\x0b" * 32, m, hashlib.sha256).digest()[:16], base64url.
         let k = FeedKey::new(&[0x0b; 32]);
-        let m = Message::heartbeat("2026-01-01T00:00:00Z");
+        let m = Message::heartbeat("2026-01-01T00:00:00Z", None);
         let mac = k.mac(&m);
         assert_eq!(mac, "u1iszqz8AlMJWo93q6SlbA");
         let s = Message::status(
@@ -289,7 +302,10 @@ mod tests {
         assert_eq!(k.mac(&s), "_iBDjpXWuKia9qRFdRVWIw");
         let keys = FeedKeys::new(vec![FeedKey::new(&[1; 32]), FeedKey::new(&[0x0b; 32])]);
         assert!(keys.check(&m, Some(&mac)), "either key");
-        assert!(!keys.check(&Message::heartbeat("2026-01-01T00:00:01Z"), Some(&mac)));
+        assert!(!keys.check(
+            &Message::heartbeat("2026-01-01T00:00:01Z", None),
+            Some(&mac)
+        ));
         assert!(!keys.check(&m, None));
         assert!(!keys.check(&m, Some("not base64!")));
         assert!(!FeedKeys::default().check(&m, Some(&mac)));

@@ -50,10 +50,14 @@ pub enum Event {
     },
     /// A new policy (root signature verified; the version is checked on apply).
     Policy(Box<Policy>),
-    /// The stream is alive.
+    /// The stream is alive (a sign of life only under the rules of `feed.md` revision
+    /// 4, which the gateway applies: see its feed module).
     Heartbeat {
         /// When the authority sent it.
         at: i64,
+        /// The position of the message published just before it, when the publisher
+        /// wrote it (covered by the `mac`).
+        prev: Option<u64>,
     },
 }
 
@@ -234,8 +238,8 @@ fn event(raw: RawEvent<'_>, root: Option<&RootKey>, keys: &FeedKeys) -> Result<E
         "heartbeat" => {
             let at_text = field(raw.at.as_deref(), "at")?;
             let at = trust::parse_time(at_text).ok_or(FeedError::Field("at"))?;
-            authentic(keys, mac, || Message::heartbeat(at_text))?;
-            Ok(Event::Heartbeat { at })
+            authentic(keys, mac, || Message::heartbeat(at_text, raw.prev))?;
+            Ok(Event::Heartbeat { at, prev: raw.prev })
         }
         "key" => {
             let root = root.ok_or(FeedError::NoRootKey)?;
@@ -322,7 +326,19 @@ mod tests {
             None,
         )
         .unwrap();
-        assert!(matches!(e, Event::Heartbeat { at: 1_767_196_800 }));
+        assert!(matches!(
+            e,
+            Event::Heartbeat {
+                at: 1_767_196_800,
+                prev: None
+            }
+        ));
+        let e = parse(
+            br#"{"type":"heartbeat","at":"2026-01-01T00:00:00+08:00","prev":41}"#,
+            None,
+        )
+        .unwrap();
+        assert!(matches!(e, Event::Heartbeat { prev: Some(41), .. }));
     }
 
     #[test]

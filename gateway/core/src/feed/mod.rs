@@ -5,4 +5,5 @@
 
 pub mod auth;
 pub mod event;
+pub mod life;
 mod scan;

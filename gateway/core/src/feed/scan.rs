@@ -35,6 +35,8 @@ pub(crate) struct RawEvent<'a> {
     pub signed: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub mac: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub prev: Option<u64>,
 }
 
 struct Cursor<'a> {
@@ -149,6 +151,10 @@ pub(crate) fn event(msg: &[u8]) -> Option<RawEvent<'_>> {
             "mac" => {
                 raw.mac = Some(Cow::Borrowed(c.string()?));
                 512
+            }
+            "prev" => {
+                raw.prev = Some(c.uint()?);
+                1024
             }
             _ => return None,
         };

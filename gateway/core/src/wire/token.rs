@@ -27,6 +27,7 @@ mod label {
     pub const WHY: i128 = -65539;
     pub const KIND: i128 = -65540;
     pub const WITH: i128 = -65541;
+    pub const STATUS: i128 = 65535;
 }
 
 /// Why a code is `malformed`; kept apart for tests and debugging, never shown to callers.
@@ -127,6 +128,49 @@ pub struct Claims<'a> {
     pub kind: Kind,
     /// `None` when the claim is absent, so an empty `with` stays distinguishable.
     pub with: Option<Companions>,
+    /// The holder's place in a status list (`status` claim, `offline.md`); `None`
+    /// without the claim or without its `status_list`.
+    pub status: Option<StatusRef<'a>>,
+}
+
+/// Where a token's holder stands in a status list (`offline.md`, "The status claim").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRef<'a> {
+    /// The index in the list (below 2^32).
+    pub idx: u32,
+    /// The list's URI, ending in `/status-lists/NAME`.
+    pub uri: &'a str,
+}
+
+impl<'a> StatusRef<'a> {
+    /// The list's NAME: the URI's last segment.
+    pub fn name(&self) -> &'a str {
+        list_name(self.uri).unwrap_or_default()
+    }
+}
+
+/// Longest status-list URI, in bytes.
+pub const MAX_URI_LEN: usize = 255;
+/// Longest status-list NAME, in characters.
+pub const MAX_LIST_NAME_LEN: usize = 64;
+
+/// The NAME of a URI that ends in `/status-lists/NAME` (1 to 64 characters of
+/// `A-Z a-z 0-9 _ -`), or `None` when the URI is not of that shape or length.
+pub fn list_name(uri: &str) -> Option<&str> {
+    if uri.is_empty() || uri.len() > MAX_URI_LEN {
+        return None;
+    }
+    let (head, name) = uri.rsplit_once('/')?;
+    let ok = head.ends_with("/status-lists") || head == "status-lists";
+    (ok && is_list_name(name)).then_some(name)
+}
+
+/// Whether `name` is a well-formed list NAME.
+pub fn is_list_name(name: &str) -> bool {
+    (1..=MAX_LIST_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Claims<'_> {
@@ -205,6 +249,7 @@ pub fn parse_claims(payload: &[u8]) -> Result<Claims<'_>, MalformedError> {
     let mut unknown = KeySet::default();
     let (mut iss, mut sub_, mut exp, mut iat, mut cti) = (None, None, None, None, None);
     let (mut col, mut ver, mut why, mut kind, mut with) = (None, None, None, None, None);
+    let mut status: Option<Option<StatusRef<'_>>> = None;
     for _ in 0..n {
         let key = r.key(2)?;
         let dup = match key.label() {
@@ -218,6 +263,7 @@ pub fn parse_claims(payload: &[u8]) -> Result<Claims<'_>, MalformedError> {
             Some(label::WHY) => why.is_some(),
             Some(label::KIND) => kind.is_some(),
             Some(label::WITH) => with.is_some(),
+            Some(label::STATUS) => status.is_some(),
             _ => {
                 unknown.insert(key)?;
                 false
@@ -256,6 +302,7 @@ pub fn parse_claims(payload: &[u8]) -> Result<Claims<'_>, MalformedError> {
                 })
             }
             Some(label::WITH) => with = Some(parse_with(&mut r)?),
+            Some(label::STATUS) => status = Some(parse_status(&mut r)?),
             _ => r.skip(2)?,
         }
     }
@@ -274,6 +321,7 @@ pub fn parse_claims(payload: &[u8]) -> Result<Claims<'_>, MalformedError> {
         why,
         kind: kind.unwrap_or_default(),
         with,
+        status: status.flatten(),
     };
     if iat >= exp {
         return Err(MalformedError::IatNotBeforeExp);
@@ -304,6 +352,58 @@ fn parse_with(r: &mut Reader<'_>) -> Result<Companions, MalformedError> {
     Ok(out)
 }
 
+/// Whether a map key is the text `name`.
+fn is_text_key(key: &cbor::Key<'_>, name: &str) -> bool {
+    matches!(key, cbor::Key::Str(cbor::TEXT, k) if *k == name.as_bytes())
+}
+
+/// `status` (level 2): a non-empty map with text keys; its `status_list`, when present,
+/// a map (level 3) holding `idx` and `uri`. Other keys of either map are skipped.
+fn parse_status<'a>(r: &mut Reader<'a>) -> Result<Option<StatusRef<'a>>, MalformedError> {
+    let n = r.map_len().map_err(typed)?;
+    if n == 0 {
+        return Err(MalformedError::BadClaim);
+    }
+    let mut keys = KeySet::default();
+    let mut found = None;
+    for _ in 0..n {
+        let key = r.key(3)?;
+        keys.insert(key)?;
+        if is_text_key(&key, "status_list") {
+            found = Some(parse_status_list(r)?);
+        } else {
+            r.skip(3)?;
+        }
+    }
+    keys.finish()?;
+    Ok(found)
+}
+
+fn parse_status_list<'a>(r: &mut Reader<'a>) -> Result<StatusRef<'a>, MalformedError> {
+    let n = r.map_len().map_err(typed)?;
+    let mut keys = KeySet::default();
+    let (mut idx, mut uri) = (None, None);
+    for _ in 0..n {
+        let key = r.key(4)?;
+        keys.insert(key)?;
+        if is_text_key(&key, "idx") {
+            let v = r.uint().map_err(typed)?;
+            idx = Some(u32::try_from(v).map_err(bad)?);
+        } else if is_text_key(&key, "uri") {
+            let u = r.text().map_err(typed)?;
+            list_name(u).ok_or(MalformedError::BadClaim)?;
+            uri = Some(u);
+        } else {
+            r.skip(4)?;
+        }
+    }
+    keys.finish()?;
+    match (idx, uri) {
+        (Some(idx), Some(uri)) => Ok(StatusRef { idx, uri }),
+        _ => Err(MalformedError::BadClaim),
+    }
+}
+
 /// Claims to encode, for the issuing side and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewClaims {
@@ -327,6 +427,8 @@ pub struct NewClaims {
     pub kind: Option<Kind>,
     /// Companions (at most 8), if any.
     pub with: Option<Vec<Companion>>,
+    /// The holder's status list entry (`idx`, `uri`), if any.
+    pub status: Option<(u32, String)>,
 }
 
 impl NewClaims {
@@ -336,7 +438,8 @@ impl NewClaims {
         let n = 7
             + usize::from(self.why.is_some())
             + usize::from(self.kind.is_some())
-            + usize::from(self.with.is_some());
+            + usize::from(self.with.is_some())
+            + usize::from(self.status.is_some());
         cbor::write_head(&mut out, cbor::MAP, n as u64);
         cbor::write_int(&mut out, 1);
         cbor::write_text(&mut out, &self.iss);
@@ -370,6 +473,16 @@ impl NewClaims {
                 cbor::write_head(&mut out, cbor::UINT, c.ver);
             }
         }
+        if let Some((idx, uri)) = &self.status {
+            cbor::write_head(&mut out, cbor::UINT, 65535);
+            cbor::write_head(&mut out, cbor::MAP, 1);
+            cbor::write_text(&mut out, "status_list");
+            cbor::write_head(&mut out, cbor::MAP, 2);
+            cbor::write_text(&mut out, "idx");
+            cbor::write_head(&mut out, cbor::UINT, u64::from(*idx));
+            cbor::write_text(&mut out, "uri");
+            cbor::write_text(&mut out, uri);
+        }
         out
     }
 }
@@ -402,6 +515,7 @@ mod tests {
                 color: Color::Red,
                 ver: 1,
             }]),
+            status: Some((7, "https://health.example/status-lists/CN-33-1".into())),
         }
     }
 
@@ -414,6 +528,28 @@ mod tests {
         assert_eq!(c.why(), Some(9));
         assert_eq!(c.kind, Kind::Permit);
         assert_eq!(c.with.unwrap().as_slice().len(), 1);
+        let st = c.status.unwrap();
+        assert_eq!((st.idx, st.name()), (7, "CN-33-1"));
+    }
+
+    #[test]
+    fn list_names() {
+        assert_eq!(
+            list_name("https://a/status-lists/CN-33-x_1"),
+            Some("CN-33-x_1")
+        );
+        assert_eq!(list_name("/status-lists/a"), Some("a"));
+        assert_eq!(list_name("status-lists/a"), Some("a"));
+        assert_eq!(list_name("https://a/status-lists/"), None);
+        assert_eq!(list_name("https://a/statuslists/a"), None);
+        assert_eq!(list_name("https://a/status-lists/a.b"), None);
+        assert_eq!(list_name("https://a/status-lists/a/b"), None);
+        let long = format!("/status-lists/{}", "a".repeat(65));
+        assert_eq!(list_name(&long), None);
+        let max = format!("/status-lists/{}", "a".repeat(64));
+        assert!(list_name(&max).is_some());
+        let huge = format!("https://{}/status-lists/a", "h".repeat(240));
+        assert_eq!(list_name(&huge), None);
     }
 
     #[test]
