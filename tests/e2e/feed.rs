@@ -111,14 +111,20 @@ async fn broker_killed_mid_stream_then_restarted_loses_and_doubles_nothing() {
     assert_eq!(gw.stat("feed_applied").await, 20, "nothing lost or doubled");
     assert_eq!(gw.stat("feed_rejected").await, 0);
     assert_eq!(gw.stat("status_set_size").await, 20);
-    // The next message restored readiness.
+    // Events alone are no sign of life (feed.md revision 4): still stale.
     let (s, body) = readyz(&gw).await;
-    assert!(
-        s == 200 || body["reasons"] == serde_json::json!(["feed_stale"]),
-        "{body}"
-    );
+    assert_eq!(s, 503, "{body}");
     let last = nats.publish(vec![status(3, Color::Red, 2)]).await;
     gw.wait_stat("feed_seq", last).await;
+    assert_eq!(verify(&gw, &code).await, ("deny".into(), true));
+    // The authority's next heartbeat restores readiness.
+    let last = nats.heartbeat().await;
+    gw.wait_stat("feed_seq", last).await;
+    eventually("ready again", || async {
+        let r = readyz(&gw).await;
+        (r.0 == 200).then_some(())
+    })
+    .await;
     assert_eq!(verify(&gw, &code).await, ("deny".into(), false));
 }
 

@@ -292,3 +292,43 @@ async fn purge_leaves_nothing_personal_behind() {
         assert!(!f.exists(), "{} kept", f.display());
     }
 }
+
+/// `cli.md` revision 4: a purge never follows a symbolic link. A link planted where the
+/// registry should be, and a `snapshots` folder that is a link to another folder, are
+/// removed, their targets untouched, and the report says so.
+#[test]
+fn purge_never_follows_a_link() {
+    let dir = TempDir::new("purge-links");
+    let state = dir.0.join("state");
+    let outside = dir.0.join("outside");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(outside.join("folder")).unwrap();
+    let victim = outside.join("victim.txt");
+    let kept = outside.join("folder").join("snapshot-1.bin");
+    std::fs::write(&victim, b"someone else's file").unwrap();
+    std::fs::write(&kept, b"not a snapshot of ours").unwrap();
+    std::os::unix::fs::symlink(&victim, state.join("registry.json")).unwrap();
+    std::os::unix::fs::symlink(&victim, state.join("feed.jsonl")).unwrap();
+    std::os::unix::fs::symlink(outside.join("folder"), state.join("snapshots")).unwrap();
+    let s = state.display().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["purge", "--state-dir", &s])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"someone else's file");
+    assert_eq!(std::fs::read(&kept).unwrap(), b"not a snapshot of ours");
+    for link in ["registry.json", "feed.jsonl", "snapshots"] {
+        assert!(
+            std::fs::symlink_metadata(state.join(link)).is_err(),
+            "{link} left"
+        );
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains(link) && l.contains("symbolic link, not followed")),
+            "{link} not reported: {report}"
+        );
+    }
+}

@@ -14,6 +14,7 @@ mod feed_auth;
 mod files;
 mod integration;
 mod issuing;
+mod life;
 mod lifecycle;
 mod limits;
 mod mtls;

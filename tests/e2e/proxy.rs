@@ -74,7 +74,7 @@ fn start_nginx(gateway: std::net::SocketAddr, key: &str) -> Option<Nginx> {
          fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
          {snippet}\n\
            # The door system behind it: says what it was told.\n\
-           server {{ listen 127.0.0.1:{upstream}; location / {{ return 200 \"opened color=$http_x_jkm_color\\n\"; }} }}\n\
+           server {{ listen 127.0.0.1:{upstream}; location / {{ return 200 \"opened color=$http_x_jkm_color conditions=$http_x_jkm_conditions code=$http_x_jkm_code venue=$http_x_jkm_venue\\n\"; }} }}\n\
          }}\n"
     );
     let path = dir.0.join("nginx.conf");
@@ -181,18 +181,68 @@ async fn nginx_auth_request_admits_denies_and_says_when_it_cannot_decide() {
     })
     .await;
     assert_eq!((status, reason.as_str()), (200, "ok"), "{body}");
-    assert_eq!(body, "opened color=green\n");
+    // The door system sees the decision, never the scan nor what the client said.
+    assert_eq!(body, "opened color=green conditions= code= venue=\n");
 
     let (status, reason, _) = door(port, "/door/1", &red, "bus").await;
     assert_eq!((status, reason.as_str()), (403, "red_code"));
+    // A green holder with a red companion: the door opens for everyone or no one.
+    let with = |color: Color| {
+        let now = gateway_issuer::unix_now();
+        let claims = gateway_core::token::NewClaims {
+            iss: "CN-33".into(),
+            sub: Sub([25; 16]),
+            iat: now - 10,
+            exp: now + 3600,
+            cti: vec![25; 12],
+            color: Color::Green,
+            ver: 0,
+            why: None,
+            kind: None,
+            with: Some(vec![
+                gateway_core::token::Companion {
+                    sub: Sub([26; 16]),
+                    color: Color::Green,
+                    ver: 0,
+                },
+                gateway_core::token::Companion {
+                    sub: Sub([27; 16]),
+                    color,
+                    ver: 0,
+                },
+            ]),
+            status: None,
+        };
+        gw.issuer().mint(&claims).unwrap()
+    };
+    let (status, reason, body) = door(port, "/door/1", &with(Color::Red), "bus").await;
+    assert_eq!(
+        (status, reason.as_str()),
+        (403, "companion_denied"),
+        "{body}"
+    );
+    let (status, reason, body) = door(port, "/door/1", &with(Color::Green), "bus").await;
+    assert_eq!((status, reason.as_str()), (200, "ok"), "{body}");
+    assert!(body.contains("conditions= "), "{body}");
+    // A yellow companion at a bus: everyone's conditions (the holder's are none).
+    let (status, _, body) = door(port, "/door/1", &with(Color::Yellow), "bus").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("conditions=mask "), "{body}");
+    // The venue is the door's own (bus), whatever the client says: a yellow holder
+    // naming a school (where yellow is denied) is judged at the bus, and an unknown
+    // venue changes nothing.
+    let yellow = gw.mint(Sub([28; 16]), Color::Yellow, 0);
+    let (status, reason, body) = door(port, "/door/1", &yellow, "school").await;
+    assert_eq!((status, reason.as_str()), (200, "ok"), "{body}");
+    assert!(body.contains("conditions=mask "), "{body}");
+    let (status, reason, _) = door(port, "/door/1", &green, "no_such_venue").await;
+    assert_eq!((status, reason.as_str()), (200, "ok"));
     let (status, reason, _) = door(port, "/door/1", &forged, "bus").await;
     assert_eq!(status, 403);
     assert!(
         ["bad_signature", "malformed"].contains(&reason.as_str()),
         "{reason}"
     );
-    let (status, reason, _) = door(port, "/door/1", &green, "no_such_venue").await;
-    assert_eq!((status, reason.as_str()), (403, "unknown_venue"));
 
     // The restricted caller may make 3 requests a second: beyond, the gateway cannot
     // decide for it, and nginx answers 503 with Retry-After (its error_page).

@@ -102,29 +102,38 @@ fn respond(status: StatusCode, body: String) -> Response<RespBody> {
     r
 }
 
-/// The answer to a decision: 200 to admit the holder, 403 otherwise.
+/// The answer to a decision (`api.md` revision 4): 200 only when the holder and every
+/// companion are allowed (a door opens for everyone the code brings), 403 otherwise.
 pub fn decided(d: &gateway_core::Decision, app: &App) -> Response<RespBody> {
     let j = &d.holder;
-    let allow = j.verdict == gateway_core::Verdict::Allow;
+    let allow = d.everyone_allowed();
     let mut r = if allow {
         respond(StatusCode::OK, String::new())
     } else {
         respond(StatusCode::FORBIDDEN, super::decision_json(d, app))
     };
     let h = r.headers_mut();
-    h.insert(DECISION, HeaderValue::from_static(j.verdict.label()));
-    h.insert(REASON, HeaderValue::from_static(j.reason.label()));
-    if let Some(c) = j.color {
-        h.insert(COLOR, HeaderValue::from_static(c.name()));
-    }
+    let (decision, reason) = match (allow, j.verdict) {
+        (true, _) => ("allow", j.reason.label()),
+        (false, gateway_core::Verdict::Allow) => ("deny", COMPANION_DENIED),
+        (false, _) => ("deny", j.reason.label()),
+    };
+    h.insert(DECISION, HeaderValue::from_static(decision));
+    h.insert(REASON, HeaderValue::from_static(reason));
     if allow {
-        let conditions: Vec<&str> = j.conditions.names().collect();
+        if let Some(c) = j.color {
+            h.insert(COLOR, HeaderValue::from_static(c.name()));
+        }
+        let conditions: Vec<&str> = d.everyones_conditions().names().collect();
         if let Ok(v) = HeaderValue::from_str(&conditions.join(",")) {
             h.insert(CONDITIONS, v);
         }
     }
     r
 }
+
+/// `x-jkm-reason` when the holder is allowed and a companion is not.
+pub const COMPANION_DENIED: &str = "companion_denied";
 
 /// An error of a proxied request in the form proxies understand: 401 as it is, 503 when
 /// the gateway cannot decide now, 403 for everything else (a request that cannot be

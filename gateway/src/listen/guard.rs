@@ -40,6 +40,23 @@ pub struct ConnCaps {
     closed: Notify,
 }
 
+/// The address a client is counted under for `--max-connections-per-ip`: an IPv4
+/// address as it is (also when it arrives IPv4-mapped in IPv6), an IPv6 address by its
+/// /64 prefix (one subscriber's network: a client holds a whole /64 and may use any
+/// address in it).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
+}
+
 /// One open connection's place under the caps; released on drop.
 pub struct ConnPermit {
     caps: Arc<ConnCaps>,
@@ -57,8 +74,10 @@ impl ConnCaps {
         })
     }
 
-    /// A place for a new connection from `ip`, or why there is none.
+    /// A place for a new connection from `ip`, or why there is none. Clients are
+    /// counted by [`client_key`]: IPv6 per /64 (`api.md` revision 4).
     pub fn try_open(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refused> {
+        let ip = client_key(ip);
         let mut per_ip = self.per_ip.lock();
         if self.open.load(Ordering::Relaxed) >= self.max_total {
             return Err(Refused::Total);
@@ -293,6 +312,30 @@ mod tests {
         drop(p1);
         assert_eq!(caps.open(), 2);
         assert!(caps.try_open(a).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(client_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("::1")), ip("::"));
+        // Two addresses of one /64 share its cap; another /64 has its own.
+        let caps = ConnCaps::new(10, 2);
+        let _a = caps.try_open(ip("2001:db8::1")).unwrap();
+        let _b = caps.try_open(ip("2001:db8::ffff:2")).unwrap();
+        assert_eq!(caps.try_open(ip("2001:db8::3")).err(), Some(Refused::PerIp));
+        assert!(caps.try_open(ip("2001:db8:0:1::3")).is_ok());
+        // A mapped IPv4 address counts with the IPv4 one.
+        let _c = caps.try_open(ip("192.0.2.1")).unwrap();
+        let _d = caps.try_open(ip("::ffff:192.0.2.1")).unwrap();
+        assert_eq!(caps.try_open(ip("192.0.2.1")).err(), Some(Refused::PerIp));
     }
 
     #[test]

@@ -180,6 +180,21 @@ impl NatsServer {
         publisher.send(lines).await.map_err(|e| e.to_string())
     }
 
+    /// Publishes a heartbeat as the authority does (with `prev`, without a feed key);
+    /// returns its sequence.
+    #[allow(dead_code)] // used by some suites only
+    pub async fn heartbeat(&self) -> u64 {
+        let config = stream_config(STREAM, PREFIX, 1);
+        let publisher = NatsPublisher::connect(&self.url(), &config, &NatsAuth::default(), PREFIX)
+            .await
+            .expect("connect");
+        let at = gateway_issuer::unix_now() as i64;
+        publisher
+            .heartbeat(&gateway_issuer::events::PLAIN, at)
+            .await
+            .expect("heartbeat")
+    }
+
     /// Publishes raw bytes on a subject of the stream (for poison messages).
     pub async fn publish_raw(&self, subject: &str, payload: &'static [u8]) {
         let client = async_nats::connect(self.url()).await.expect("connect");

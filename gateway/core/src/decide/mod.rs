@@ -19,7 +19,7 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::decide::reason::Reason;
-use crate::policy::{Judgement, Policy, Verdict};
+use crate::policy::{Conditions, Judgement, Policy, Verdict};
 use crate::pseudonym::PseudonymKey;
 use crate::sigcache::SigCache;
 use crate::status::{RevokedTokens, StatusApplied, StatusSet};
@@ -108,6 +108,28 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Every judgement of the scan: the holder's, then each companion's.
+    pub fn everyone(&self) -> impl Iterator<Item = &Judgement> {
+        std::iter::once(&self.holder).chain(
+            self.companions
+                .as_ref()
+                .map(CompanionJudgements::as_slice)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Whether a door may open for everyone the code brings (`api.md` revision 4, the
+    /// proxy check): the holder and every companion allowed.
+    pub fn everyone_allowed(&self) -> bool {
+        self.everyone().all(|j| j.verdict == Verdict::Allow)
+    }
+
+    /// The conditions of everyone the code brings, each once.
+    pub fn everyones_conditions(&self) -> Conditions {
+        self.everyone()
+            .fold(Conditions::NONE, |c, j| c.union(j.conditions))
+    }
+
     fn failed(reason: Reason, policy_version: u64) -> Self {
         Decision {
             holder: Judgement::failed(reason),

@@ -35,11 +35,11 @@ impl Verifier {
                 if kept {
                     return Ok(Applied::KeyKept);
                 }
-                self.keep_key_doc(key.kid.clone(), signed);
+                self.keep_key_doc(key.kid, signed);
                 Applied::KeyAdded
             }
             Event::KeyRevoke { kid, signed } => {
-                self.trust.rcu(|t| t.with_revoked(kid.clone()));
+                self.trust.rcu(|t| t.with_revoked(kid));
                 self.keep_key_doc(kid, signed);
                 Applied::KeyRevoked
             }
