@@ -604,20 +604,17 @@ async fn slow_readers_of_large_batches_are_cut_off() {
 #[tokio::test]
 async fn the_http3_socket_has_room_for_bursts() {
     let gw = Gateway::start(Options::default()).await;
-    let out = match std::process::Command::new("ss")
+    let Some(ss) = crate::support::outside_program(
+        &["ss"],
+        "the HTTP/3 socket buffer test",
+        "apt-get install iproute2",
+    ) else {
+        return;
+    };
+    let out = std::process::Command::new(ss)
         .args(["-uamnH", &format!("sport = :{}", gw.listen.port())])
         .output()
-    {
-        Ok(out) => out,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "ss (iproute2) is required under CI: {e}"
-            );
-            eprintln!("SKIPPED: ss not found; apt-get install iproute2");
-            return;
-        }
-    };
+        .expect("ss runs");
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |name: &str| -> usize {
         let at = text

@@ -13,10 +13,11 @@ use crate::support::client::Protocol;
 use crate::support::{eventually, Gateway, Options, TempDir, LIMITED_KEY};
 
 fn nginx_binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    crate::support::outside_program(
+        &["nginx"],
+        "the proxy tests behind nginx",
+        "apt-get install nginx-light (it lives in /usr/sbin: have that on PATH)",
+    )
 }
 
 struct Nginx {
@@ -43,14 +44,7 @@ fn free_port() -> u16 {
 /// nginx in the foreground, one process, every path in a temporary directory; the
 /// gateway snippet from docs/nginx.conf between the markers, filled in.
 fn start_nginx(gateway: std::net::SocketAddr, key: &str) -> Option<Nginx> {
-    let Some(bin) = nginx_binary() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nginx is required under CI"
-        );
-        eprintln!("SKIPPED: nginx not found; apt-get install nginx-light");
-        return None;
-    };
+    let bin = nginx_binary()?;
     let dir = TempDir::new("nginx");
     let (front, upstream) = (free_port(), free_port());
     let doc = std::fs::read_to_string(

@@ -39,6 +39,16 @@ fn verify_cases() -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn every_vector_over_http1_and_http2_and_a_sample_over_http3() {
+    if !cfg!(debug_assertions) {
+        // The vectors' clock needs `--debug-fixed-now`, which release builds lack on
+        // purpose. The core's vector test (gateway-core's tests/vectors.rs) still runs
+        // every vector in this build.
+        eprintln!(
+            "\n*** SKIPPED: the vectors over HTTP need --debug-fixed-now, which a release \
+             build does not have; run `cargo test` without --release for them ***\n"
+        );
+        return;
+    }
     let cases = verify_cases();
     assert!(cases.len() >= 180, "{} cases", cases.len());
     let first = &cases[0].1;

@@ -60,3 +60,31 @@ pub fn listening(stdout: ChildStdout) -> Option<Listening> {
         plain: addr("plain"),
     })
 }
+
+/// Finds the outside program `name` on `PATH` for a test that meets it (nats-server,
+/// nginx, promtool, chromium, ss, systemd-analyze, schemathesis). Without it, prints a
+/// loud SKIPPED line saying which test did not run and how to install the program, and
+/// returns `None`, so the test passes and the suite goes on; under `CI=true` a missing
+/// program fails the test instead (`.ci/run` installs every one).
+pub fn outside_program(names: &[&str], test: &str, install: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| is_executable(p));
+    if found.is_none() {
+        let what = names.join(" or ");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{what} is required under CI=true ({test}): {install}"
+        );
+        eprintln!(
+            "\n*** SKIPPED: {what} is not on PATH, so {test} did not run. Install it: {install} ***\n"
+        );
+    }
+    found
+}
+
+fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}

@@ -25,7 +25,7 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 /// The harness every suite that runs the gateway shares (`tests/support/process.rs`).
 #[path = "../../support/process.rs"]
 mod process;
-pub use process::TempDir;
+pub use process::{outside_program, TempDir};
 
 /// Waits for `f` to give `Some`, polling, until the deadline.
 pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T

