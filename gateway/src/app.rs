@@ -41,6 +41,11 @@ pub struct FeedState {
     lag_ms: AtomicU64,
     /// The snapshot position this run resumed from (0: replayed from the start).
     pub resumed_from: AtomicU64,
+    /// The identity of the stream followed (NATS: name and creation time), once known.
+    stream_id: parking_lot::Mutex<Option<String>>,
+    /// A snapshot is being checked and applied: decisions wait for the whole of it
+    /// (503), so that no request sees half of it.
+    restoring: AtomicBool,
 }
 
 impl Default for FeedState {
@@ -57,6 +62,8 @@ impl Default for FeedState {
             head: AtomicU64::new(0),
             lag_ms: AtomicU64::new(0),
             resumed_from: AtomicU64::new(0),
+            stream_id: parking_lot::Mutex::new(None),
+            restoring: AtomicBool::new(false),
         }
     }
 }
@@ -104,6 +111,26 @@ impl FeedState {
         drop(life);
         self.position.store(position, Ordering::Release);
         beat
+    }
+
+    /// Records the identity of the stream followed.
+    pub fn set_stream_id(&self, id: String) {
+        *self.stream_id.lock() = Some(id);
+    }
+
+    /// The identity of the stream followed, once known.
+    pub fn stream_id(&self) -> Option<String> {
+        self.stream_id.lock().clone()
+    }
+
+    /// Whether a snapshot is being restored (decisions then answer 503).
+    pub fn restoring(&self) -> bool {
+        self.restoring.load(Ordering::Acquire)
+    }
+
+    /// Marks the start or the end of a snapshot's restore.
+    pub fn set_restoring(&self, on: bool) {
+        self.restoring.store(on, Ordering::Release);
     }
 
     /// A heartbeat showed withheld messages (`feed_gap`) and no good one came since.

@@ -165,6 +165,13 @@ where
     }
     let caller = authenticate(app, conn, &req).ok_or((ApiError::Unauthorized, None))?;
     let c = Some(caller.clone());
+    if app.feed.restoring() {
+        // No request sees half a snapshot (feed.md revision 4); at boot only.
+        return Err((
+            ApiError::Unavailable("state being restored from a snapshot"),
+            c,
+        ));
+    }
     let refuse = |why: Refusal| {
         caller.refused(why);
         Err((ApiError::Overloaded, c.clone()))

@@ -22,4 +22,5 @@ mod observability;
 mod openapi;
 mod ops;
 mod proxy;
+mod snapshots;
 mod vectors;

@@ -16,8 +16,10 @@
 //! ```
 //!
 //! [`read`] hands records to its sink *before* it reaches the checksum, so a caller that
-//! must not half-apply a damaged file reads twice: once with a sink that ignores records
-//! (the whole file is then known good), once to apply.
+//! must not half-apply a damaged file reads it into memory once and reads those bytes
+//! twice: once with a sink that ignores records (the whole file, every record's bounds
+//! included, is then known good), once to apply (`feed.md` revision 4: checked whole,
+//! from the one file that was checked, before any of it is applied).
 //!
 //! A snapshot is local state, not a trust root (feed.md revision 3): it carries the
 //! root-signed documents themselves (every key event applied from the feed, and the
@@ -66,6 +68,13 @@ pub struct Header {
     pub key_docs: Vec<String>,
     /// The root-signed policy in force (base64url COSE_Sign1), if it is signed.
     pub policy: Option<String>,
+    /// The identity of the stream this state came from (`feed.md` revision 4): for
+    /// NATS its name and creation time, for a file feed its device, inode and the
+    /// SHA-256 of its first line. A snapshot of another stream, or of one recreated
+    /// under the same name, is not used. `None` in snapshots of earlier versions, which
+    /// are therefore not used either.
+    #[serde(default)]
+    pub stream: Option<String>,
 }
 
 /// The key a snapshot is authenticated with, derived from a feed key (feed.md: a
@@ -176,8 +185,15 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// The header for the verifier's state at `position`.
-pub fn header_of(v: &Verifier, source: &str, position: u64, taken_at: u64) -> Header {
+/// The header for the verifier's state at `position` of the stream `stream` (its
+/// identity, when known).
+pub fn header_of(
+    v: &Verifier,
+    source: &str,
+    stream: Option<&str>,
+    position: u64,
+    taken_at: u64,
+) -> Header {
     Header {
         source: source.to_owned(),
         position,
@@ -185,6 +201,7 @@ pub fn header_of(v: &Verifier, source: &str, position: u64, taken_at: u64) -> He
         subjects: v.status().len() as u64,
         key_docs: v.key_docs(),
         policy: v.policy().and_then(|p| p.signed().map(str::to_owned)),
+        stream: stream.map(str::to_owned),
     }
 }
 
@@ -328,6 +345,10 @@ pub fn read<R: Read>(
                 let time = c.u64()?;
                 let color =
                     Color::from_code(u64::from(c.u8()?)).ok_or(SnapshotError::Record(at))?;
+                // The bounds the same event would have to meet (feed.md).
+                if ver >= crate::feed_event::VER_LIMIT {
+                    return Err(SnapshotError::Record(at));
+                }
                 sink(Record::Status(
                     Sub(sub),
                     Status {
@@ -339,6 +360,9 @@ pub fn read<R: Read>(
             }
             TAG_REVOKED => {
                 let n = usize::from(c.u8()?);
+                if !(8..=16).contains(&n) {
+                    return Err(SnapshotError::Record(at));
+                }
                 let mut id = [0u8; 255];
                 c.exact(&mut id[..n])?;
                 let cti = ShortId::new(&id[..n]).ok_or(SnapshotError::Record(at))?;

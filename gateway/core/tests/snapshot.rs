@@ -71,9 +71,10 @@ fn populated() -> (Verifier, Issuer, Issuer) {
         );
     }
     for i in 0..300u32 {
-        let id = i.to_be_bytes();
+        let mut id = [0xC7u8; 16];
+        id[..4].copy_from_slice(&i.to_be_bytes());
         v.revoked_tokens().revoke(
-            Cti::new(&id[..(i % 4 + 1) as usize]).unwrap(),
+            Cti::new(&id[..(i % 9 + 8) as usize]).unwrap(),
             NOW + u64::from(i),
         );
     }
@@ -81,7 +82,13 @@ fn populated() -> (Verifier, Issuer, Issuer) {
 }
 
 fn take(v: &Verifier, position: u64) -> Vec<u8> {
-    let h = snapshot::header_of(v, "file:/tmp/feed.jsonl", position, NOW);
+    let h = snapshot::header_of(
+        v,
+        "file:/tmp/feed.jsonl",
+        Some("file:dev=1,ino=2"),
+        position,
+        NOW,
+    );
     snapshot::write(v, &h, None, Vec::new()).unwrap()
 }
 
@@ -137,7 +144,13 @@ fn round_trip_restores_everything() {
     let d = fresh.decide(&code, "bus", NOW).unwrap();
     assert!(gateway_core::decide::allowed(&d), "{d:?}");
     // Same header again from the restored state.
-    let again = snapshot::header_of(&fresh, "file:/tmp/feed.jsonl", 4242, NOW);
+    let again = snapshot::header_of(
+        &fresh,
+        "file:/tmp/feed.jsonl",
+        Some("file:dev=1,ino=2"),
+        4242,
+        NOW,
+    );
     assert_eq!(again.policy, h.policy);
     assert_eq!(again.key_docs, h.key_docs);
 }
@@ -145,7 +158,7 @@ fn round_trip_restores_everything() {
 #[test]
 fn a_keyed_snapshot_reads_back_only_under_its_key() {
     let (v, _, _) = populated();
-    let h = snapshot::header_of(&v, "file:/tmp/feed.jsonl", 1, NOW);
+    let h = snapshot::header_of(&v, "file:/tmp/feed.jsonl", None, 1, NOW);
     let k = |b: u8| snapshot::SnapshotKey::derive(&gateway_core::feed_auth::FeedKey::new(&[b; 32]));
     let bytes = snapshot::write(&v, &h, Some(&k(1)), Vec::new()).unwrap();
     assert!(
@@ -169,7 +182,7 @@ fn a_keyed_snapshot_reads_back_only_under_its_key() {
 #[test]
 fn documents_not_signed_by_the_root_are_refused_before_anything_applies() {
     let (v, ed, _) = populated();
-    let h = snapshot::header_of(&v, "file:/tmp/feed.jsonl", 1, NOW);
+    let h = snapshot::header_of(&v, "file:/tmp/feed.jsonl", None, 1, NOW);
     let other = RootSigner::from_seed(&[0x99; 32]);
     let mut forged_key = h.clone();
     let ev: serde_json::Value = serde_json::from_str(
@@ -301,4 +314,52 @@ fn restoring_never_lowers_a_version_or_the_policy() {
     snapshot::read(&bytes[..], &[], |r| snapshot::restore_record(&newer, r)).unwrap();
     assert_eq!(newer.policy().unwrap().version(), 12);
     assert_eq!(newer.status().get(&s).unwrap().ver, 99);
+}
+
+/// feed.md revision 4: every record within the bounds the same event would have to
+/// meet: a status at `2^53` or above, or a revoked token id outside 8 to 16 bytes, makes
+/// the whole snapshot refused.
+#[test]
+fn records_out_of_an_events_bounds_are_refused() {
+    for (ver, cti_len) in [
+        (u64::MAX, 8usize),
+        (1 << 53, 8),
+        ((1 << 53) - 1, 7),
+        ((1 << 53) - 1, 17),
+    ] {
+        let v = verifier(&[], 7);
+        v.status().apply(
+            Sub([1; 16]),
+            Status {
+                color: Color::Red,
+                ver,
+                at: NOW,
+            },
+        );
+        v.revoked_tokens()
+            .revoke(Cti::new(&vec![3u8; cti_len]).unwrap(), NOW + 10);
+        let h = snapshot::header_of(&v, "file:/tmp/feed.jsonl", None, 1, NOW);
+        let bytes = snapshot::write(&v, &h, None, Vec::new()).unwrap();
+        assert!(
+            matches!(
+                snapshot::read(&bytes[..], &[], |_| {}),
+                Err(SnapshotError::Record(_))
+            ),
+            "ver {ver}, cti of {cti_len} bytes"
+        );
+    }
+    let v = verifier(&[], 7);
+    v.status().apply(
+        Sub([1; 16]),
+        Status {
+            color: Color::Red,
+            ver: (1 << 53) - 1,
+            at: NOW,
+        },
+    );
+    v.revoked_tokens()
+        .revoke(Cti::new(&[3u8; 16]).unwrap(), NOW + 10);
+    let h = snapshot::header_of(&v, "file:/tmp/feed.jsonl", None, 1, NOW);
+    let bytes = snapshot::write(&v, &h, None, Vec::new()).unwrap();
+    assert!(snapshot::read(&bytes[..], &[], |_| {}).is_ok());
 }

@@ -31,6 +31,48 @@ pub fn complete_lines(path: &std::path::Path) -> std::io::Result<u64> {
     }
 }
 
+/// The identity of a feed file (`feed.md` revision 4), recorded in snapshots: its
+/// device, its inode and the SHA-256 of its first line (`none` before it has one; of
+/// its first 4 MiB when the line is longer), so a snapshot of a replaced file, even one
+/// of the same name, is not used.
+pub fn identity(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let mut f = std::fs::File::open(path)?;
+    let m = f.metadata()?;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut read, mut line) = (0usize, false);
+    while read < 4 * MAX_LINE {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            digest.update(&buf[..i]);
+            line = true;
+            break;
+        }
+        digest.update(&buf[..n]);
+        read += n;
+    }
+    let first = if line || read >= 4 * MAX_LINE {
+        digest
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    } else {
+        "none".to_owned()
+    };
+    Ok(format!(
+        "file:dev={},ino={},first={first}",
+        m.dev(),
+        m.ino()
+    ))
+}
+
 /// Follows `path` until `stop` turns true, applying the lines after `app.feed.position()`
 /// (the snapshot's position; 0 replays every line).
 pub async fn follow(

@@ -38,14 +38,20 @@ pub async fn run(
     root: Option<RootKey>,
     stop: watch::Receiver<bool>,
 ) {
-    let store = snapshot::Store::new(&plan.state_dir, &plan.source.id(), &app, root.clone());
-    // A snapshot may not claim a position the stream has not reached (feed.md).
-    let head = head_of(&plan.source, &plan.nats).await;
+    let store = snapshot::Store::new(&plan.state_dir, &plan.source, &app, root.clone());
+    // A snapshot may not claim a position the stream has not reached, nor come from
+    // another stream of the same name (feed.md revision 4).
+    let (head, identity) = head_of(&plan.source, &plan.nats).await;
+    if let Some(id) = &identity {
+        app.feed.set_stream_id(id.clone());
+    }
     let loaded = {
-        let (store, app) = (store.clone(), app.clone());
-        tokio::task::spawn_blocking(move || store.load(&app, head))
+        let (store, app2) = (store.clone(), app.clone());
+        let loaded = tokio::task::spawn_blocking(move || store.load(&app2, head, identity))
             .await
-            .unwrap_or_default()
+            .unwrap_or_default();
+        app.feed.set_restoring(false);
+        loaded
     };
     app.feed.resume_at(loaded.position);
     let rate = tokio::spawn(apply_rate(app.clone(), stop.clone()));
@@ -71,24 +77,26 @@ pub async fn run(
 /// How long boot waits to learn the stream's head before loading a snapshot unchecked.
 const HEAD_PROBE: Duration = Duration::from_secs(5);
 
-/// The stream's last position: the file's complete lines, or the NATS stream's last
-/// sequence; `None` if it cannot be learned now (a broker down at boot: the snapshot is
-/// then loaded without this check, and the follower reports a position beyond the head
-/// once it connects).
-async fn head_of(source: &FeedSource, auth: &NatsAuth) -> Option<u64> {
+/// The stream's last position (the file's complete lines, or the NATS stream's last
+/// sequence) and its identity; `None` if they cannot be learned now. Without the head
+/// the snapshot is loaded without that check (the follower reports a position beyond
+/// the head once it connects); without the identity no snapshot is used (a broker down
+/// at boot: the stream is replayed once it is back).
+async fn head_of(source: &FeedSource, auth: &NatsAuth) -> (Option<u64>, Option<String>) {
     match source {
         FeedSource::File(path) => {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || file::complete_lines(&path).ok())
-                .await
-                .ok()
-                .flatten()
+            tokio::task::spawn_blocking(move || {
+                (file::complete_lines(&path).ok(), file::identity(&path).ok())
+            })
+            .await
+            .unwrap_or_default()
         }
         FeedSource::Nats { url, stream } => {
-            tokio::time::timeout(HEAD_PROBE, nats::head(url, stream, auth))
-                .await
-                .ok()
-                .flatten()
+            match tokio::time::timeout(HEAD_PROBE, nats::head(url, stream, auth)).await {
+                Ok(Some((head, id))) => (Some(head), Some(id)),
+                _ => (None, None),
+            }
         }
     }
 }

@@ -41,11 +41,19 @@ const MAX_ERRORS_IN_A_ROW: u32 = 3;
 
 /// The stream's last sequence (its head), from a connection of its own; `None` if the
 /// broker or the stream cannot be reached.
-pub async fn head(url: &str, stream: &str, auth: &NatsAuth) -> Option<u64> {
+pub async fn head(url: &str, stream: &str, auth: &NatsAuth) -> Option<(u64, String)> {
     let client = connect(url, auth).await.ok()?;
     let js = jetstream::new(client);
     let mut s = js.get_stream(stream).await.ok()?;
-    Some(s.info().await.ok()?.state.last_sequence)
+    let info = s.info().await.ok()?;
+    Some((info.state.last_sequence, identity(stream, info)))
+}
+
+/// The identity of a stream (`feed.md` revision 4), recorded in snapshots: its name and
+/// its creation time as the server reports them, so a snapshot of a stream deleted and
+/// created again under the same name is not used.
+fn identity(name: &str, info: &jetstream::stream::Info) -> String {
+    format!("nats:{name}@{}", info.created.unix_timestamp_nanos())
 }
 
 /// Follows `stream` from after `app.feed.position()` until `stop` turns true.
@@ -173,12 +181,12 @@ async fn run_consumer(
         .get_stream(name)
         .await
         .map_err(|e| NatsError::Stream(name.to_owned(), e.to_string()))?;
-    let state = stream
+    let info = stream
         .info()
         .await
-        .map_err(|e| NatsError::Stream(name.to_owned(), e.to_string()))?
-        .state
-        .clone();
+        .map_err(|e| NatsError::Stream(name.to_owned(), e.to_string()))?;
+    app.feed.set_stream_id(identity(name, info));
+    let state = info.state.clone();
     let head = state.last_sequence;
     app.feed.saw_head(head);
     if pipe.boot_head.is_none() && app.feed.position() > head {
