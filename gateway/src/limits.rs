@@ -82,6 +82,20 @@ pub struct LimitArgs {
     /// Default 100.
     #[arg(long)]
     pub caller_bad_signatures_per_s: Option<u32>,
+    /// Bytes a client may send on one HTTP/3 (QUIC) stream ahead of what the gateway has
+    /// read, out-of-order data included (QUIC's stream flow-control window). Default
+    /// 262144.
+    #[arg(long)]
+    pub quic_stream_window: Option<u64>,
+    /// Bytes a client may send on one QUIC connection ahead of what the gateway has read,
+    /// all its streams together (the connection's flow-control window): what one
+    /// connection can make the gateway hold. Default 1048576.
+    #[arg(long)]
+    pub quic_conn_window: Option<u64>,
+    /// Bytes the gateway keeps queued for sending on one QUIC connection (answers a slow
+    /// reader has not taken yet). Default 1048576.
+    #[arg(long)]
+    pub quic_send_window: Option<u64>,
 }
 
 /// When QUIC asks for address validation.
@@ -116,6 +130,9 @@ pub struct EdgeLimits {
     pub verify_threads: usize,
     pub verify_queue: usize,
     pub caller_bad_signatures_per_s: u32,
+    pub quic_stream_window: u64,
+    pub quic_conn_window: u64,
+    pub quic_send_window: u64,
 }
 
 /// How long a connection told to close may take to finish what it has in flight before
@@ -147,7 +164,10 @@ impl LimitArgs {
             verify_threads,
             verify_queue,
             sched_policy,
-            caller_bad_signatures_per_s
+            caller_bad_signatures_per_s,
+            quic_stream_window,
+            quic_conn_window,
+            quic_send_window
         );
     }
 
@@ -181,6 +201,24 @@ impl LimitArgs {
             return Err(ConfigError::flag("max-head-bytes", "must be at least 1024"));
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // QUIC windows: at least a full-size request body's worth of a frame (16 KiB),
+        // at most what a QUIC variable-length integer holds.
+        let window = |v: Option<u64>, d: u64, flag: &str| match v {
+            Some(v) if !(16_384..=(1 << 62) - 1).contains(&v) => Err(ConfigError::flag(
+                flag,
+                "must be between 16384 and 2^62 - 1 bytes",
+            )),
+            Some(v) => Ok(v),
+            None => Ok(d),
+        };
+        let quic_stream_window = window(self.quic_stream_window, 256 * 1024, "quic-stream-window")?;
+        let quic_conn_window = window(self.quic_conn_window, 1024 * 1024, "quic-conn-window")?;
+        if quic_conn_window < quic_stream_window {
+            return Err(ConfigError::flag(
+                "quic-conn-window",
+                "must be at least --quic-stream-window",
+            ));
+        }
         Ok(EdgeLimits {
             handshake_timeout: secs(self.handshake_timeout, 10, "handshake-timeout")?,
             first_request_timeout: secs(self.first_request_timeout, 10, "first-request-timeout")?,
@@ -225,6 +263,9 @@ impl LimitArgs {
                 Some(v) => v,
                 None => 100,
             },
+            quic_stream_window,
+            quic_conn_window,
+            quic_send_window: window(self.quic_send_window, 1024 * 1024, "quic-send-window")?,
         })
     }
 }

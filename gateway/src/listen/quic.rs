@@ -69,6 +69,13 @@ pub fn server_config(
     transport.max_concurrent_bidi_streams(limits.max_streams_per_conn.into());
     // h3 needs the client's control stream and at most its two QPACK streams.
     transport.max_concurrent_uni_streams(3u32.into());
+    // What one connection can make the gateway hold before anything is read (api.md
+    // revision 4, transport bounds): quinn's defaults are 1.25 MB a stream and no bound
+    // per connection, so one client could park out-of-order data on every stream.
+    let varint = |v: u64| quinn::VarInt::from_u64(v).map_err(|e| e.to_string());
+    transport.stream_receive_window(varint(limits.quic_stream_window)?);
+    transport.receive_window(varint(limits.quic_conn_window)?);
+    transport.send_window(limits.quic_send_window);
     let idle = quinn::IdleTimeout::try_from(limits.idle_timeout).map_err(|e| e.to_string())?;
     transport.max_idle_timeout(Some(idle));
     cfg.transport_config(Arc::new(transport));
