@@ -3,7 +3,6 @@
 //! of its DER), each with the venue categories it may claim and a request rate.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,14 +52,10 @@ pub struct Caller {
     /// Its share of the long-lived streams (`--caller-max-open-streams`).
     pub streams: Arc<crate::slots::Slots>,
     /// Failed signatures it may still cause (a bucket refilled at
-    /// `--caller-bad-signatures-per-s`, holding one second's worth).
+    /// `--caller-bad-signatures-per-s`, holding one second's worth; below zero, the
+    /// debt its failing codes wait behind).
     bad_signatures: Mutex<Bucket>,
     bad_signature_rate: f64,
-    /// Until when (milliseconds since `epoch`) its codes are verified apart.
-    isolated_until_ms: AtomicU64,
-    /// Its recent signature checks, (passed, failed), halved as they grow.
-    outcomes: Mutex<(u32, u32)>,
-    epoch: Instant,
     /// `gateway_caller_refusals_total{caller, reason}`, one per [`Refusal`].
     refusals: [metrics::Counter; Refusal::ALL.len()],
 }
@@ -72,7 +67,7 @@ pub enum Refusal {
     InFlight,
     /// Its share of open streams is taken (503).
     Streams,
-    /// Its budget of failed signatures is spent (429 for its uncached codes).
+    /// A failed signature beyond its budget (its failing codes then wait).
     BadSignatures,
     /// Over its request rate (429).
     Rate,
@@ -122,9 +117,6 @@ impl Default for Shares {
     }
 }
 
-/// Signature checks after which a caller's record of them is halved (recent ones weigh).
-const OUTCOME_WINDOW: u32 = 256;
-
 /// A token bucket holding one second's worth of requests.
 struct Bucket {
     tokens: f64,
@@ -163,65 +155,30 @@ impl Caller {
         }
     }
 
-    /// Whether this caller's codes are verified apart from everyone else's for now.
-    pub fn isolated(&self) -> bool {
-        self.isolated_until_ms.load(Ordering::Relaxed) > self.epoch.elapsed().as_millis() as u64
-    }
-
-    /// One of this caller's codes failed its signature: isolate it for `isolation` and
-    /// draw on its budget.
-    pub fn bad_signature(&self, isolation: Duration) {
-        let until = (self.epoch.elapsed() + isolation).as_millis() as u64;
-        self.isolated_until_ms.fetch_max(until, Ordering::Relaxed);
+    /// Charges one failed signature to the caller's budget (`api.md` revision 4: code by
+    /// code, the debt carried); beyond the budget it is counted as a refusal
+    /// (`gateway_caller_refusals_total{reason="bad_signatures"}`): the caller's failing
+    /// codes then wait until the debt is repaid.
+    pub fn charge_bad_signature(&self) {
         let mut b = self.bad_signatures.lock();
         refill(&mut b, self.bad_signature_rate);
-        b.tokens = (b.tokens - 1.0).max(0.0);
-    }
-
-    /// Counts one of its signature checks.
-    pub fn signature_checked(&self, passed: bool) {
-        let mut o = self.outcomes.lock();
-        if passed {
-            o.0 += 1;
-        } else {
-            o.1 += 1;
-        }
-        if o.0 + o.1 >= OUTCOME_WINDOW {
-            *o = (o.0 / 2, o.1 / 2);
+        // Debt carried, within a minute's worth (a burst long past is forgiven).
+        b.tokens = (b.tokens - 1.0).max(-60.0 * self.bad_signature_rate);
+        let over = b.tokens < 0.0;
+        drop(b);
+        if over {
+            self.refused(Refusal::BadSignatures);
         }
     }
 
-    /// How many of its codes to verify in one batch, from the share `f` of its recent
-    /// signature checks that failed: a batch holding a forgery is bisected, which costs
-    /// more than checking it singly, so the batch is kept small enough that most come
-    /// out clean (about `0.2 / f` codes: four batches in five hold no forgery), down to
-    /// one (singly) when a fifth of its codes or more fail. With one failure in
-    /// `full` or fewer, batches are full (`full` codes).
-    pub fn batch_limit(&self, full: usize) -> usize {
-        let o = self.outcomes.lock();
-        let (ok, bad) = (u64::from(o.0), u64::from(o.1));
-        let max = full as u64;
-        if bad * max <= ok + bad {
-            return full;
-        }
-        // 0.2 / f = (ok + bad) / (5 bad), at least 1.
-        usize::try_from(((ok + bad) / (5 * bad)).clamp(1, max)).unwrap_or(1)
-    }
-
-    /// Whether the budget of failed signatures is spent; when it is, the caller's codes
-    /// that would need a signature check are refused (429), for as long as it takes to
-    /// earn one back.
-    pub fn bad_signatures_spent(&self) -> Option<RateLimited> {
+    /// `None` while the caller's budget of failed signatures holds one more; else how
+    /// long until it does (its failing codes wait that long).
+    pub fn bad_signature_debt(&self) -> Option<Duration> {
         let mut b = self.bad_signatures.lock();
         refill(&mut b, self.bad_signature_rate);
-        if b.tokens >= 1.0 {
-            None
-        } else {
-            let wait = ((1.0 - b.tokens) / self.bad_signature_rate).ceil().max(1.0);
-            Some(RateLimited {
-                retry_after_s: wait as u64,
-            })
-        }
+        (b.tokens < 1.0).then(|| {
+            Duration::from_secs_f64(((1.0 - b.tokens) / self.bad_signature_rate).min(60.0))
+        })
     }
 }
 
@@ -369,9 +326,6 @@ impl Callers {
                     last: Instant::now(),
                 }),
                 bad_signature_rate: bad_rate,
-                isolated_until_ms: AtomicU64::new(0),
-                outcomes: Mutex::new((0, 0)),
-                epoch: Instant::now(),
                 refusals,
                 name: c.name,
                 key_hash,
@@ -458,7 +412,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_signatures_isolate_and_spend_the_budget() {
+    fn failed_signatures_are_charged_one_by_one_and_the_debt_carried() {
         let shares = Shares {
             bad_signatures_per_s: 3,
             ..Shares::default()
@@ -469,12 +423,16 @@ mod tests {
         );
         let c = Callers::from_json(json.as_bytes(), shares).unwrap();
         let f = c.by_api_key(b"k").unwrap();
-        assert!(!f.isolated());
-        assert_eq!(f.bad_signatures_spent(), None);
-        for _ in 0..3 {
-            f.bad_signature(Duration::from_secs(60));
+        assert_eq!(f.bad_signature_debt(), None);
+        f.charge_bad_signature();
+        f.charge_bad_signature();
+        assert_eq!(f.bad_signature_debt(), None, "one of three left");
+        // A thousand failures cost a thousand: the debt is carried (a minute's worth at
+        // most), and the wait grows with it.
+        for _ in 0..1000 {
+            f.charge_bad_signature();
         }
-        assert!(f.isolated());
-        assert!(f.bad_signatures_spent().is_some());
+        let d = f.bad_signature_debt().unwrap();
+        assert!(d > Duration::from_secs(59), "{d:?}");
     }
 }

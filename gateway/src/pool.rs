@@ -4,72 +4,318 @@
 //! following the feed.
 //!
 //! Codes begun on the I/O threads that wait for their signature (the core's `Pending`)
-//! queue here (a bounded queue: a full one is 503 `overloaded`, never unbounded memory).
-//! A worker takes up to [`MAX_BATCH`] queued codes at once and settles them with the
-//! core's `Verifier::settle`, so concurrent cold codes share one Ed25519 batch
-//! verification (about half the cost of single ones); a whole `/v1/verify/batch` is
-//! begun and settled here (`decide_many`). A
-//! code whose requester has gone (stream reset, connection closed) is dropped before it
-//! is verified.
+//! queue here; a whole `/v1/verify/batch` is queued as it came and begun (decoded) here,
+//! its codes that need a signature then queued like any other. A worker takes up to
+//! [`MAX_BATCH`] codes at once and settles them with the core's `Verifier::settle`, so
+//! concurrent cold codes share one Ed25519 batch verification (about half the cost of
+//! single ones). A code whose requester has gone is dropped before it is verified.
 //!
-//! Forgeries cost only the forger: a caller one of whose codes fails its signature is
-//! *isolated* for [`ISOLATION`]: its codes are then verified apart from everyone else's,
-//! in batches of its own, smaller the more of its codes fail (`Caller::batch_limit`:
-//! most of its batches come out clean; one by one when a fifth fail), and each failure
-//! also draws on the caller's budget of
-//! failed signatures (`--caller-bad-signatures-per-s`), beyond which its uncached codes
-//! are refused with 429 before any work (`service.rs`). A batch that does fail is
-//! bisected by the core, so a forgery fails only itself and is verified once.
+//! Fair verification (`api.md` revision 4), the queue shared like a scheduler shares a
+//! core:
+//! - **Callers in turn.** Callers with codes waiting are served one code each in turn
+//!   (deficit round robin with a quantum of one code: every code costs one signature
+//!   check). Each caller's waiting codes are bounded by its share of `--verify-queue`
+//!   (the queue's size divided by the callers with work waiting, itself included); a
+//!   code beyond it gets 503 `overloaded` (for a batch, that item), whatever the others
+//!   do. Shares are taken when codes arrive, so the queue holds at most twice
+//!   `--verify-queue` codes when callers arrive one after another.
+//! - **Gates in turn within a caller.** A caller's codes are grouped by gate (`gate` of
+//!   a request, `x-jkm-gate` of `/v1/auth`; codes without one form one group; the 64
+//!   gates seen most recently have a group each, older ones share one), and the groups
+//!   are served in turn the same way.
+//! - **Failures are paid by who causes them.** Every failed signature is charged to its
+//!   caller, code by code as it fails, on a bucket refilled at
+//!   `--caller-bad-signatures-per-s` (or 1 % of the caller's rate), whose debt is
+//!   carried. A group some of whose recent codes failed is verified apart from everyone
+//!   else (a batch holding a forgery is bisected, which costs more than checking singly);
+//!   one a fifth or more of whose codes fail is verified one code at a time, and only
+//!   while its caller is not in debt: it waits behind its own failures, filling its
+//!   caller's share, and never makes another group's or caller's valid codes wait or fail.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use gateway_core::decide::{Begun, Pending};
 use gateway_core::{Decision, Reason, RequestError, Verifier};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
 use crate::callers::Caller;
 
 /// Most codes decided in one call.
 pub const MAX_BATCH: usize = 64;
-
-/// How long a caller whose code failed its signature is verified apart from the others.
-pub const ISOLATION: std::time::Duration = std::time::Duration::from_secs(10);
+/// Gates of one caller that have a group of their own (`api.md` revision 4).
+pub const GATES_PER_CALLER: usize = 64;
+/// Longest gate id, in bytes (a longer one is 400 `bad_request`).
+pub const MAX_GATE_LEN: usize = 64;
 
 type Answer = Result<Decision, RequestError>;
 
-/// One piece of work.
-enum Work {
-    /// One code begun on the I/O thread, waiting for its signature (`/v1/verify`,
-    /// `/v1/auth`, a line of `/v1/verify/stream`).
-    One {
-        pending: Pending,
-        caller: Arc<Caller>,
-        reply: oneshot::Sender<Answer>,
-    },
-    /// A whole `/v1/verify/batch`, in order.
-    Many {
-        items: Vec<(String, String)>,
-        caller: Arc<Caller>,
-        reply: oneshot::Sender<Vec<Answer>>,
-    },
+/// The pool cannot take (more of) this caller's codes: 503 `overloaded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull;
+
+/// What a queued code's requester gets: its answer, or 503 when it was not taken.
+pub type Outcome = Result<Answer, QueueFull>;
+
+/// One item of a `/v1/verify/batch`: code, venue, gate.
+pub type BatchItem = (String, String, Option<String>);
+
+/// Where a settled code's answer goes.
+enum Reply {
+    /// A single request's (`/v1/verify`, `/v1/auth`, a stream line).
+    One(oneshot::Sender<Outcome>),
+    /// An item of a batch.
+    Part(Arc<Parts>, usize),
 }
 
-impl Work {
-    fn abandoned(&self) -> bool {
+impl Reply {
+    fn closed(&self) -> bool {
         match self {
-            Work::One { reply, .. } => reply.is_closed(),
-            Work::Many { reply, .. } => reply.is_closed(),
+            Reply::One(tx) => tx.is_closed(),
+            Reply::Part(p, _) => p.closed(),
         }
     }
 
-    fn size(&self) -> usize {
+    fn send(self, o: Outcome) {
         match self {
-            Work::One { .. } => 1,
-            Work::Many { items, .. } => items.len().max(1),
+            Reply::One(tx) => {
+                let _ = tx.send(o);
+            }
+            Reply::Part(p, i) => p.set(i, o),
         }
     }
+}
+
+/// A batch's answers, gathered as its items are settled, sent when the last one is.
+struct Parts {
+    answers: Mutex<Vec<Option<Outcome>>>,
+    left: AtomicUsize,
+    reply: Mutex<Option<oneshot::Sender<Vec<Outcome>>>>,
+}
+
+impl Parts {
+    fn closed(&self) -> bool {
+        self.reply.lock().as_ref().is_none_or(|r| r.is_closed())
+    }
+
+    fn set(&self, i: usize, o: Outcome) {
+        if let Some(slot) = self.answers.lock().get_mut(i) {
+            *slot = Some(o);
+        }
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let answers = std::mem::take(&mut *self.answers.lock());
+            let all = answers
+                .into_iter()
+                .map(|a| a.unwrap_or(Err(QueueFull)))
+                .collect();
+            if let Some(tx) = self.reply.lock().take() {
+                let _ = tx.send(all);
+            }
+        }
+    }
+}
+
+/// One code waiting for its signature, in its group.
+struct Code {
+    pending: Pending,
+    reply: Reply,
+}
+
+/// A batch request waiting to be begun.
+struct Batch {
+    items: Vec<BatchItem>,
+    parts: Arc<Parts>,
+}
+
+/// Which group of its caller a code belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GateKey {
+    /// Codes without a gate.
+    None,
+    /// One of the caller's recent gates.
+    Named(Box<str>),
+    /// Gates beyond the recent ones.
+    Others,
+}
+
+/// One gate's codes and its recent signature checks.
+struct Group {
+    gate: GateKey,
+    codes: VecDeque<Code>,
+    /// Recent checks (passed, failed), halved as they grow.
+    ok: u32,
+    bad: u32,
+    /// Last use, for recycling the least recent named group.
+    used: u64,
+}
+
+/// Checks remembered per group before the counts are halved.
+const OUTCOME_WINDOW: u32 = 256;
+
+impl Group {
+    fn new(gate: GateKey, used: u64) -> Group {
+        Group {
+            gate,
+            codes: VecDeque::new(),
+            ok: 0,
+            bad: 0,
+            used,
+        }
+    }
+
+    /// Some of its recent codes failed: verified apart from everyone else's.
+    fn suspect(&self) -> bool {
+        self.bad > 0
+    }
+
+    /// A fifth or more of its recent codes failed: verified one by one, while its caller
+    /// is not in debt.
+    fn failing(&self) -> bool {
+        self.bad >= 2 && u64::from(self.bad) * 5 >= u64::from(self.ok) + u64::from(self.bad)
+    }
+
+    /// How many of its codes to verify in one batch: small enough that most batches
+    /// come out clean (about `0.2 / f` codes for a failure rate `f`), full without
+    /// failures.
+    fn batch_limit(&self) -> usize {
+        let (ok, bad) = (u64::from(self.ok), u64::from(self.bad));
+        if bad == 0 {
+            return MAX_BATCH;
+        }
+        usize::try_from(((ok + bad) / (5 * bad)).clamp(1, MAX_BATCH as u64)).unwrap_or(1)
+    }
+
+    fn record(&mut self, passed: bool) {
+        if passed {
+            self.ok += 1;
+        } else {
+            self.bad += 1;
+        }
+        if self.ok + self.bad >= OUTCOME_WINDOW {
+            self.ok /= 2;
+            self.bad /= 2;
+        }
+    }
+}
+
+/// One caller's place in the queue.
+struct CallerQueue {
+    caller: Arc<Caller>,
+    groups: Vec<Group>,
+    /// Groups with codes waiting, in turn.
+    turn: VecDeque<usize>,
+    batches: VecDeque<Batch>,
+    /// Codes waiting (a batch counts each of its items).
+    codes: usize,
+    clock: u64,
+}
+
+impl CallerQueue {
+    fn new(caller: Arc<Caller>) -> CallerQueue {
+        CallerQueue {
+            caller,
+            groups: vec![Group::new(GateKey::None, 0), Group::new(GateKey::Others, 0)],
+            turn: VecDeque::new(),
+            batches: VecDeque::new(),
+            codes: 0,
+            clock: 0,
+        }
+    }
+
+    /// The group of `gate`: its own among the recent ones, else the shared one.
+    fn group_of(&mut self, gate: Option<&str>) -> usize {
+        self.clock += 1;
+        let now = self.clock;
+        let Some(gate) = gate else {
+            return 0;
+        };
+        if let Some(i) = self
+            .groups
+            .iter()
+            .position(|g| matches!(&g.gate, GateKey::Named(n) if &**n == gate))
+        {
+            self.groups[i].used = now;
+            return i;
+        }
+        if self.groups.len() < GATES_PER_CALLER + 2 {
+            self.groups
+                .push(Group::new(GateKey::Named(gate.into()), now));
+            return self.groups.len() - 1;
+        }
+        // Recycle the least recent gate whose group is idle; none idle: the shared one.
+        let idle = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| matches!(g.gate, GateKey::Named(_)) && g.codes.is_empty())
+            .min_by_key(|(_, g)| g.used)
+            .map(|(i, _)| i);
+        match idle {
+            Some(i) => {
+                self.groups[i] = Group::new(GateKey::Named(gate.into()), now);
+                i
+            }
+            None => 1,
+        }
+    }
+
+    fn push_code(&mut self, group: usize, code: Code) {
+        let g = &mut self.groups[group];
+        if g.codes.is_empty() {
+            self.turn.push_back(group);
+        }
+        g.codes.push_back(code);
+    }
+
+    fn has_work(&self) -> bool {
+        !self.turn.is_empty() || !self.batches.is_empty()
+    }
+}
+
+/// The queue: callers with work, in turn.
+struct State {
+    callers: HashMap<usize, CallerQueue>,
+    /// Callers with work waiting, in turn (keys of `callers`).
+    turn: VecDeque<usize>,
+    /// Codes waiting, all callers.
+    codes: usize,
+}
+
+fn key(caller: &Arc<Caller>) -> usize {
+    Arc::as_ptr(caller) as usize
+}
+
+/// What one worker takes at once.
+#[derive(Default)]
+struct Take {
+    /// A batch request to begin.
+    begin: Option<(Arc<Caller>, Batch)>,
+    /// Codes verified together (one batch verification, bisected on failure).
+    together: Vec<Taken>,
+    /// Codes of suspect groups: verified apart, each group's in batches of its limit.
+    apart: Vec<Vec<Taken>>,
+}
+
+impl Take {
+    fn len(&self) -> usize {
+        self.together.len() + self.apart.iter().map(Vec::len).sum::<usize>()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.begin.is_none() && self.len() == 0
+    }
+}
+
+/// A code taken for verification, and where its outcome is recorded.
+struct Taken {
+    code: Code,
+    caller: Arc<Caller>,
+    group: usize,
+    /// The group's gate when taken (a recycled group is not charged).
+    gate: GateKey,
 }
 
 /// What the pool's workers need of the gateway (the gateway's `App` gives it): the
@@ -83,19 +329,9 @@ pub trait Decides: Send + Sync + 'static {
     fn pool(&self) -> &Pool;
 }
 
-/// The pool is full: the request is refused with 503 `overloaded`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueFull;
-
-struct Queue {
-    work: VecDeque<Work>,
-    /// Codes waiting (a batch counts each of its items).
-    codes: usize,
-}
-
 /// The queue and its workers.
 pub struct Pool {
-    queue: Mutex<Queue>,
+    state: Mutex<State>,
     ready: Condvar,
     capacity: usize,
     depth: metrics::Gauge,
@@ -105,12 +341,13 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool whose queue holds at most `capacity` codes; the workers are started by
+    /// A pool whose callers share `capacity` waiting codes; the workers are started by
     /// [`Pool::start`] once the app exists.
     pub fn new(capacity: usize) -> Pool {
         Pool {
-            queue: Mutex::new(Queue {
-                work: VecDeque::new(),
+            state: Mutex::new(State {
+                callers: HashMap::new(),
+                turn: VecDeque::new(),
                 codes: 0,
             }),
             ready: Condvar::new(),
@@ -132,193 +369,390 @@ impl Pool {
         Ok(())
     }
 
-    fn push(&self, w: Work) -> Result<(), QueueFull> {
-        let mut q = self.queue.lock();
-        let n = w.size();
-        if q.codes + n > self.capacity {
-            return Err(QueueFull);
-        }
-        q.codes += n;
-        q.work.push_back(w);
-        self.depth.set(q.codes as f64);
-        drop(q);
-        self.ready.notify_one();
-        Ok(())
+    /// Room for `n` more codes of `caller`: its share of the queue (the queue divided by
+    /// the callers with work waiting, itself included), within twice the queue in all.
+    fn room(&self, s: &State, caller: &Arc<Caller>) -> usize {
+        let mine = s.callers.get(&key(caller));
+        let waiting = mine.map_or(0, |q| q.codes);
+        let active = s.turn.len() + usize::from(mine.is_none_or(|q| !q.has_work()));
+        let share = self.capacity / active.max(1);
+        share
+            .saturating_sub(waiting)
+            .min((2 * self.capacity).saturating_sub(s.codes))
     }
 
-    /// Settles one code waiting for its signature on the pool. `Err` when the queue is
-    /// full; `Ok(None)` if the pool went away.
+    fn caller_queue<'a>(s: &'a mut State, caller: &Arc<Caller>) -> &'a mut CallerQueue {
+        let k = key(caller);
+        s.callers
+            .entry(k)
+            .or_insert_with(|| CallerQueue::new(caller.clone()))
+    }
+
+    /// Puts the caller in turn if it has work and is not in it yet.
+    fn activate(s: &mut State, caller: &Arc<Caller>, was_active: bool) {
+        if !was_active {
+            s.turn.push_back(key(caller));
+        }
+    }
+
+    fn was_active(s: &State, caller: &Arc<Caller>) -> bool {
+        s.callers
+            .get(&key(caller))
+            .is_some_and(CallerQueue::has_work)
+    }
+
+    /// Settles one code waiting for its signature, in the group of `gate`. `Err` when
+    /// its caller's share of the queue is full; `Ok(None)` if the pool went away.
     pub async fn settle(
         &self,
         caller: &Arc<Caller>,
+        gate: Option<&str>,
         pending: Pending,
     ) -> Result<Option<Answer>, QueueFull> {
-        let (reply, rx) = oneshot::channel();
-        self.push(Work::One {
-            pending,
-            caller: caller.clone(),
-            reply,
-        })?;
-        Ok(rx.await.ok())
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = self.state.lock();
+            if self.room(&s, caller) == 0 {
+                return Err(QueueFull);
+            }
+            let active = Self::was_active(&s, caller);
+            let q = Self::caller_queue(&mut s, caller);
+            let group = q.group_of(gate);
+            q.push_code(
+                group,
+                Code {
+                    pending,
+                    reply: Reply::One(tx),
+                },
+            );
+            q.codes += 1;
+            s.codes += 1;
+            Self::activate(&mut s, caller, active);
+            self.depth.set(s.codes as f64);
+        }
+        self.ready.notify_one();
+        match rx.await {
+            Ok(Ok(a)) => Ok(Some(a)),
+            Ok(Err(full)) => Err(full),
+            Err(_) => Ok(None),
+        }
     }
 
-    /// Decides a batch on the pool, answers in order.
+    /// Decides a batch on the pool, answers in order: each item its decision, or 503
+    /// (`Err(QueueFull)`) when it was beyond the caller's share. `Ok(None)` if the pool
+    /// went away.
     pub async fn decide_many(
         &self,
         caller: &Arc<Caller>,
-        items: Vec<(String, String)>,
-    ) -> Result<Option<Vec<Answer>>, QueueFull> {
-        let (reply, rx) = oneshot::channel();
-        self.push(Work::Many {
-            items,
-            caller: caller.clone(),
-            reply,
-        })?;
+        items: Vec<BatchItem>,
+    ) -> Result<Option<Vec<Outcome>>, QueueFull> {
+        let n = items.len();
+        if n == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let (tx, rx) = oneshot::channel();
+        let parts = Arc::new(Parts {
+            answers: Mutex::new((0..n).map(|_| None).collect()),
+            left: AtomicUsize::new(n),
+            reply: Mutex::new(Some(tx)),
+        });
+        let mut items = items;
+        {
+            let mut s = self.state.lock();
+            let room = self.room(&s, caller);
+            if room == 0 {
+                return Err(QueueFull);
+            }
+            // Items beyond the caller's share: 503 each, at once.
+            let over = items.split_off(n.min(room));
+            let taken = items.len();
+            let active = Self::was_active(&s, caller);
+            let q = Self::caller_queue(&mut s, caller);
+            q.batches.push_back(Batch {
+                items,
+                parts: parts.clone(),
+            });
+            q.codes += taken;
+            s.codes += taken;
+            Self::activate(&mut s, caller, active);
+            self.depth.set(s.codes as f64);
+            drop(s);
+            for i in taken..taken + over.len() {
+                parts.set(i, Err(QueueFull));
+            }
+        }
+        self.ready.notify_one();
         Ok(rx.await.ok())
     }
 
-    /// Takes the next work: a batch request alone, or up to [`MAX_BATCH`] single codes.
-    /// Work whose requester has gone is dropped here, unverified.
-    ///
-    /// A take of a few single codes first lets the threads that feed the queue run once
-    /// (`yield_now`) and then takes what they added: on a machine where this thread
-    /// shares a core with the runtime, waking it preempts the runtime at the first code,
-    /// so without this every batch would hold one code and lose batch verification's
-    /// halving of the cost. Where the thread has a core to itself the yield returns at
-    /// once.
-    fn take(&self) -> Vec<Work> {
-        let mut out = Vec::new();
-        let mut q = self.queue.lock();
-        loop {
-            self.take_queued(&mut q, &mut out);
-            if !out.is_empty() {
-                break;
+    /// Queues the codes of a begun batch that wait for their signature (already counted
+    /// against the caller's share).
+    fn queue_begun(&self, caller: &Arc<Caller>, codes: Vec<(Option<String>, Code)>) {
+        if codes.is_empty() {
+            return;
+        }
+        {
+            let mut s = self.state.lock();
+            let active = Self::was_active(&s, caller);
+            let q = Self::caller_queue(&mut s, caller);
+            for (gate, code) in codes {
+                let g = q.group_of(gate.as_deref());
+                q.push_code(g, code);
             }
-            self.ready.wait(&mut q);
+            Self::activate(&mut s, caller, active);
         }
-        let singles_only = !out.iter().any(|w| matches!(w, Work::Many { .. }));
-        if singles_only && out.len() < MAX_BATCH / 4 {
-            drop(q);
-            std::thread::yield_now();
-            q = self.queue.lock();
-            self.take_queued(&mut q, &mut out);
-        }
-        self.batch
-            .record(out.iter().map(Work::size).sum::<usize>() as f64);
-        out
+        self.ready.notify_all();
     }
 
-    /// Moves queued work to `out`: single codes up to [`MAX_BATCH`] in all, or one batch
-    /// request when `out` is empty.
-    fn take_queued(&self, q: &mut Queue, out: &mut Vec<Work>) {
-        while let Some(w) = q.work.pop_front() {
-            q.codes -= w.size();
-            if w.abandoned() {
-                self.dropped.increment(1);
-                continue;
-            }
-            let many = matches!(w, Work::Many { .. });
-            if (many && !out.is_empty()) || out.len() >= MAX_BATCH {
-                // Keep it for the next take (a batch request whole).
-                q.codes += w.size();
-                q.work.push_front(w);
-                break;
-            }
-            out.push(w);
-            if many || out.len() >= MAX_BATCH {
-                break;
+    /// Gives back `n` codes of `caller`'s count (answered or dropped).
+    fn release(&self, s: &mut MutexGuard<'_, State>, caller: usize, n: usize) {
+        if let Some(q) = s.callers.get_mut(&caller) {
+            q.codes = q.codes.saturating_sub(n);
+        }
+        s.codes = s.codes.saturating_sub(n);
+        self.depth.set(s.codes as f64);
+    }
+
+    /// Records the outcome of a signature check of a code of `caller`'s `group` (unless
+    /// the group was given to another gate since).
+    fn record(s: &mut State, caller: &Arc<Caller>, group: usize, gate: &GateKey, passed: bool) {
+        if let Some(q) = s.callers.get_mut(&key(caller)) {
+            if let Some(g) = q.groups.get_mut(group).filter(|g| g.gate == *gate) {
+                g.record(passed);
             }
         }
-        self.depth.set(q.codes as f64);
     }
+
+    /// Takes the next work: a batch request to begin, or up to [`MAX_BATCH`] codes, one
+    /// of each caller with work in turn (and within a caller one of each group in turn).
+    /// Waits while there is none, or while all there is waits on its caller's debt.
+    fn take(&self) -> Take {
+        let mut s = self.state.lock();
+        loop {
+            let (take, wait) = self.take_queued(&mut s);
+            if !take.is_empty() {
+                let singles = take.begin.is_none() && take.len() < MAX_BATCH / 4;
+                let mut take = take;
+                if singles {
+                    // Let the threads that feed the queue run once and take what they
+                    // added: on a machine where this thread shares a core with the
+                    // runtime, waking it preempts the runtime at the first code, so
+                    // without this every batch would hold one code.
+                    MutexGuard::unlocked(&mut s, std::thread::yield_now);
+                    let (more, _) = self.take_queued_into(&mut s, take);
+                    take = more;
+                }
+                self.batch.record(take.len() as f64);
+                return take;
+            }
+            match wait {
+                Some(d) => {
+                    self.ready.wait_for(&mut s, d);
+                }
+                None => self.ready.wait(&mut s),
+            }
+        }
+    }
+
+    fn take_queued(&self, s: &mut MutexGuard<'_, State>) -> (Take, Option<Duration>) {
+        self.take_queued_into(s, Take::default())
+    }
+
+    /// Moves queued work into `take` (see [`Pool::take`]); with none to move, how long
+    /// until a caller in debt may go on (`None`: wait for new work).
+    fn take_queued_into(
+        &self,
+        s: &mut MutexGuard<'_, State>,
+        mut take: Take,
+    ) -> (Take, Option<Duration>) {
+        let mut wait: Option<Duration> = None;
+        let mut idle_rounds = 0;
+        // One unit from each caller in turn until the take is full or nobody can give.
+        while take.len() < MAX_BATCH && take.begin.is_none() && idle_rounds < 2 {
+            let callers = s.turn.len();
+            if callers == 0 {
+                break;
+            }
+            let mut gave = false;
+            for _ in 0..callers {
+                if take.len() >= MAX_BATCH || take.begin.is_some() {
+                    break;
+                }
+                let Some(k) = s.turn.pop_front() else {
+                    break;
+                };
+                let mut dropped = 0;
+                let unit = match s.callers.get_mut(&k) {
+                    Some(q) => next_unit(q, &mut take, &mut wait, &mut dropped),
+                    None => false,
+                };
+                if dropped > 0 {
+                    self.dropped.increment(dropped as u64);
+                    self.release(s, k, dropped);
+                }
+                gave |= unit;
+                if s.callers.get(&k).is_some_and(CallerQueue::has_work) {
+                    s.turn.push_back(k);
+                }
+            }
+            idle_rounds = if gave { 0 } else { idle_rounds + 1 };
+        }
+        (take, wait)
+    }
+}
+
+/// Moves one unit of `q`'s work into `take`: a batch to begin when the take is still
+/// empty, else one code of its next group that may go. Returns whether it gave one;
+/// `wait` learns how long a group in debt must wait.
+fn next_unit(
+    q: &mut CallerQueue,
+    take: &mut Take,
+    wait: &mut Option<Duration>,
+    dropped: &mut usize,
+) -> bool {
+    if take.is_empty() {
+        if let Some(b) = q.batches.pop_front() {
+            if b.parts.closed() {
+                *dropped += b.items.len();
+                return false;
+            }
+            take.begin = Some((q.caller.clone(), b));
+            return true;
+        }
+    }
+    for _ in 0..q.turn.len() {
+        let Some(gi) = q.turn.pop_front() else {
+            break;
+        };
+        let g = &mut q.groups[gi];
+        // A failing group goes one code at a time, while its caller is not in debt.
+        if g.failing() {
+            if let Some(d) = q.caller.bad_signature_debt() {
+                *wait = Some(wait.map_or(d, |w| w.min(d)));
+                q.turn.push_back(gi);
+                continue;
+            }
+            let already = take
+                .apart
+                .iter()
+                .flatten()
+                .filter(|t| Arc::ptr_eq(&t.caller, &q.caller) && t.group == gi)
+                .count();
+            if already > 0 {
+                q.turn.push_back(gi);
+                continue;
+            }
+        }
+        let Some(code) = g.codes.pop_front() else {
+            continue;
+        };
+        if !g.codes.is_empty() {
+            q.turn.push_back(gi);
+        }
+        if code.reply.closed() {
+            *dropped += 1;
+            return false;
+        }
+        let t = Taken {
+            code,
+            caller: q.caller.clone(),
+            group: gi,
+            gate: g.gate.clone(),
+        };
+        if g.suspect() {
+            match take.apart.iter_mut().find(|v| {
+                v.first()
+                    .is_some_and(|f| Arc::ptr_eq(&f.caller, &q.caller) && f.group == gi)
+            }) {
+                Some(v) => v.push(t),
+                None => take.apart.push(vec![t]),
+            }
+        } else {
+            take.together.push(t);
+        }
+        return true;
+    }
+    false
 }
 
 fn worker(app: &impl Decides) {
     loop {
-        let work = app.pool().take();
+        let take = app.pool().take();
         let now = app.now();
-        let mut singles: Vec<Single> = Vec::new();
-        for w in work {
-            match w {
-                Work::Many {
-                    items,
-                    caller,
-                    reply,
-                } => {
-                    let refs: Vec<(&str, &str)> = items
-                        .iter()
-                        .map(|(c, v)| (c.as_str(), v.as_str()))
-                        .collect();
-                    let limit = if caller.isolated() {
-                        caller.batch_limit(MAX_BATCH)
-                    } else {
-                        refs.len().max(1)
-                    };
-                    let answers = refs
-                        .chunks(limit)
-                        .flat_map(|chunk| match chunk {
-                            [(c, v)] => vec![app.verifier().decide(c, v, now)],
-                            _ => app.verifier().decide_many(chunk, now),
-                        })
-                        .collect::<Vec<_>>();
-                    for a in &answers {
-                        note(&caller, a);
-                    }
-                    let _ = reply.send(answers);
-                }
-                Work::One {
+        if let Some((caller, batch)) = take.begin {
+            begin_batch(app, &caller, batch, now);
+            continue;
+        }
+        decide_codes(app, take.together, MAX_BATCH, now);
+        for group in take.apart {
+            let limit = {
+                let s = app.pool().state.lock();
+                group
+                    .first()
+                    .and_then(|t| {
+                        let q = s.callers.get(&key(&t.caller))?;
+                        let g = q.groups.get(t.group)?;
+                        Some(if g.failing() { 1 } else { g.batch_limit() })
+                    })
+                    .unwrap_or(1)
+            };
+            decide_codes(app, group, limit, now);
+        }
+    }
+}
+
+/// Begins a batch's items (decoding them; cached and early decisions answered at once)
+/// and queues those that wait for a signature in their gates' groups.
+fn begin_batch(app: &impl Decides, caller: &Arc<Caller>, batch: Batch, now: u64) {
+    let pool = app.pool();
+    let mut queued = Vec::new();
+    let mut answered = 0;
+    for (i, (code, venue, gate)) in batch.items.into_iter().enumerate() {
+        match app.verifier().begin(&code, &venue, now) {
+            Ok(Begun::Pending(pending)) => queued.push((
+                gate,
+                Code {
                     pending,
-                    caller,
-                    reply,
-                } => singles.push((pending, caller, reply)),
+                    reply: Reply::Part(batch.parts.clone(), i),
+                },
+            )),
+            Ok(Begun::Decided(d)) => {
+                answered += 1;
+                batch.parts.set(i, Ok(Ok(d)));
+            }
+            Err(e) => {
+                answered += 1;
+                batch.parts.set(i, Ok(Err(e)));
             }
         }
-        // Isolated callers' codes apart from everyone else's: each such caller's in a batch
-        // of its own (one by one if its codes fail often: bisecting batches that mostly
-        // hold a forgery costs more than single checks); everyone else's in one batch.
-        let (alone, together): (Vec<_>, Vec<_>) =
-            singles.into_iter().partition(|(_, c, _)| c.isolated());
-        for group in by_caller(alone) {
-            decide_group(app, group, now);
-        }
-        decide_group(app, together, now);
     }
+    if answered > 0 {
+        let mut s = pool.state.lock();
+        pool.release(&mut s, key(caller), answered);
+    }
+    pool.queue_begun(caller, queued);
 }
 
-type Single = (Pending, Arc<Caller>, oneshot::Sender<Answer>);
-/// Where a settled code's answer goes, and whose it is.
-type Reply = (Arc<Caller>, oneshot::Sender<Answer>);
-
-/// Splits codes by caller, each caller's in arrival order.
-fn by_caller(codes: Vec<Single>) -> Vec<Vec<Single>> {
-    let mut groups: Vec<Vec<Single>> = Vec::new();
-    for s in codes {
-        match groups.iter_mut().find(|g| Arc::ptr_eq(&g[0].1, &s.1)) {
-            Some(g) => g.push(s),
-            None => groups.push(vec![s]),
-        }
-    }
-    groups
-}
-
-/// Decides codes together (one batch verification); when they are all one caller's
-/// whose codes fail often, in batches as small as its [`Caller::batch_limit`] (one by
-/// one at the limit of 1).
-fn decide_group(app: &impl Decides, group: Vec<Single>, now: u64) {
-    let Some(first) = group.first() else {
-        return;
-    };
-    let limit = if first.1.isolated() {
-        first.1.batch_limit(MAX_BATCH)
-    } else {
-        MAX_BATCH
-    };
-    let mut rest = group.into_iter().peekable();
+/// Decides codes in batch verifications of at most `limit` (one by one at 1), records
+/// each signature's outcome against its group and caller, and answers.
+fn decide_codes(app: &impl Decides, codes: Vec<Taken>, limit: usize, now: u64) {
+    let pool = app.pool();
+    let mut rest = codes.into_iter().peekable();
     while rest.peek().is_some() {
-        let chunk: Vec<Single> = rest.by_ref().take(limit).collect();
-        let (pending, to): (Vec<Pending>, Vec<Reply>) =
-            chunk.into_iter().map(|(p, c, r)| (p, (c, r))).unzip();
-        let answers = if pending.len() == 1 {
+        let chunk: Vec<Taken> = rest.by_ref().take(limit.max(1)).collect();
+        let mut pending = Vec::with_capacity(chunk.len());
+        let mut to = Vec::with_capacity(chunk.len());
+        for t in chunk {
+            let Taken {
+                code,
+                caller,
+                group,
+                gate,
+            } = t;
+            pending.push(code.pending);
+            to.push((code.reply, caller, group, gate));
+        }
+        let answers: Vec<Answer> = if pending.len() == 1 {
             pending
                 .into_iter()
                 .map(|p| app.verifier().settle_one(p, now))
@@ -327,21 +761,22 @@ fn decide_group(app: &impl Decides, group: Vec<Single>, now: u64) {
             let begun = pending.into_iter().map(|p| Ok(Begun::Pending(p))).collect();
             app.verifier().settle(begun, now)
         };
-        for ((caller, reply), a) in to.into_iter().zip(answers) {
-            note(&caller, &a);
-            let _ = reply.send(a);
+        let mut s = pool.state.lock();
+        let mut replies = Vec::with_capacity(to.len());
+        for ((reply, caller, group, gate), a) in to.into_iter().zip(answers) {
+            if let Ok(d) = &a {
+                let passed = d.holder.reason != Reason::BadSignature;
+                if !passed {
+                    caller.charge_bad_signature();
+                }
+                Pool::record(&mut s, &caller, group, &gate, passed);
+            }
+            pool.release(&mut s, key(&caller), 1);
+            replies.push((reply, a));
         }
-    }
-}
-
-/// Counts a decision's signature against its caller (a failed one isolates it). The
-/// decision metric is recorded once, by the API, for every decision wherever it was made.
-fn note(caller: &Caller, a: &Answer) {
-    if let Ok(d) = a {
-        let forged = d.holder.reason == Reason::BadSignature;
-        caller.signature_checked(!forged);
-        if forged {
-            caller.bad_signature(ISOLATION);
+        drop(s);
+        for (reply, a) in replies {
+            reply.send(Ok(a));
         }
     }
 }

@@ -9,6 +9,7 @@ mod api;
 mod attack;
 mod broker;
 mod deploy;
+mod fairness;
 mod feed;
 mod feed_auth;
 mod files;

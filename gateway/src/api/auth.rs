@@ -37,6 +37,8 @@ const DECISION: HeaderName = HeaderName::from_static("x-jkm-decision");
 const REASON: HeaderName = HeaderName::from_static("x-jkm-reason");
 const COLOR: HeaderName = HeaderName::from_static("x-jkm-color");
 const CONDITIONS: HeaderName = HeaderName::from_static("x-jkm-conditions");
+/// The door's gate id, set by the proxy from its own configuration (fair verification).
+const GATE: HeaderName = HeaderName::from_static("x-jkm-gate");
 
 /// Answers a proxied request (its head: the body is never read).
 pub async fn answer(
@@ -45,9 +47,11 @@ pub async fn answer(
     head: &http::request::Parts,
 ) -> Result<Response<RespBody>, ApiError> {
     let (code, venue) = code_and_venue(app, head)?;
+    let gate = head.headers.get(GATE).and_then(|v| v.to_str().ok());
+    let gate = super::checked_gate(gate)?;
     super::check_venue(app, caller, &venue)?;
     super::decide::take_rate(caller, 1)?;
-    let d = super::decide::decide_one(app, caller, &code, &venue).await?;
+    let d = super::decide::decide_one(app, caller, &code, &venue, gate).await?;
     Ok(decided(&d, app))
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{Response, StatusCode};
 use serde_json::value::RawValue;
 
-use super::decide::{signature_budget, take_rate};
+use super::decide::take_rate;
 use super::{check_venue, parse_json, write_decision, ApiError, VerifyRequest};
 use crate::app::{App, BATCH_MAX_ITEMS};
 use crate::body::{json, RespBody};
@@ -28,20 +28,21 @@ pub async fn answer(
         .iter()
         .map(|raw| {
             let req: VerifyRequest<'_> = parse_json(raw.get().as_bytes())?;
+            req.gate()?;
             check_venue(app, caller, &req.venue)?;
             Ok(req)
         })
         .collect();
     let valid = checked.iter().filter(|r| r.is_ok()).count();
     take_rate(caller, valid as u32)?;
-    signature_budget(caller)?;
-    let items: Vec<(String, String)> = checked
+    let items: Vec<crate::pool::BatchItem> = checked
         .iter()
         .filter_map(|r| r.as_ref().ok())
         .map(|req| {
             (
                 req.code.clone().into_owned(),
                 req.venue.clone().into_owned(),
+                req.gate.as_ref().map(|g| g.clone().into_owned()),
             )
         })
         .collect();
@@ -60,7 +61,9 @@ pub async fn answer(
         // The pool answers every valid item, in order.
         let result = match item {
             Ok(_) => match decisions.next() {
-                Some(answer) => answer.map_err(ApiError::from),
+                Some(Ok(answer)) => answer.map_err(ApiError::from),
+                // Beyond the caller's share of the verification queue: that item alone.
+                Some(Err(crate::pool::QueueFull)) => Err(ApiError::Overloaded),
                 None => Err(ApiError::Unavailable("verification was interrupted")),
             },
             Err(e) => Err(*e),

@@ -18,39 +18,25 @@ pub fn take_rate(caller: &Caller, n: u32) -> Result<(), ApiError> {
     })
 }
 
-/// 429 when the caller has spent its budget of failed signatures: its uncached codes
-/// are refused before any work.
-pub fn signature_budget(caller: &Caller) -> Result<(), ApiError> {
-    match caller.bad_signatures_spent() {
-        Some(r) => {
-            caller.refused(Refusal::BadSignatures);
-            Err(r.into())
-        }
-        None => Ok(()),
-    }
-}
-
 /// Decides one code, venue checked and rate taken, on the core's one pipeline: begun
 /// here (decoded once; a code whose signature is cached, or that fails before its
-/// signature, is decided at once), settled on the verification pool otherwise, unless
-/// the caller has spent its budget of failed signatures. The decision metric is
+/// signature, is decided at once), settled on the verification pool otherwise, in the
+/// caller's and the gate's turn (`pool.rs`: fair verification). The decision metric is
 /// recorded here, once, whichever way it went.
 pub async fn decide_one(
     app: &Arc<App>,
     caller: &Arc<Caller>,
     code: &str,
     venue: &str,
+    gate: Option<&str>,
 ) -> Result<Decision, ApiError> {
     let d = match app.verifier.begin(code, venue, app.now())? {
         Begun::Decided(d) => d,
-        Begun::Pending(pending) => {
-            signature_budget(caller)?;
-            match app.pool.settle(caller, pending).await {
-                Ok(Some(answer)) => answer?,
-                Ok(None) => return Err(ApiError::Unavailable("verification was interrupted")),
-                Err(crate::pool::QueueFull) => return Err(ApiError::Overloaded),
-            }
-        }
+        Begun::Pending(pending) => match app.pool.settle(caller, gate, pending).await {
+            Ok(Some(answer)) => answer?,
+            Ok(None) => return Err(ApiError::Unavailable("verification was interrupted")),
+            Err(crate::pool::QueueFull) => return Err(ApiError::Overloaded),
+        },
     };
     app.metrics.decision(d.holder.reason);
     Ok(d)

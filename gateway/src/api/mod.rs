@@ -171,9 +171,27 @@ pub struct VerifyRequest<'a> {
     pub code: Cow<'a, str>,
     #[serde(borrow)]
     pub venue: Cow<'a, str>,
+    /// The gate that scanned it: codes are verified in turn by gate (`api.md` revision
+    /// 4, fair verification). At most 64 bytes.
     #[serde(default, borrow)]
-    #[allow(dead_code)] // accepted and ignored: the gate id is not needed to decide
     pub gate: Option<Cow<'a, str>>,
+}
+
+impl VerifyRequest<'_> {
+    /// The gate, checked: 400 `bad_request` when longer than 64 bytes.
+    pub fn gate(&self) -> Result<Option<&str>, ApiError> {
+        checked_gate(self.gate.as_deref())
+    }
+}
+
+/// A gate id as given (a request's `gate`, `/v1/auth`'s `x-jkm-gate`): at most 64 bytes.
+pub fn checked_gate(gate: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match gate {
+        Some(g) if g.len() > crate::pool::MAX_GATE_LEN => {
+            Err(ApiError::BadRequest("gate longer than 64 bytes"))
+        }
+        g => Ok(g),
+    }
 }
 
 /// A card check (`POST /v1/verify/card`).

@@ -25,8 +25,12 @@ use crate::metrics::Phase;
 /// Answers one line (without its newline), on the one decision path of a single code.
 async fn answer_line(app: &Arc<App>, caller: &Arc<Caller>, line: &[u8]) -> String {
     let result = match parse_json::<VerifyRequest<'_>>(line) {
-        Ok(req) => match check_venue(app, caller, &req.venue).and_then(|()| take_rate(caller, 1)) {
-            Ok(()) => decide_one(app, caller, &req.code, &req.venue).await,
+        Ok(req) => match req.gate().and_then(|gate| {
+            check_venue(app, caller, &req.venue)?;
+            take_rate(caller, 1)?;
+            Ok(gate)
+        }) {
+            Ok(gate) => decide_one(app, caller, &req.code, &req.venue, gate).await,
             Err(e) => Err(e),
         },
         Err(e) => Err(e),

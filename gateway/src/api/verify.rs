@@ -33,9 +33,10 @@ pub async fn answer(
     } else {
         parse_json(body)?
     };
+    let gate = request.gate()?;
     check_venue(app, caller, &request.venue)?;
     take_rate(caller, 1)?;
-    let d = decide_one(app, caller, &request.code, &request.venue).await?;
+    let d = decide_one(app, caller, &request.code, &request.venue, gate).await?;
     Ok(json(StatusCode::OK, decision_json(&d, app)))
 }
 
