@@ -158,9 +158,10 @@ where
         (Route::Other, _, _) => return Err((ApiError::NotFound, None)),
         // Proxies forward the door's own method.
         (Route::Auth, _, _) => {}
-        (Route::Health | Route::Ready, false, _) | (_, _, false) => {
-            return Err((ApiError::MethodNotAllowed, None))
+        (Route::Health | Route::Ready, false, _) => {
+            return Err((ApiError::MethodNotAllowed("GET"), None))
         }
+        (_, _, false) => return Err((ApiError::MethodNotAllowed("POST"), None)),
         _ => {}
     }
     let caller = authenticate(app, conn, &req).ok_or((ApiError::Unauthorized, None))?;

@@ -541,3 +541,100 @@ async fn every_route_and_error_matches_the_openapi_document() {
     spec.check("/readyz", "get", &a);
     spec.all_seen();
 }
+
+/// Schemathesis (PyPI) against `docs/openapi.json` and a real gateway, every check, as a
+/// new user of the document would run it: whatever the document calls valid is
+/// accepted, whatever it calls invalid refused, every answer as documented (405 with
+/// `Allow` included). `tests/e2e/schemathesis_hooks.py` teaches it the ndjson body of
+/// `/v1/verify/stream` and sets aside the one case OpenAPI cannot express.
+#[tokio::test]
+async fn schemathesis_finds_nothing() {
+    let Some(st) = crate::support::outside_program(
+        &["st", "schemathesis"],
+        "the schemathesis run against docs/openapi.json",
+        "pip install schemathesis",
+    ) else {
+        return;
+    };
+    let gw = Gateway::start(Options {
+        plain: true,
+        ..Options::default()
+    })
+    .await;
+    // A live feed, as in production: the authority's heartbeats keep /readyz at 200
+    // (a stale gateway's 503 is by design, and schemathesis counts any 5xx).
+    let feed = gw.setup.feed();
+    let beating = tokio::spawn(async move {
+        loop {
+            let at = gateway_issuer::unix_now() as i64;
+            let _ = gateway_issuer::publish::append_heartbeat(
+                &feed,
+                &gateway_issuer::events::PLAIN,
+                at,
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let url = format!("http://{}", gw.plain.unwrap());
+    let auth = format!("Authorization: Bearer {}", gw.api_key);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(st)
+            .arg("run")
+            .arg(root.join("docs/openapi.json"))
+            .args(["--url", &url, "-H", &auth, "--checks", "all"])
+            // One worker: CPython 3.11's parser is not safe for hypothesis's lambda
+            // descriptions on several threads ("AST constructor recursion depth").
+            .args(["--workers", "1", "--max-time", "45", "--seed", "1"])
+            .env("PYTHONPATH", root.join("tests/e2e"))
+            .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("schemathesis runs")
+    })
+    .await
+    .unwrap();
+    beating.abort();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let tail: String = said
+        .lines()
+        .rev()
+        .take(60)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    eprintln!("{tail}");
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// RFC 9110: a 405 says which methods the path allows.
+#[tokio::test]
+async fn method_not_allowed_says_what_is() {
+    let gw = Gateway::start(Options::default()).await;
+    let mut c = gw.client(crate::support::client::Protocol::H1).await;
+    let auth = format!("Bearer {}", gw.api_key);
+    for (method, path, allow) in [
+        (http::Method::GET, "/v1/verify", "POST"),
+        (http::Method::PUT, "/v1/verify/batch", "POST"),
+        (http::Method::DELETE, "/v1/verify/stream", "POST"),
+        (http::Method::POST, "/healthz", "GET"),
+        (http::Method::TRACE, "/readyz", "GET"),
+    ] {
+        let a = c
+            .send(
+                method.clone(),
+                path,
+                &[("authorization", auth.as_str())],
+                "",
+            )
+            .await;
+        assert_eq!(a.status, 405, "{method} {path}");
+        assert_eq!(a.headers["allow"], allow, "{method} {path}");
+    }
+}

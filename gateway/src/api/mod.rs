@@ -41,7 +41,8 @@ pub enum ApiError {
     },
     Overloaded,
     NotFound,
-    MethodNotAllowed,
+    /// A known path with another method; the methods it allows (RFC 9110: `Allow`).
+    MethodNotAllowed(&'static str),
     /// No policy loaded, or card checks without a pseudonym key.
     Unavailable(&'static str),
 }
@@ -60,7 +61,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -78,7 +79,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded => "overloaded",
             ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
@@ -99,7 +100,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "over this caller's request rate",
             ApiError::Overloaded => "gateway over its concurrency limit",
             ApiError::NotFound => "no such route",
-            ApiError::MethodNotAllowed => "method not allowed on this route",
+            ApiError::MethodNotAllowed(_) => "method not allowed on this route",
         }
     }
 
@@ -119,6 +120,10 @@ impl ApiError {
         if let Some(s) = self.retry_after() {
             r.headers_mut()
                 .insert(http::header::RETRY_AFTER, http::HeaderValue::from(s));
+        }
+        if let ApiError::MethodNotAllowed(allow) = self {
+            r.headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
         }
         r
     }
