@@ -33,7 +33,7 @@ pub async fn answer(
     } else {
         // A `?venue=` beside a JSON body is not used, but must still name a category.
         if let Some(v) = query_param(head.uri.query(), "venue") {
-            super::known_venue(app, &v)?;
+            super::known_venue(app, v)?;
         }
         parse_json(body)?
     };
