@@ -289,3 +289,49 @@ async fn a_withheld_event_shows_as_a_feed_gap_over_a_nats_mirror() {
     .await;
     assert_eq!(s, 503, "{v}");
 }
+
+/// Every warning a feed can cause is logged at a bounded rate: thousands of replays of
+/// the policy in force (not newer), over-long lines, forged heartbeats and stale ones
+/// leave the log at a few kilobytes, every one counted in the metrics.
+#[tokio::test]
+async fn a_poisoned_feed_cannot_flood_the_log() {
+    let gw = Gateway::start(Options {
+        capture_log: true,
+        ..keyed(&[])
+    })
+    .await;
+    let key = feed_key(&gw);
+    let root = gateway_issuer::keys::read_root_signer(&gw.setup.root_seed()).unwrap();
+    let before = gw.log_bytes();
+    let policy = root.policy_event(&reference_policy_json(1));
+    let forged = Writer::new(Some(&FeedKey::new(&[1; 32]))).heartbeat(now(), None);
+    let old = Writer::new(Some(&key)).heartbeat(now() - 3600, None);
+    let long = "x".repeat((1 << 20) + 10);
+    let mut lines = String::new();
+    for _ in 0..500 {
+        for l in [&policy, &forged, &old] {
+            lines.push_str(l);
+            lines.push('\n');
+        }
+    }
+    for _ in 0..20 {
+        lines.push_str(&long);
+        lines.push('\n');
+    }
+    gw.append_feed(&lines);
+    gw.wait_stat("feed_seq", 1520).await;
+    let grew = gw.log_bytes() - before;
+    assert!(grew < 32 * 1024, "the log grew by {grew} bytes");
+    let m = get_plain(gw.admin, "/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        text.contains("gateway_log_suppressed_total"),
+        "suppressed lines counted"
+    );
+    let suppressed: f64 = text
+        .lines()
+        .find(|l| l.starts_with("gateway_log_suppressed_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(suppressed > 1000.0, "{suppressed} lines held back");
+}

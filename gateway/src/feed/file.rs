@@ -11,6 +11,9 @@ use tokio::sync::watch;
 
 use crate::app::App;
 
+/// A failing read repeats at every poll: logged at a bounded rate.
+static READ_FAILED: crate::logs::Throttle = crate::logs::Throttle::new();
+
 /// How often the file is checked for new lines once the end is reached.
 const POLL: Duration = Duration::from_millis(50);
 /// Longest line kept; a longer one is skipped whole (it still takes its position).
@@ -98,7 +101,7 @@ pub async fn follow(
         let n = match file.read(&mut chunk).await {
             Ok(n) => n,
             Err(e) => {
-                tracing::error!(error = %e, "feed file read failed");
+                crate::warn_throttled!(READ_FAILED, error = %e, "feed file read failed");
                 0
             }
         };

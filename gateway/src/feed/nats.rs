@@ -36,6 +36,10 @@ const BATCH: usize = 256;
 type Batch = Vec<(u64, bytes::Bytes)>;
 /// A replay longer than this many subjects sizes the status set first.
 const RESERVE_ABOVE: u64 = 100_000;
+/// What a broker (or one in the way) can make the feed say again and again is logged at
+/// a bounded rate.
+static DELIVERY: crate::logs::Throttle = crate::logs::Throttle::new();
+
 /// Delivery errors in a row before the consumer is rebuilt from our own position.
 const MAX_ERRORS_IN_A_ROW: u32 = 3;
 
@@ -104,7 +108,7 @@ pub async fn follow(
                 if began.elapsed() > BACKOFF_MAX * 2 {
                     backoff = BACKOFF_FIRST;
                 }
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "NATS feed interrupted");
+                crate::warn_throttled!(DELIVERY, error = %e, retry_in_ms = backoff.as_millis() as u64, "NATS feed interrupted");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stop.changed() => break,
@@ -244,7 +248,7 @@ async fn run_consumer(
                             // after several in a row, start over (with backoff) from our
                             // own position.
                             errors_in_a_row += 1;
-                            tracing::warn!(error = %e, "NATS delivery error");
+                            crate::warn_throttled!(DELIVERY, error = %e, "NATS delivery error");
                             if errors_in_a_row >= MAX_ERRORS_IN_A_ROW {
                                 let _ = pipe.tx.send(batch).await;
                                 return Err(NatsError::Consumer(e.to_string()));
