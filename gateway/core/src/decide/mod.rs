@@ -10,6 +10,7 @@
 
 mod read;
 pub(crate) mod reason;
+pub mod receipt;
 mod write;
 
 pub use read::{Begun, Pending};
