@@ -40,6 +40,9 @@ pub enum Command {
     /// Ask the admin port for /healthz (or --url): exit 0 on 200, 2 otherwise. For
     /// container health checks in images without a shell.
     Probe(crate::probe::ProbeArgs),
+    /// Receipts for the complaint desk: `key` writes the receipt key from the feed key,
+    /// `check` tells whether a receipt was given to a subject.
+    Receipt(crate::receipt::ReceiptArgs),
 }
 
 /// Initialises logging: human-readable, or JSON lines.
@@ -100,6 +103,7 @@ pub fn main() -> i32 {
         Command::Sign(a) => crate::issue::sign(&a),
         Command::Purge(a) => crate::purge::purge(&a),
         Command::Probe(a) => crate::probe::probe(&a),
+        Command::Receipt(a) => return crate::receipt::run(&a),
     };
     match result {
         Ok(out) => {

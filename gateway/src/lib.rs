@@ -23,6 +23,7 @@ pub mod pool;
 pub mod probe;
 pub mod publish;
 pub mod purge;
+pub mod receipt;
 pub mod sched;
 pub mod serve;
 pub mod service;

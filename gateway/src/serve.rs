@@ -46,7 +46,10 @@ fn load_feed_keys(paths: &[PathBuf]) -> Result<FeedKeys, ConfigError> {
 }
 
 /// Loads every file named by the configuration into a verifier.
-fn load_verifier(cfg: &ServeConfig) -> Result<(Verifier, Option<RootKey>), ConfigError> {
+fn load_verifier(
+    cfg: &ServeConfig,
+    feed_keys: &FeedKeys,
+) -> Result<(Verifier, Option<RootKey>), ConfigError> {
     let trust_bytes = std::fs::read(&cfg.trust).map_err(|e| ConfigError::file(&cfg.trust, e))?;
     let (trust, refused) =
         TrustList::from_json(&trust_bytes).map_err(|e| ConfigError::file(&cfg.trust, e))?;
@@ -82,6 +85,12 @@ fn load_verifier(cfg: &ServeConfig) -> Result<(Verifier, Option<RootKey>), Confi
         },
         sig_cache_capacity: cfg.sig_cache,
         expected_subjects: 0,
+        // Receipts on every deny, made with R derived from the first feed key
+        // (api.md revision 4); none without a feed key.
+        receipt_key: feed_keys
+            .keys()
+            .first()
+            .map(|k| *gateway_core::decide::receipt::ReceiptKey::derive(k).bytes()),
     };
     Ok((
         Verifier::new(settings, trust, Some(policy), pseudonyms),
@@ -151,8 +160,8 @@ fn build_app(
     quick_start: bool,
     metrics: Metrics,
 ) -> Result<(Arc<App>, Option<RootKey>), ConfigError> {
-    let (verifier, root) = load_verifier(cfg)?;
     let feed_keys = load_feed_keys(&cfg.feed_keys)?;
+    let (verifier, root) = load_verifier(cfg, &feed_keys)?;
     if !feed_keys.enabled() {
         tracing::warn!("no --feed-key: feed events are accepted without a mac (feed_auth false); rely on the broker's permissions alone only if no one else can write the feed");
     }

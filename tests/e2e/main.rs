@@ -23,5 +23,6 @@ mod observability;
 mod openapi;
 mod ops;
 mod proxy;
+mod receipts;
 mod snapshots;
 mod vectors;

@@ -133,6 +133,8 @@ pub struct Judgement {
     pub reason: Reason,
     /// Empty on a deny.
     pub conditions: Conditions,
+    /// On a deny, with a receipt key: the receipt (`api.md` revision 4).
+    pub receipt: Option<crate::decide::receipt::Receipt>,
 }
 
 impl Judgement {
@@ -143,6 +145,7 @@ impl Judgement {
             color: None,
             reason,
             conditions: Conditions::NONE,
+            receipt: None,
         }
     }
 }
@@ -325,6 +328,7 @@ impl Policy {
             color: Some(color),
             reason,
             conditions,
+            receipt: None,
         }
     }
 

@@ -414,7 +414,7 @@ fn companions_each_decided_with_their_own_status() {
 fn card_checks() {
     let f = fixture(Settings::default());
     let d =
-        f.v.decide_card(CardKind::CitizenCard, "3301 0000 1234 5678", "museum")
+        f.v.decide_card(CardKind::CitizenCard, "3301 0000 1234 5678", "museum", NOW)
             .unwrap();
     assert_eq!(d.holder.verdict, Verdict::Allow);
     assert_eq!(
@@ -433,7 +433,7 @@ fn card_checks() {
     })
     .unwrap();
     let d =
-        f.v.decide_card(CardKind::CitizenCard, "3301000012345678", "bus")
+        f.v.decide_card(CardKind::CitizenCard, "3301000012345678", "bus", NOW)
             .unwrap();
     assert_eq!(
         (d.holder.verdict, d.holder.color),
@@ -441,7 +441,7 @@ fn card_checks() {
     );
     assert_eq!(d.holder.conditions.names().collect::<Vec<_>>(), ["mask"]);
     let d =
-        f.v.decide_card(CardKind::CitizenCard, "3301000012345678", "museum")
+        f.v.decide_card(CardKind::CitizenCard, "3301000012345678", "museum", NOW)
             .unwrap();
     assert_eq!(
         (d.holder.verdict, d.holder.reason),
@@ -742,4 +742,61 @@ fn a_replayed_document_for_the_same_key_cannot_widen_its_window() {
         restored.v.apply(ev).unwrap();
     }
     assert_eq!(restored.reason(&code, NOW), Reason::KeyNotValidAtIssue);
+}
+
+/// Receipts (`api.md` revision 4): every deny carries one that checks for its subject
+/// (the holder's, each denied companion's, 16 zero bytes for a code that does not
+/// decode, the card's pseudonym), an allow none, and none at all without a key.
+#[test]
+fn every_deny_carries_a_receipt_for_its_subject() {
+    use gateway_core::decide::receipt::{Receipt, ReceiptKey};
+    use gateway_core::feed_auth::FeedKey;
+    let key = ReceiptKey::derive(&FeedKey::new(&[2; 32]));
+    let f = fixture(Settings {
+        receipt_key: Some(*key.bytes()),
+        ..Settings::default()
+    });
+    let check = |r: Option<Receipt>, sub: &Sub, reason: u8| {
+        let r = r.expect("a receipt");
+        let b = Receipt::decode(r.as_str()).unwrap();
+        assert!(key.check(&b, sub), "{r:?}");
+        assert_eq!(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64, NOW);
+        assert_eq!(b[4], 15, "bus");
+        assert_eq!(b[5], reason);
+    };
+    // A red holder with a green and a red companion.
+    let mut c = claims(Color::Red, 1);
+    c.with = Some(vec![
+        Companion {
+            sub: Sub([0x31; 16]),
+            color: Color::Green,
+            ver: 0,
+        },
+        Companion {
+            sub: Sub([0x32; 16]),
+            color: Color::Red,
+            ver: 0,
+        },
+    ]);
+    let d = f.v.decide(&f.ed.mint(&c).unwrap(), "bus", NOW).unwrap();
+    check(d.holder.receipt, &c.sub, 14);
+    let comp = d.companions.unwrap();
+    assert_eq!(comp.as_slice()[0].receipt, None, "an allowed companion");
+    check(comp.as_slice()[1].receipt, &Sub([0x32; 16]), 14);
+    // A green holder: none.
+    let d = f.v.decide(&f.ed.mint(&claims(Color::Green, 1)).unwrap(), "bus", NOW);
+    assert_eq!(d.unwrap().holder.receipt, None);
+    // Malformed: 16 zero bytes.
+    let d = f.v.decide("JKM1:NOT-A-CODE", "bus", NOW).unwrap();
+    check(d.holder.receipt, &Sub([0; 16]), 1);
+    // Expired, decided after the claims were read: the holder's sub.
+    let mut old = claims(Color::Green, 1);
+    old.iat = NOW - 3 * 86_400;
+    old.exp = NOW - 2 * 86_400;
+    let d = f.v.decide(&f.ed.mint(&old).unwrap(), "bus", NOW).unwrap();
+    check(d.holder.receipt, &old.sub, 9);
+    // Without a key: no receipts.
+    let plain = fixture(Settings::default());
+    let d = plain.v.decide(&f.ed.mint(&c).unwrap(), "bus", NOW).unwrap();
+    assert_eq!(d.holder.receipt, None);
 }

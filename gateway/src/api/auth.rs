@@ -37,6 +37,7 @@ const DECISION: HeaderName = HeaderName::from_static("x-jkm-decision");
 const REASON: HeaderName = HeaderName::from_static("x-jkm-reason");
 const COLOR: HeaderName = HeaderName::from_static("x-jkm-color");
 const CONDITIONS: HeaderName = HeaderName::from_static("x-jkm-conditions");
+const RECEIPT: HeaderName = HeaderName::from_static("x-jkm-receipt");
 /// The door's gate id, set by the proxy from its own configuration (fair verification).
 const GATE: HeaderName = HeaderName::from_static("x-jkm-gate");
 
@@ -124,6 +125,14 @@ pub fn decided(d: &gateway_core::Decision, app: &App) -> Response<RespBody> {
     };
     h.insert(DECISION, HeaderValue::from_static(decision));
     h.insert(REASON, HeaderValue::from_static(reason));
+    if !allow {
+        // The holder's receipt, or the first denied companion's (api.md revision 4).
+        if let Some(r) = d.first_receipt() {
+            if let Ok(v) = HeaderValue::from_str(r.as_str()) {
+                h.insert(RECEIPT, v);
+            }
+        }
+    }
     if allow {
         if let Some(c) = j.color {
             h.insert(COLOR, HeaderValue::from_static(c.name()));

@@ -247,7 +247,9 @@ pub fn in_scope(caller: &Caller, venue: &str) -> Result<(), ApiError> {
 /// Decides a card check whose venue was checked and whose rate was taken.
 pub fn decide_card(app: &App, req: &CardRequest<'_>) -> Result<Decision, ApiError> {
     let kind = CardKind::from_name(&req.card_kind).ok_or(ApiError::UnknownCardKind)?;
-    let d = app.verifier.decide_card(kind, &req.number, &req.venue)?;
+    let d = app
+        .verifier
+        .decide_card(kind, &req.number, &req.venue, app.now())?;
     app.metrics.decision(d.holder.reason);
     Ok(d)
 }
@@ -276,6 +278,11 @@ fn write_judgement(out: &mut String, j: &Judgement) {
         out.push('"');
     }
     out.push(']');
+    if let Some(r) = &j.receipt {
+        out.push_str(r#","receipt":""#);
+        out.push_str(r.as_str());
+        out.push('"');
+    }
 }
 
 /// Appends a decision as the API writes it. Built by hand: every string is one of the

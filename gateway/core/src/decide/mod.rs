@@ -56,6 +56,10 @@ pub struct Settings {
     pub sig_cache_capacity: usize,
     /// Subjects to pre-size the status set for.
     pub expected_subjects: usize,
+    /// The receipt key's 32 bytes (R, derived from the feed key:
+    /// [`receipt::ReceiptKey::derive`]): every deny then carries a receipt (`api.md`
+    /// revision 4); none without.
+    pub receipt_key: Option<[u8; 32]>,
 }
 
 impl Default for Settings {
@@ -64,6 +68,7 @@ impl Default for Settings {
             limits: Limits::default(),
             sig_cache_capacity: 1_000_000,
             expected_subjects: 0,
+            receipt_key: None,
         }
     }
 }
@@ -131,6 +136,11 @@ impl Decision {
             .fold(Conditions::NONE, |c, j| c.union(j.conditions))
     }
 
+    /// The holder's receipt, or else the first denied companion's (`x-jkm-receipt`).
+    pub fn first_receipt(&self) -> Option<receipt::Receipt> {
+        self.everyone().find_map(|j| j.receipt)
+    }
+
     fn failed(reason: Reason, policy_version: u64) -> Self {
         Decision {
             holder: Judgement::failed(reason),
@@ -192,6 +202,8 @@ pub struct Verifier {
     revoked: RevokedTokens,
     cache: Option<SigCache>,
     pseudonyms: Option<PseudonymKey>,
+    /// Makes the receipts of denies, when there is a feed key.
+    receipts: Option<receipt::ReceiptKey>,
     /// The root-signed key documents in force, one per kid (the last applied; a
     /// revocation replaces its kid's add), in the order their kids first came, so a
     /// snapshot can carry them and a restore verify them again and reach the same state.
@@ -215,6 +227,7 @@ impl Verifier {
             cache: (settings.sig_cache_capacity > 0)
                 .then(|| SigCache::new(settings.sig_cache_capacity)),
             pseudonyms,
+            receipts: settings.receipt_key.map(receipt::ReceiptKey::from_bytes),
             key_docs: parking_lot::Mutex::new(Vec::new()),
         }
     }

@@ -17,13 +17,13 @@
 
 use ed25519_dalek::VerifyingKey;
 
-use super::{Authentic, CompanionJudgements, Decision, Limits, RequestError, Verifier};
+use super::{receipt, Authentic, CompanionJudgements, Decision, Limits, RequestError, Verifier};
 use crate::decide::reason::Reason;
-use crate::policy::{Judgement, Policy, VenueId};
+use crate::policy::{Judgement, Policy, VenueId, Verdict};
 use crate::pseudonym::CardKind;
 use crate::sigcache::{Digest, SigCache};
 use crate::status::{Color, Sub};
-use crate::token::{self, Token};
+use crate::token::{self, Claims, Token};
 use crate::trust::signature::{self, SignatureValid};
 use crate::trust::{PublicKey, TrustList, TrustedKey};
 
@@ -53,17 +53,20 @@ impl Verifier {
         let policy = self.policy.load();
         let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
         let venue_id = policy.venue(venue).ok_or(RequestError::UnknownVenue)?;
-        let failed = |r| Ok(Begun::Decided(Decision::failed(r, policy.version())));
+        let failed = |r, claims| {
+            let d = self.stamped(Decision::failed(r, policy.version()), claims, venue, now);
+            Ok(Begun::Decided(d))
+        };
         let Ok(bytes) = token::decode_text(code) else {
-            return failed(Reason::Malformed);
+            return failed(Reason::Malformed, None);
         };
         let Ok(token) = Token::parse(&bytes) else {
-            return failed(Reason::Malformed);
+            return failed(Reason::Malformed, None);
         };
         let trust = self.trust.load();
         let key = match self.key_for(&token, &trust) {
             Ok(k) => k,
-            Err(r) => return failed(r),
+            Err(r) => return failed(r, Some(&token.claims)),
         };
         let digest = SigCache::key(&token.cose);
         if !self
@@ -77,7 +80,12 @@ impl Verifier {
             Ok(auth) => self.judge(&auth, policy, venue_id),
             Err(r) => Decision::failed(r, policy.version()),
         };
-        Ok(Begun::Decided(decision))
+        Ok(Begun::Decided(self.stamped(
+            decision,
+            Some(&token.claims),
+            venue,
+            now,
+        )))
     }
 
     /// Steps two and three for codes begun (those decided already come out as they
@@ -199,15 +207,16 @@ impl Verifier {
         let venue = policy.venue(&p.venue).ok_or(RequestError::UnknownVenue)?;
         let failed = |r| Decision::failed(r, policy.version());
         let Some((token, key)) = checked else {
-            return Ok(failed(Reason::Malformed));
+            return Ok(self.stamped(failed(Reason::Malformed), None, &p.venue, now));
         };
         let authentic = key
             .and_then(|key| self.settled_signature(token, key, verdict, p.digest))
             .and_then(|sig| self.after_signature(sig, now));
-        Ok(match authentic {
+        let d = match authentic {
             Ok(auth) => self.judge(&auth, policy, venue),
             Err(r) => failed(r),
-        })
+        };
+        Ok(self.stamped(d, Some(&token.claims), &p.venue, now))
     }
 
     /// Step 4 for a pending code (which missed the cache when it began): the batch's
@@ -363,22 +372,59 @@ impl Verifier {
         &self,
         kind: CardKind,
         number: &str,
-        venue: &str,
+        venue_name: &str,
+        now: u64,
     ) -> Result<Decision, RequestError> {
         let policy = self.policy.load();
         let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
-        let venue = policy.venue(venue).ok_or(RequestError::UnknownVenue)?;
+        let venue = policy.venue(venue_name).ok_or(RequestError::UnknownVenue)?;
         let keys = self
             .pseudonyms
             .as_ref()
             .ok_or(RequestError::NoPseudonymKey)?;
         let sub = keys.pseudonym(kind, number);
         let color = self.status.get(&sub).map_or(Color::Green, |s| s.color);
+        let mut holder = policy.judge_card(venue, color);
+        if let (Some(k), Verdict::Deny) = (&self.receipts, holder.verdict) {
+            let b = k.make(now, receipt::venue_code(venue_name), holder.reason, &sub);
+            holder.receipt = Some(receipt::Receipt::encode(&b));
+        }
         Ok(Decision {
-            holder: policy.judge_card(venue, color),
+            holder,
             companions: None,
             policy_version: policy.version(),
         })
+    }
+
+    /// The decision with the receipts of its denies (`api.md` revision 4), when there is
+    /// a receipt key: the holder's for its `sub` (16 zero bytes for a code that does not
+    /// decode, `claims` then `None`), each denied companion's for its own.
+    fn stamped(
+        &self,
+        mut d: Decision,
+        claims: Option<&Claims<'_>>,
+        venue: &str,
+        now: u64,
+    ) -> Decision {
+        let Some(k) = &self.receipts else {
+            return d;
+        };
+        let venue = receipt::venue_code(venue);
+        let stamp = |j: &mut Judgement, sub: &Sub| {
+            if j.verdict == Verdict::Deny {
+                let b = k.make(now, venue, j.reason, sub);
+                j.receipt = Some(receipt::Receipt::encode(&b));
+            }
+        };
+        let holder = claims.map_or(Sub([0; 16]), |c| c.sub);
+        stamp(&mut d.holder, &holder);
+        if let (Some(js), Some(with)) = (d.companions.as_mut(), claims.and_then(|c| c.with)) {
+            let n = usize::from(js.len);
+            for (j, m) in js.items[..n].iter_mut().zip(with.as_slice()) {
+                stamp(j, &m.sub);
+            }
+        }
+        d
     }
 }
 
