@@ -70,6 +70,16 @@ pub fn run(a: &ReceiptArgs) -> i32 {
                 Ok(k) => k,
                 Err(e) => return usage(e),
             };
+            // The number is read as the issuing commands read it, never from argv.
+            if subject
+                .number
+                .as_deref()
+                .is_some_and(|n| n != "-" && !n.starts_with('@'))
+            {
+                return usage(ConfigError::Usage(
+                    "give the number as --number @FILE or --number - (standard input), never on the command line",
+                ));
+            }
             let sub = match subject.resolve(state_dir) {
                 Ok(s) => s,
                 Err(e) => return usage(e),
