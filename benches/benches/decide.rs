@@ -195,5 +195,31 @@ fn many(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decisions, batch, caches, many);
+/// What a receipt costs a warm deny (`api.md` revision 4; issue 26): the same red code at
+/// a school, decided from the signature cache by a verifier without a receipt key and
+/// by one with (one HMAC-SHA256 over 22 bytes, the text written inline).
+fn receipts(c: &mut Criterion) {
+    let red = gateway_benches::case("policy.json", "policy_school_red")["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let plain = verifier(1_000_000);
+    let with = gateway_benches::verifier_with_receipts(1_000_000);
+    for v in [&plain, &with] {
+        let d = v.decide(&red, "school", NOW).expect("venue");
+        assert!(!gateway_core::decide::allowed(&d));
+    }
+    assert!(with.decide(&red, "school", NOW).unwrap().holder.receipt.is_some());
+    assert!(plain.decide(&red, "school", NOW).unwrap().holder.receipt.is_none());
+    let mut g = c.benchmark_group("receipt");
+    g.bench_function("warm_deny_without_feed_key", |b| {
+        b.iter(|| plain.decide(black_box(&red), "school", NOW))
+    });
+    g.bench_function("warm_deny_with_receipt", |b| {
+        b.iter(|| with.decide(black_box(&red), "school", NOW))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decisions, batch, caches, many, receipts);
 criterion_main!(benches);

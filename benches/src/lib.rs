@@ -44,6 +44,23 @@ pub fn verifier(sig_cache_capacity: usize) -> Verifier {
     Verifier::new(settings, trust, Some(policy), None)
 }
 
+/// [`verifier`] with a receipt key (from a feed key of 32 bytes of 2): every deny then
+/// carries a receipt.
+pub fn verifier_with_receipts(sig_cache_capacity: usize) -> Verifier {
+    let c = case("valid.json", "es256_green_bus");
+    let (trust, _) = TrustList::from_json(c["trust"].to_string().as_bytes()).expect("trust");
+    let policy = Policy::from_json(c["policy"].to_string().as_bytes()).expect("policy");
+    let key = gateway_core::decide::receipt::ReceiptKey::derive(
+        &gateway_core::feed_auth::FeedKey::new(&[2; 32]),
+    );
+    let settings = Settings {
+        sig_cache_capacity,
+        receipt_key: Some(*key.bytes()),
+        ..Settings::default()
+    };
+    Verifier::new(settings, trust, Some(policy), None)
+}
+
 /// What a bare signature check of `code` takes: the signed bytes (COSE Sig_structure),
 /// the signature, and its trust-list key (from [`verifier`]'s list).
 pub fn signed_parts(code: &str) -> (Vec<u8>, [u8; 64], PublicKey) {
