@@ -209,8 +209,18 @@ fn receipts(c: &mut Criterion) {
         let d = v.decide(&red, "school", NOW).expect("venue");
         assert!(!gateway_core::decide::allowed(&d));
     }
-    assert!(with.decide(&red, "school", NOW).unwrap().holder.receipt.is_some());
-    assert!(plain.decide(&red, "school", NOW).unwrap().holder.receipt.is_none());
+    assert!(with
+        .decide(&red, "school", NOW)
+        .unwrap()
+        .holder
+        .receipt
+        .is_some());
+    assert!(plain
+        .decide(&red, "school", NOW)
+        .unwrap()
+        .holder
+        .receipt
+        .is_none());
     let mut g = c.benchmark_group("receipt");
     g.bench_function("warm_deny_without_feed_key", |b| {
         b.iter(|| plain.decide(black_box(&red), "school", NOW))

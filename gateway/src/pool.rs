@@ -22,7 +22,9 @@
 //! - **Gates in turn within a caller.** A caller's codes are grouped by gate (`gate` of
 //!   a request, `x-jkm-gate` of `/v1/auth`; codes without one form one group; the 64
 //!   gates seen most recently have a group each, older ones share one), and the groups
-//!   are served in turn the same way.
+//!   are served in turn the same way, a single code bounded by its gate's share of its
+//!   caller's share (a batch, queued whole before its items' gates are read, by its
+//!   caller's share).
 //! - **Failures are paid by who causes them.** Every failed signature is charged to its
 //!   caller, code by code as it fails, on a bucket refilled at
 //!   `--caller-bad-signatures-per-s` (or 1 % of the caller's rate), whose debt is
@@ -369,14 +371,42 @@ impl Pool {
         Ok(())
     }
 
-    /// Room for `n` more codes of `caller`: its share of the queue (the queue divided by
-    /// the callers with work waiting, itself included), within twice the queue in all.
-    fn room(&self, s: &State, caller: &Arc<Caller>) -> usize {
+    /// `caller`'s share of the queue: the queue divided by the callers with work
+    /// waiting, itself included.
+    fn share(&self, s: &State, caller: &Arc<Caller>) -> usize {
         let mine = s.callers.get(&key(caller));
-        let waiting = mine.map_or(0, |q| q.codes);
         let active = s.turn.len() + usize::from(mine.is_none_or(|q| !q.has_work()));
-        let share = self.capacity / active.max(1);
-        share
+        self.capacity / active.max(1)
+    }
+
+    /// Room for more codes of `caller` in a batch: its share less what it has waiting,
+    /// within twice the queue in all.
+    fn room(&self, s: &State, caller: &Arc<Caller>) -> usize {
+        let waiting = s.callers.get(&key(caller)).map_or(0, |q| q.codes);
+        self.share(s, caller)
+            .saturating_sub(waiting)
+            .min((2 * self.capacity).saturating_sub(s.codes))
+    }
+
+    /// Room for one more code of `caller` at `gate`: the gate's share of its caller's
+    /// share (divided by the caller's gates with codes waiting, this one included) less
+    /// what the gate has waiting, within twice the queue in all. So a gate that floods
+    /// fills its own share, and the caller's other gates still find room.
+    fn gate_room(&self, s: &State, caller: &Arc<Caller>, gate: Option<&str>) -> usize {
+        let share = self.share(s, caller);
+        let (active, waiting) = match s.callers.get(&key(caller)) {
+            None => (1, 0),
+            Some(q) => {
+                let g = q.groups.iter().find(|g| match (&g.gate, gate) {
+                    (GateKey::None, None) => true,
+                    (GateKey::Named(n), Some(x)) => &**n == x,
+                    _ => false,
+                });
+                let waiting = g.map_or(0, |g| g.codes.len());
+                (q.turn.len() + usize::from(waiting == 0), waiting)
+            }
+        };
+        (share / active.max(1))
             .saturating_sub(waiting)
             .min((2 * self.capacity).saturating_sub(s.codes))
     }
@@ -412,7 +442,7 @@ impl Pool {
         let (tx, rx) = oneshot::channel();
         {
             let mut s = self.state.lock();
-            if self.room(&s, caller) == 0 {
+            if self.gate_room(&s, caller, gate) == 0 {
                 return Err(QueueFull);
             }
             let active = Self::was_active(&s, caller);

@@ -84,8 +84,8 @@ pub fn run(a: &ReceiptArgs) -> i32 {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
-            let genuine = Receipt::decode(receipt)
-                .filter(|b| keys.iter().any(|k| k.check(b, &sub)));
+            let genuine =
+                Receipt::decode(receipt).filter(|b| keys.iter().any(|k| k.check(b, &sub)));
             match genuine {
                 Some(b) => {
                     println!("{}", said(&b));
@@ -124,7 +124,9 @@ fn keys(files: &[PathBuf], feed_key: Option<&PathBuf>) -> Result<Vec<ReceiptKey>
         keys.push(ReceiptKey::derive(&gateway_issuer::keys::read_feed_key(f)?));
     }
     if keys.is_empty() {
-        return Err(ConfigError::Usage("give --receipt-key FILE or --feed-key FILE"));
+        return Err(ConfigError::Usage(
+            "give --receipt-key FILE or --feed-key FILE",
+        ));
     }
     Ok(keys)
 }

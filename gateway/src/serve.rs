@@ -345,8 +345,6 @@ fn start_tasks(
         state_dir: cfg.state_dir.clone(),
         snapshot_every: cfg.snapshot_every,
     };
-    // Decisions wait (503) until a snapshot is checked and applied whole.
-    app.feed.set_restoring(true);
     let feed = crate::feed::run(plan, app.clone(), root, stop_rx.clone());
     tasks.push((Task::Feed, tokio::spawn(feed)));
     let tls_acceptor = Some(tokio_rustls::TlsAcceptor::from(sockets.tcp_tls));

@@ -57,10 +57,7 @@ fn decode(text: &str) -> [u8; 12] {
 fn genuine(feed: &[u8; 32], text: &str, sub: &Sub, venue: &str, reason: u8) -> bool {
     use ring::hmac;
     let b = decode(text);
-    let r = hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA256, feed),
-        b"jkm-receipt-1",
-    );
+    let r = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, feed), b"jkm-receipt-1");
     let mut m = b[..6].to_vec();
     m.extend_from_slice(&sub.0);
     let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, r.as_ref()), &m);
@@ -121,7 +118,10 @@ async fn every_deny_of_every_endpoint_carries_a_receipt_the_desk_can_check() {
     // /v1/verify: a red holder at a bus.
     let body = serde_json::json!({"code": red_code, "venue": "bus"}).to_string();
     let a = c.post("/v1/verify", &gw.api_key, body).await.json();
-    let receipt = a["receipt"].as_str().expect("a receipt on a deny").to_owned();
+    let receipt = a["receipt"]
+        .as_str()
+        .expect("a receipt on a deny")
+        .to_owned();
     assert!(genuine(&feed, &receipt, &red, "bus", 14), "{receipt}");
     let (rc, said) = desk(&receipt, &r_key, &["--sub", &sub_arg]);
     assert_eq!(rc, 0, "{said}");
@@ -129,14 +129,22 @@ async fn every_deny_of_every_endpoint_carries_a_receipt_the_desk_can_check() {
     assert_eq!(said["venue"], "bus");
     assert_eq!(said["reason"], "red_code");
     // Typed loosely, still genuine; for someone else, not; forged, not.
-    let (rc, _) = desk(&receipt.to_lowercase().replace('-', ""), &r_key, &["--sub", &sub_arg]);
+    let (rc, _) = desk(
+        &receipt.to_lowercase().replace('-', ""),
+        &r_key,
+        &["--sub", &sub_arg],
+    );
     assert_eq!(rc, 0);
     let other = gateway_core::b64::encode(&[0x72; 16]);
     let (rc, said) = desk(&receipt, &r_key, &["--sub", &other]);
     assert_eq!((rc, said), (1, serde_json::json!({"genuine": false})));
     let mut forged = receipt.clone().into_bytes();
     forged[0] = if forged[0] == b'A' { b'B' } else { b'A' };
-    let (rc, _) = desk(&String::from_utf8(forged).unwrap(), &r_key, &["--sub", &sub_arg]);
+    let (rc, _) = desk(
+        &String::from_utf8(forged).unwrap(),
+        &r_key,
+        &["--sub", &sub_arg],
+    );
     assert_eq!(rc, 1);
     // An allow carries none.
     let green = gw.mint(Sub([0x73; 16]), Color::Green, 0);
@@ -159,7 +167,13 @@ async fn every_deny_of_every_endpoint_carries_a_receipt_the_desk_can_check() {
         .post("/v1/verify/batch", &gw.api_key, items.to_string())
         .await
         .json();
-    assert!(genuine(&feed, a[0]["receipt"].as_str().unwrap(), &red, "school", 14));
+    assert!(genuine(
+        &feed,
+        a[0]["receipt"].as_str().unwrap(),
+        &red,
+        "school",
+        14
+    ));
     assert!(a[1].get("receipt").is_none());
     let lines = format!(
         "{}\n",
@@ -168,7 +182,13 @@ async fn every_deny_of_every_endpoint_carries_a_receipt_the_desk_can_check() {
     let a = c.post("/v1/verify/stream", &gw.api_key, lines).await;
     let line: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&a.body).lines().next().unwrap()).unwrap();
-    assert!(genuine(&feed, line["receipt"].as_str().unwrap(), &red, "metro", 14));
+    assert!(genuine(
+        &feed,
+        line["receipt"].as_str().unwrap(),
+        &red,
+        "metro",
+        14
+    ));
 
     // A denied companion has its own receipt; /v1/auth gives the first in a header.
     let now = gateway_issuer::unix_now();
@@ -219,8 +239,18 @@ async fn every_deny_of_every_endpoint_carries_a_receipt_the_desk_can_check() {
     let state = gw.setup.dir.display().to_string();
     let at_number = format!("@{}", number.display());
     let (rc, err) = crate::support::run_cli(&[
-        "feed", "--state-dir", &state, "status", "--card-kind", "id_card", "--number",
-        &at_number, "--color", "red", "--ver", "1",
+        "feed",
+        "--state-dir",
+        &state,
+        "status",
+        "--card-kind",
+        "id_card",
+        "--number",
+        &at_number,
+        "--color",
+        "red",
+        "--ver",
+        "1",
     ]);
     assert_eq!(rc, 0, "{err}");
     gw.wait_stat("feed_applied", 1).await;
@@ -229,12 +259,22 @@ async fn every_deny_of_every_endpoint_carries_a_receipt_the_desk_can_check() {
         .post("/v1/verify/card", &gw.api_key, body.to_string())
         .await
         .json();
-    let card = a["receipt"].as_str().expect("a card deny's receipt").to_owned();
+    let card = a["receipt"]
+        .as_str()
+        .expect("a card deny's receipt")
+        .to_owned();
     let pk = gw.setup.pseudonym_key().display().to_string();
     let (rc, said) = desk(
         &card,
         &r_key,
-        &["--pseudonym-key", &pk, "--card-kind", "id_card", "--number", &at_number],
+        &[
+            "--pseudonym-key",
+            &pk,
+            "--card-kind",
+            "id_card",
+            "--number",
+            &at_number,
+        ],
     );
     assert_eq!(rc, 0, "{said}");
     assert_eq!(said["venue"], "museum");

@@ -784,7 +784,8 @@ fn every_deny_carries_a_receipt_for_its_subject() {
     assert_eq!(comp.as_slice()[0].receipt, None, "an allowed companion");
     check(comp.as_slice()[1].receipt, &Sub([0x32; 16]), 14);
     // A green holder: none.
-    let d = f.v.decide(&f.ed.mint(&claims(Color::Green, 1)).unwrap(), "bus", NOW);
+    let d =
+        f.v.decide(&f.ed.mint(&claims(Color::Green, 1)).unwrap(), "bus", NOW);
     assert_eq!(d.unwrap().holder.receipt, None);
     // Malformed: 16 zero bytes.
     let d = f.v.decide("JKM1:NOT-A-CODE", "bus", NOW).unwrap();

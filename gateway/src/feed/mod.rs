@@ -50,6 +50,7 @@ pub async fn run(
         let loaded = tokio::task::spawn_blocking(move || store.load(&app2, head, identity))
             .await
             .unwrap_or_default();
+        // Whatever happened to the load, decisions go on.
         app.feed.set_restoring(false);
         loaded
     };

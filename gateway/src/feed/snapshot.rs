@@ -142,7 +142,10 @@ impl Store {
                 refused("it was taken from another stream (recreated, or a replaced feed file), or the stream's identity is unknown now");
                 continue;
             }
+            // No request sees half of it: decisions answer 503 while it is applied.
+            app.feed.set_restoring(true);
             self.apply(app, &bytes, &header, docs);
+            app.feed.set_restoring(false);
             tracing::info!(
                 path = %path.display(), position = header.position,
                 subjects = header.subjects, took_ms = started.elapsed().as_millis() as u64,
