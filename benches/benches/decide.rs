@@ -211,13 +211,13 @@ fn receipts(c: &mut Criterion) {
     }
     assert!(with
         .decide(&red, "school", NOW)
-        .unwrap()
+        .expect("venue")
         .holder
         .receipt
         .is_some());
     assert!(plain
         .decide(&red, "school", NOW)
-        .unwrap()
+        .expect("venue")
         .holder
         .receipt
         .is_none());
