@@ -579,7 +579,10 @@ async fn schemathesis_finds_nothing() {
     let url = format!("http://{}", gw.plain.unwrap());
     let auth = format!("Authorization: Bearer {}", gw.api_key);
     let out = tokio::task::spawn_blocking(move || {
+        // In a directory of its own: schemathesis keeps a cache in its working directory.
+        let work = crate::support::TempDir::new("schemathesis");
         std::process::Command::new(st)
+            .current_dir(&work.0)
             .arg("run")
             .arg(root.join("docs/openapi.json"))
             .args(["--url", &url, "-H", &auth, "--checks", "all"])
