@@ -632,15 +632,21 @@ impl Pool {
 }
 
 /// Moves one unit of `q`'s work into `take`: a batch to begin when the take is still
-/// empty, else one code of its next group that may go. Returns whether it gave one;
-/// `wait` learns how long a group in debt must wait.
+/// empty and the caller has less than a take's worth of begun codes waiting (so its
+/// batches keep its groups fed without starving them), else one code of its next group
+/// that may go. Returns whether it gave one; `wait` learns how long a group in debt
+/// must wait.
 fn next_unit(
     q: &mut CallerQueue,
     take: &mut Take,
     wait: &mut Option<Duration>,
     dropped: &mut usize,
 ) -> bool {
-    if take.is_empty() {
+    let room_for_a_batch = || {
+        let begun: usize = q.turn.iter().map(|&g| q.groups[g].codes.len()).sum();
+        begun < MAX_BATCH
+    };
+    if take.is_empty() && room_for_a_batch() {
         if let Some(b) = q.batches.pop_front() {
             if b.parts.closed() {
                 *dropped += b.items.len();
