@@ -6,30 +6,8 @@ use gateway_core::feed_event::VER_LIMIT;
 use gateway_core::{Color, Sub};
 use gateway_issuer::events::{Writer, PLAIN};
 
-use crate::support::client::{get_plain, Protocol};
+use crate::support::client::get_plain;
 use crate::support::{eventually, run_cli, Gateway, Options};
-
-fn keyed(extra: &[&str]) -> Options {
-    let mut args: Vec<String> = vec!["--feed-key".into(), "{state}/feed.key".into()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Options {
-        args,
-        ..Options::default()
-    }
-}
-
-fn feed_key(gw: &Gateway) -> FeedKey {
-    gw.setup.read_feed_key().expect("feed key").expect("made")
-}
-
-async fn decision(gw: &Gateway, code: &str) -> String {
-    let mut c = gw.client(Protocol::H2).await;
-    let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
-    c.post("/v1/verify", &gw.api_key, body).await.json()["decision"]
-        .as_str()
-        .expect("decision")
-        .to_owned()
-}
 
 async fn readyz(gw: &Gateway) -> serde_json::Value {
     get_plain(gw.admin, "/readyz").await.expect("admin").json()
@@ -47,10 +25,10 @@ fn rejected(metrics: &str, kind: &str) -> f64 {
 
 #[tokio::test]
 async fn with_a_feed_key_one_unsigned_event_changes_nothing() {
-    let gw = Gateway::start(keyed(&[])).await;
+    let gw = Gateway::start(Options::keyed(&[])).await;
     assert_eq!(readyz(&gw).await["feed_auth"], true);
     assert_eq!(gw.status().await["feed_auth"], true);
-    let key = feed_key(&gw);
+    let key = gw.feed_key();
     let sub = Sub([0x21; 16]);
     let now = gateway_issuer::unix_now() as i64;
     // The authority says red at version 5; a code issued red is denied.
@@ -60,7 +38,7 @@ async fn with_a_feed_key_one_unsigned_event_changes_nothing() {
     ));
     gw.wait_stat("feed_applied", 1).await;
     let code = gw.mint(sub, Color::Red, 5);
-    assert_eq!(decision(&gw, &code).await, "deny");
+    assert_eq!(gw.decision(&code).await, "deny");
     // The attack of the issue: green at the top version, unsigned; then with a mac of
     // another key; then the authority's own key at 2^53 (malformed whatever its mac).
     let other = FeedKey::new(&[0x42; 32]);
@@ -72,7 +50,7 @@ async fn with_a_feed_key_one_unsigned_event_changes_nothing() {
     ));
     gw.wait_stat("feed_rejected", 3).await;
     assert_eq!(gw.stat("feed_applied").await, 1);
-    assert_eq!(decision(&gw, &code).await, "deny", "nothing changed");
+    assert_eq!(gw.decision(&code).await, "deny", "nothing changed");
     let m = get_plain(gw.admin, "/metrics").await.unwrap();
     let text = String::from_utf8_lossy(&m.body).into_owned();
     assert_eq!(rejected(&text, "bad_mac"), 2.0);
@@ -83,7 +61,7 @@ async fn with_a_feed_key_one_unsigned_event_changes_nothing() {
         Writer::new(Some(&key)).status(&sub, Color::Green, 6, None, now)
     ));
     gw.wait_stat("feed_applied", 2).await;
-    assert_eq!(decision(&gw, &gw.mint(sub, Color::Green, 6)).await, "allow");
+    assert_eq!(gw.decision(&gw.mint(sub, Color::Green, 6)).await, "allow");
     // The issuing side's own command writes the mac with the state directory's key.
     let state = gw.setup.dir.display().to_string();
     let sub_b64 = gateway_core::b64::encode(&sub.0);
@@ -101,13 +79,13 @@ async fn with_a_feed_key_one_unsigned_event_changes_nothing() {
     ]);
     assert_eq!(rc, 0, "{err}");
     gw.wait_stat("feed_applied", 3).await;
-    assert_eq!(decision(&gw, &gw.mint(sub, Color::Green, 6)).await, "deny");
+    assert_eq!(gw.decision(&gw.mint(sub, Color::Green, 6)).await, "deny");
 }
 
 #[tokio::test]
 async fn forged_heartbeats_do_not_keep_a_cut_off_gateway_fresh() {
-    let gw = Gateway::start(keyed(&["--stale-after", "1"])).await;
-    let key = feed_key(&gw);
+    let gw = Gateway::start(Options::keyed(&["--stale-after", "1"])).await;
+    let key = gw.feed_key();
     let beat = |k: Option<&FeedKey>| {
         format!(
             "{}\n",
@@ -146,7 +124,7 @@ async fn without_a_feed_key_events_need_no_mac_and_readyz_says_so() {
         PLAIN.status(&sub, Color::Red, 2, None, gateway_issuer::unix_now() as i64)
     ));
     gw.wait_stat("feed_applied", 1).await;
-    assert_eq!(decision(&gw, &gw.mint(sub, Color::Green, 1)).await, "deny");
+    assert_eq!(gw.decision(&gw.mint(sub, Color::Green, 1)).await, "deny");
 }
 
 #[test]
@@ -204,8 +182,8 @@ fn feed_key_files_are_checked_before_the_gateway_starts() {
 async fn snapshots_are_not_a_trust_root() {
     use gateway_core::snapshot::{self, SnapshotKey};
     // The authority's feed: a subject red, an issuer key revoked.
-    let mut a = Gateway::start(keyed(&[])).await;
-    let key = feed_key(&a);
+    let mut a = Gateway::start(Options::keyed(&[])).await;
+    let key = a.feed_key();
     let now = gateway_issuer::unix_now() as i64;
     let red = Sub([0x31; 16]);
     let root = gateway_issuer::keys::read_root_signer(&a.setup.root_seed()).expect("root seed");
@@ -289,7 +267,7 @@ async fn snapshots_are_not_a_trust_root() {
         std::fs::write(&files[0], &bytes).unwrap();
         let gw = Gateway::start(Options {
             reuse: Some(dir.clone()),
-            ..keyed(&[])
+            ..Options::keyed(&[])
         })
         .await;
         gw.wait_stat("feed_seq", 2).await;
@@ -307,7 +285,7 @@ async fn snapshots_are_not_a_trust_root() {
         );
         // The authority's state, not the snapshot's.
         assert_eq!(
-            decision(&gw, &gw.mint(red, Color::Green, 1)).await,
+            gw.decision(&gw.mint(red, Color::Green, 1)).await,
             "deny",
             "{what}"
         );

@@ -13,19 +13,6 @@ use crate::support::client::{get_plain, Protocol};
 use crate::support::nats::NatsServer;
 use crate::support::{eventually, Gateway, Options};
 
-fn keyed(extra: &[&str]) -> Options {
-    let mut args: Vec<String> = vec!["--feed-key".into(), "{state}/feed.key".into()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Options {
-        args,
-        ..Options::default()
-    }
-}
-
-fn feed_key(gw: &Gateway) -> FeedKey {
-    gw.setup.read_feed_key().expect("feed key").expect("made")
-}
-
 async fn readyz(gw: &Gateway) -> (u16, serde_json::Value) {
     let a = get_plain(gw.admin, "/readyz").await.expect("admin");
     (a.status.as_u16(), a.json())
@@ -55,8 +42,8 @@ async fn wait_fresh(gw: &Gateway, what: &str) {
 /// than `stale_after`, leaves the gateway stale; the next fresh heartbeat restores it.
 #[tokio::test]
 async fn nothing_but_a_fresh_heartbeat_is_a_sign_of_life() {
-    let gw = Gateway::start(keyed(&["--stale-after", "1"])).await;
-    let key = feed_key(&gw);
+    let gw = Gateway::start(Options::keyed(&["--stale-after", "1"])).await;
+    let key = gw.feed_key();
     let w = Writer::new(Some(&key));
     let root = gateway_issuer::keys::read_root_signer(&gw.setup.root_seed()).unwrap();
     let issuer = gw.issuer();
@@ -141,8 +128,8 @@ async fn nothing_but_a_fresh_heartbeat_is_a_sign_of_life() {
 /// heartbeat's `prev`; an honest heartbeat clears it.
 #[tokio::test]
 async fn a_withheld_event_shows_as_a_feed_gap_over_the_file_feed() {
-    let gw = Gateway::start(keyed(&[])).await;
-    let key = feed_key(&gw);
+    let gw = Gateway::start(Options::keyed(&[])).await;
+    let key = gw.feed_key();
     let w = Writer::new(Some(&key));
     // The authority's own file; the gateway reads a mirror of it.
     let authority = gw.dir.0.join("authority.jsonl");
@@ -197,8 +184,8 @@ async fn a_withheld_event_shows_as_a_feed_gap_over_the_file_feed() {
 /// heartbeat within the skew comes.
 #[tokio::test]
 async fn a_heartbeat_from_the_future_says_the_clock_is_behind() {
-    let gw = Gateway::start(keyed(&[])).await;
-    let key = feed_key(&gw);
+    let gw = Gateway::start(Options::keyed(&[])).await;
+    let key = gw.feed_key();
     let w = Writer::new(Some(&key));
     beat(&gw, &key);
     wait_fresh(&gw, "fresh").await;
@@ -297,10 +284,10 @@ async fn a_withheld_event_shows_as_a_feed_gap_over_a_nats_mirror() {
 async fn a_poisoned_feed_cannot_flood_the_log() {
     let gw = Gateway::start(Options {
         capture_log: true,
-        ..keyed(&[])
+        ..Options::keyed(&[])
     })
     .await;
-    let key = feed_key(&gw);
+    let key = gw.feed_key();
     let root = gateway_issuer::keys::read_root_signer(&gw.setup.root_seed()).unwrap();
     let before = gw.log_bytes();
     let policy = root.policy_event(&reference_policy_json(1));

@@ -10,28 +10,6 @@ use gateway_core::{Color, Sub};
 use crate::support::client::Protocol;
 use crate::support::{Gateway, Options, TempDir};
 
-const VENUES: [&str; 19] = [
-    "school",
-    "elder_care",
-    "welfare_home",
-    "mental_health",
-    "prison",
-    "wholesale_market",
-    "farmers_market",
-    "supermarket",
-    "library",
-    "museum",
-    "art_gallery",
-    "exhibition_hall",
-    "cinema",
-    "theater",
-    "arcade",
-    "bus",
-    "taxi",
-    "metro",
-    "public",
-];
-
 /// The 12 bytes of a receipt's text, decoded here from Crockford base32.
 fn decode(text: &str) -> [u8; 12] {
     const A: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -64,7 +42,11 @@ fn genuine(feed: &[u8; 32], text: &str, sub: &Sub, venue: &str, reason: u8) -> b
     let now = gateway_issuer::unix_now();
     let at = u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     tag.as_ref()[..6] == b[6..]
-        && usize::from(b[4]) == VENUES.iter().position(|v| *v == venue).unwrap()
+        && usize::from(b[4])
+            == gateway_core::policy::REQUIRED_VENUES
+                .iter()
+                .position(|v| *v == venue)
+                .unwrap()
         && b[5] == reason
         && at <= now
         && at + 60 > now

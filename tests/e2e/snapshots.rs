@@ -10,7 +10,7 @@ use gateway_core::status::Status;
 use gateway_core::{Color, Sub};
 use gateway_issuer::events::PLAIN;
 
-use crate::support::client::{get_plain, Protocol};
+use crate::support::client::get_plain;
 use crate::support::nats::NatsServer;
 use crate::support::{Gateway, Options, TempDir};
 
@@ -24,15 +24,6 @@ fn status(i: u8, color: Color, ver: u64) -> String {
 
 fn feed_of(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
-}
-
-async fn decision(gw: &Gateway, code: &str) -> String {
-    let mut c = gw.client(Protocol::H2).await;
-    let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
-    c.post("/v1/verify", &gw.api_key, body).await.json()["decision"]
-        .as_str()
-        .expect("decision")
-        .to_owned()
 }
 
 async fn refused(gw: &Gateway) -> f64 {
@@ -156,7 +147,7 @@ async fn a_snapshot_swapped_after_the_check_is_never_read() {
         "the good one was used"
     );
     assert_eq!(
-        decision(&b, &b.mint(sub(4), Color::Green, 1)).await,
+        b.decision(&b.mint(sub(4), Color::Green, 1)).await,
         "deny",
         "subject 4 is still red"
     );
@@ -217,7 +208,7 @@ async fn a_record_beyond_an_events_bounds_refuses_the_snapshot() {
         5,
         "nothing of the refused one"
     );
-    assert_eq!(decision(&b, &b.mint(sub(4), Color::Green, 1)).await, "deny");
+    assert_eq!(b.decision(&b.mint(sub(4), Color::Green, 1)).await, "deny");
 }
 
 /// A feed file replaced by another (new inode, other first line) with as many lines:
@@ -239,10 +230,7 @@ async fn a_snapshot_of_a_replaced_feed_file_is_refused() {
     assert_eq!(b.stat("feed_resumed_from").await, 0);
     assert_eq!(b.stat("status_set_size").await, 7, "only the new file's");
     assert_eq!(refused(&b).await, 1.0);
-    assert_eq!(
-        decision(&b, &b.mint(sub(4), Color::Green, 1)).await,
-        "allow"
-    );
+    assert_eq!(b.decision(&b.mint(sub(4), Color::Green, 1)).await, "allow");
 }
 
 /// A NATS stream deleted and created again under the same name: the snapshot of the

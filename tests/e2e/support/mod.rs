@@ -77,6 +77,20 @@ pub struct Options {
     pub nofile: Option<u64>,
 }
 
+impl Options {
+    /// With the development setup's feed key (`--feed-key`): events need their `mac`,
+    /// and denies carry receipts. `extra` arguments follow.
+    #[allow(dead_code)] // used by some suites only
+    pub fn keyed(extra: &[&str]) -> Options {
+        let mut args: Vec<String> = vec!["--feed-key".into(), "{state}/feed.key".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Options {
+            args,
+            ..Options::default()
+        }
+    }
+}
+
 /// A running gateway.
 pub struct Gateway {
     pub child: Child,
@@ -227,6 +241,23 @@ impl Gateway {
 
     pub async fn client(&self, proto: Protocol) -> Client {
         Client::connect(proto, self.listen, &self.ca).await
+    }
+
+    /// The development setup's feed key.
+    #[allow(dead_code)] // used by some suites only
+    pub fn feed_key(&self) -> gateway_core::feed_auth::FeedKey {
+        self.setup.read_feed_key().expect("feed key").expect("made")
+    }
+
+    /// The decision (`allow` or `deny`) for `code` at a bus gate, over HTTP/2.
+    #[allow(dead_code)] // used by some suites only
+    pub async fn decision(&self, code: &str) -> String {
+        let mut c = self.client(Protocol::H2).await;
+        let body = serde_json::json!({"code": code, "venue": "bus"}).to_string();
+        c.post("/v1/verify", &self.api_key, body).await.json()["decision"]
+            .as_str()
+            .expect("decision")
+            .to_owned()
     }
 
     pub fn issuer(&self) -> Issuer {
