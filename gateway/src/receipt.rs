@@ -137,7 +137,7 @@ fn said(b: &[u8; 12]) -> String {
     serde_json::json!({
         "genuine": true,
         "time": gateway_core::trust::format_time(i64::from(time)),
-        "venue": receipt::venue_of(b[4]),
+        "venue": gateway_core::policy::venue_of(b[4]),
         "reason": receipt::reason_of(b[5]).map(|r| r.label()),
     })
     .to_string()

@@ -33,6 +33,23 @@ pub const REQUIRED_VENUES: [&str; 19] = [
     "public",
 ];
 
+/// Venue byte of a category that is not in the policy table of `policy.md` (receipts).
+pub const OTHER_VENUE: u8 = 255;
+
+/// A venue category's position in the policy table (`school` 0 … `public` 18), or
+/// [`OTHER_VENUE`]: the venue byte of a receipt (`api.md` revision 4).
+pub fn venue_code(venue: &str) -> u8 {
+    REQUIRED_VENUES
+        .iter()
+        .position(|v| *v == venue)
+        .map_or(OTHER_VENUE, |i| i as u8)
+}
+
+/// The venue category of a receipt's venue byte (`None` for [`OTHER_VENUE`]).
+pub fn venue_of(code: u8) -> Option<&'static str> {
+    REQUIRED_VENUES.get(usize::from(code)).copied()
+}
+
 /// What the table says for one color at one venue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -375,6 +392,17 @@ mod tests {
 
     fn reference() -> Policy {
         Policy::from_json(reference_policy_json(7).as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn receipt_venue_bytes_follow_the_table() {
+        assert_eq!(venue_code("school"), 0);
+        assert_eq!(venue_code("supermarket"), 7);
+        assert_eq!(venue_code("metro"), 17);
+        assert_eq!(venue_code("public"), 18);
+        assert_eq!(venue_code("stadium"), OTHER_VENUE);
+        assert_eq!(venue_of(18), Some("public"));
+        assert_eq!(venue_of(OTHER_VENUE), None);
     }
 
     #[test]

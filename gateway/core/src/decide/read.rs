@@ -386,7 +386,12 @@ impl Verifier {
         let color = self.status.get(&sub).map_or(Color::Green, |s| s.color);
         let mut holder = policy.judge_card(venue, color);
         if let (Some(k), Verdict::Deny) = (&self.receipts, holder.verdict) {
-            let b = k.make(now, receipt::venue_code(venue_name), holder.reason, &sub);
+            let b = k.make(
+                now,
+                crate::policy::venue_code(venue_name),
+                holder.reason,
+                &sub,
+            );
             holder.receipt = Some(receipt::Receipt::encode(&b));
         }
         Ok(Decision {
@@ -409,7 +414,7 @@ impl Verifier {
         let Some(k) = &self.receipts else {
             return d;
         };
-        let venue = receipt::venue_code(venue);
+        let venue = crate::policy::venue_code(venue);
         let stamp = |j: &mut Judgement, sub: &Sub| {
             if j.verdict == Verdict::Deny {
                 let b = k.make(now, venue, j.reason, sub);

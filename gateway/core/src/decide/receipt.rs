@@ -3,8 +3,7 @@
 //! the receipt is the record.
 //!
 //! The bytes: the decision time (4, seconds, big-endian), the venue's position in the
-//! policy table (1: [`crate::policy::REQUIRED_VENUES`] order, 255 for a category a
-//! policy adds), the reason (1: [`Reason::ALL`] order, `malformed` 1 … `red_code` 14),
+//! policy table (1: `policy::venue_code`, 255 for a category a policy adds), the reason (1: [`Reason::ALL`] order, `malformed` 1 … `red_code` 14),
 //! then the first 6 bytes of HMAC-SHA256(R, those 6 bytes ‖ sub), R being the receipt
 //! key HMAC-SHA256(feed key, `jkm-receipt-1`). Shown as Crockford base32 of the 96 bits
 //! and 4 zero bits: 20 characters in 4 groups of 5, upper case. No allocation: a
@@ -18,8 +17,6 @@ use crate::status::Sub;
 
 /// Label of the receipt key's derivation from the feed key.
 pub const RECEIPT_LABEL: &str = "jkm-receipt-1";
-/// Venue byte of a category that is not in the policy table of `policy.md`.
-pub const OTHER_VENUE: u8 = 255;
 
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -104,21 +101,6 @@ pub fn reason_of(code: u8) -> Option<Reason> {
         .get(usize::from(code))
         .copied()
         .filter(|r| *r != Reason::Ok)
-}
-
-/// A venue category's byte: its place in the policy table, or [`OTHER_VENUE`].
-pub fn venue_code(venue: &str) -> u8 {
-    crate::policy::REQUIRED_VENUES
-        .iter()
-        .position(|v| *v == venue)
-        .map_or(OTHER_VENUE, |i| i as u8)
-}
-
-/// The venue category of a byte (`None` for [`OTHER_VENUE`] or out of the table).
-pub fn venue_of(code: u8) -> Option<&'static str> {
-    crate::policy::REQUIRED_VENUES
-        .get(usize::from(code))
-        .copied()
 }
 
 /// A receipt as shown: `XXXXX-XXXXX-XXXXX-XXXXX`.
@@ -216,7 +198,6 @@ mod tests {
             *b = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap();
         }
         let sub = Sub(sub);
-        assert_eq!(venue_code("supermarket"), 7);
         assert_eq!(reason_code(Reason::RedCode), 14);
         let bytes = key.make(1_780_000_000, 7, Reason::RedCode, &sub);
         assert_eq!(hex(&bytes), "6a18a500070efa730264b852");
@@ -251,9 +232,6 @@ mod tests {
         assert_eq!(reason_of(14), Some(Reason::RedCode));
         assert_eq!(reason_of(0), None);
         assert_eq!(reason_of(15), None);
-        assert_eq!(venue_of(18), Some("public"));
-        assert_eq!(venue_of(255), None);
-        assert_eq!(venue_code("stadium"), OTHER_VENUE);
     }
 
     #[test]
