@@ -126,7 +126,7 @@ fn feed_apply(c: &mut Criterion) {
             |v| {
                 for l in &lines {
                     let ev = feed_event::parse(l.as_bytes(), None).expect("valid line");
-                    v.apply(ev).expect("applies");
+                    v.apply(ev, 1_780_000_000).expect("applies");
                 }
                 v
             },
@@ -174,7 +174,7 @@ fn feed_apply(c: &mut Criterion) {
             || (verifier(0), events.clone()),
             |(v, evs)| {
                 for ev in evs {
-                    v.apply(ev).expect("applies");
+                    v.apply(ev, 1_780_000_000).expect("applies");
                 }
                 v
             },

@@ -24,9 +24,13 @@ fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<Re
 fn status_json(app: &App) -> String {
     let trust = app.verifier.trust();
     let (hits, misses) = app.verifier.sig_cache().map_or((0, 0), |c| c.hits_misses());
+    let rules = app.verifier.rules();
+    let (pending, shadow) = crate::rollout::json_fields(&rules);
     serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "policy_version": app.verifier.policy().map_or(0, |p| p.version()),
+        "policy_version": rules.in_force().map_or(0, |p| p.version()),
+        "pending_policy": pending,
+        "shadow_policy_version": shadow,
         "feed_seq": app.feed.position(),
         "feed_applied": app.feed.applied.load(Ordering::Relaxed),
         "feed_rejected": app.feed.rejected.load(Ordering::Relaxed),

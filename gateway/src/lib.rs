@@ -24,6 +24,7 @@ pub mod probe;
 pub mod publish;
 pub mod purge;
 pub mod receipt;
+pub mod rollout;
 pub mod sched;
 pub mod serve;
 pub mod service;

@@ -1,9 +1,13 @@
 //! The gateway's metrics, registered once into handles (no ad-hoc names deep in the
 //! code); labels come only from closed sets (protocol, route, status class, reason,
-//! caller names from the configuration), never from input.
+//! caller names from the configuration, venue categories of the signed policy in force),
+//! never from input.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use gateway_core::decide::Decision;
+use gateway_core::policy::ShadowDiff;
 use gateway_core::Reason;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -151,10 +155,36 @@ const PROTOS: [Proto; 3] = [Proto::H1, Proto::H2, Proto::H3];
 
 type RequestCounters = [[[Counter; STATUSES.len()]; Route::ALL.len()]; PROTOS.len()];
 
+/// `gateway_policy_shadow_total{venue, from, to}` (`policy.md` revision 4): one handle
+/// per venue of the policy table and pair of outcomes, registered when first counted (a
+/// label set that never happened is not a series). Venues outside the table (a policy's
+/// own extra categories) are counted through the registry each time.
+#[derive(Default)]
+struct ShadowCounters {
+    table: [[[OnceLock<Counter>; 3]; 3]; gateway_core::policy::REQUIRED_VENUES.len()],
+}
+
+impl ShadowCounters {
+    fn count(&self, venue: &str, diff: ShadowDiff) {
+        let (from, to) = (diff.from.label(), diff.to.label());
+        let code = gateway_core::policy::venue_code(venue);
+        match self.table.get(usize::from(code)) {
+            Some(v) => v[diff.from as usize][diff.to as usize]
+                .get_or_init(|| {
+                    let venue = gateway_core::policy::venue_of(code).unwrap_or("other");
+                    metrics::counter!("gateway_policy_shadow_total", "venue" => venue, "from" => from, "to" => to)
+                })
+                .increment(1),
+            None => metrics::counter!("gateway_policy_shadow_total", "venue" => venue.to_owned(), "from" => from, "to" => to).increment(1),
+        }
+    }
+}
+
 /// Handles registered at startup.
 pub struct Metrics {
     requests: RequestCounters,
     decisions: [Counter; Reason::ALL.len()],
+    shadow: ShadowCounters,
     latency: [Histogram; Route::ALL.len()],
     pub status_set_size: Gauge,
     pub feed_position: Gauge,
@@ -212,6 +242,7 @@ impl Metrics {
             requests,
             decisions: Reason::ALL
                 .map(|r| metrics::counter!("gateway_decisions_total", "reason" => r.label())),
+            shadow: ShadowCounters::default(),
             latency: Route::ALL.map(
                 |r| metrics::histogram!("gateway_request_duration_seconds", "route" => r.label()),
             ),
@@ -242,9 +273,15 @@ impl Metrics {
         }
     }
 
-    pub fn decision(&self, r: Reason) {
+    /// One decision at `venue`: its reason counted, and where a shadow policy judged
+    /// anyone otherwise, `gateway_policy_shadow_total{venue, from, to}` for each.
+    pub fn decision(&self, d: &Decision, venue: &str) {
+        let r = d.holder.reason;
         if let Some(i) = Reason::ALL.iter().position(|x| *x == r) {
             self.decisions[i].increment(1);
+        }
+        for diff in d.everyone().filter_map(|j| j.shadow) {
+            self.shadow.count(venue, diff);
         }
     }
 

@@ -371,6 +371,11 @@ fn start_tasks(
     tasks.push((Task::Listener, tokio::spawn(serve_quic)));
     let serve_admin = tcp::serve_admin(sockets.admin, app.clone(), admin_caps, stop_rx.clone());
     tasks.push((Task::Background, tokio::spawn(serve_admin)));
+    crate::rollout::gauges(&app.verifier.rules());
+    tasks.push((
+        Task::Background,
+        tokio::spawn(crate::rollout::run(app.clone())),
+    ));
     Ok(Running {
         tasks,
         tcp_caps,

@@ -68,6 +68,13 @@ pub struct Header {
     pub key_docs: Vec<String>,
     /// The root-signed policy in force (base64url COSE_Sign1), if it is signed.
     pub policy: Option<String>,
+    /// The root-signed policy waiting for its `not_before` (`policy.md` revision 4), if
+    /// one does: a gateway restarted before the time still switches at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_policy: Option<String>,
+    /// The root-signed shadow policy, if one is tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow_policy: Option<String>,
     /// The identity of the stream this state came from (`feed.md` revision 4): for
     /// NATS its name and creation time, for a file feed its device, inode and the
     /// SHA-256 of its first line. A snapshot of another stream, or of one recreated
@@ -194,13 +201,17 @@ pub fn header_of(
     position: u64,
     taken_at: u64,
 ) -> Header {
+    let rules = v.rules();
+    let signed = |p: Option<&Policy>| p.and_then(|p| p.signed().map(str::to_owned));
     Header {
         source: source.to_owned(),
         position,
         taken_at,
         subjects: v.status().len() as u64,
         key_docs: v.key_docs(),
-        policy: v.policy().and_then(|p| p.signed().map(str::to_owned)),
+        policy: signed(rules.in_force()),
+        pending_policy: signed(rules.pending()),
+        shadow_policy: signed(rules.shadow()),
         stream: stream.map(str::to_owned),
     }
 }
@@ -400,7 +411,8 @@ pub fn read<R: Read>(
 /// The header's root-signed documents, verified and ready to apply.
 pub struct Documents {
     events: Vec<crate::feed_event::Event>,
-    policy: Option<Policy>,
+    /// In force, pending, shadow: offered in that order.
+    policies: Vec<Policy>,
 }
 
 /// Verifies every root-signed document of the header against `root`, applying nothing.
@@ -410,30 +422,38 @@ pub fn verify_documents(h: &Header, root: &RootKey) -> Result<Documents, Snapsho
     for doc in &h.key_docs {
         events.push(crate::feed_event::key_event(root, doc).map_err(refused)?);
     }
-    let policy = match &h.policy {
-        Some(doc) => Some(Policy::from_signed(doc, root)?),
-        None => None,
-    };
-    Ok(Documents { events, policy })
+    let mut policies = Vec::with_capacity(3);
+    for doc in [&h.policy, &h.pending_policy, &h.shadow_policy]
+        .into_iter()
+        .flatten()
+    {
+        policies.push(Policy::from_signed(doc, root)?);
+    }
+    Ok(Documents { events, policies })
 }
 
-/// Puts verified documents into `v` (a policy not newer than the one in force is left
-/// out, as the feed would).
-pub fn restore_documents(v: &Verifier, docs: Documents) -> Result<(), SnapshotError> {
+/// Puts verified documents into `v` at `now` (a policy not newer than the ones held is
+/// left out, as the feed would; a pending one whose time has passed takes force).
+pub fn restore_documents(v: &Verifier, docs: Documents, now: u64) -> Result<(), SnapshotError> {
     for e in docs.events {
-        v.apply(e)?;
+        v.apply(e, now)?;
     }
-    if let Some(p) = docs.policy {
+    for p in docs.policies {
         // Not newer than the configured one: the configured one stays, as on the feed.
-        let _ = v.install_policy(p);
+        let _ = v.offer_policy(p, now);
     }
     Ok(())
 }
 
 /// [`verify_documents`] then [`restore_documents`]: nothing is applied unless every
 /// document passes.
-pub fn restore_header(v: &Verifier, h: &Header, root: &RootKey) -> Result<(), SnapshotError> {
-    restore_documents(v, verify_documents(h, root)?)
+pub fn restore_header(
+    v: &Verifier,
+    h: &Header,
+    root: &RootKey,
+    now: u64,
+) -> Result<(), SnapshotError> {
+    restore_documents(v, verify_documents(h, root)?, now)
 }
 
 /// Applies one record.

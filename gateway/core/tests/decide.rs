@@ -6,6 +6,7 @@
 use gateway_core::cose::Alg;
 use gateway_core::feed_event::{self, Event};
 use gateway_core::policy::reference_policy_json;
+use gateway_core::policy::rollout::Change;
 use gateway_core::pseudonym::{CardKind, PseudonymKey};
 use gateway_core::status::{Status, StatusApplied};
 use gateway_core::token::{Companion, NewClaims};
@@ -91,7 +92,7 @@ impl Fixture {
 
     fn feed(&self, line: &str) -> Applied {
         let ev = feed_event::parse(line.as_bytes(), Some(&self.root_key)).unwrap();
-        self.v.apply(ev).unwrap()
+        self.v.apply(ev, NOW).unwrap()
     }
 }
 
@@ -357,7 +358,7 @@ fn policy_replaced_only_by_a_newer_version() {
     doc["venues"]["school"]["yellow"] = "allow".into();
     assert_eq!(
         f.feed(&f.root.policy_event(&doc.to_string())),
-        Applied::Policy { version: 8 }
+        Applied::Policy(Change::InForce { version: 8 })
     );
     let code = f.ed.mint(&claims(Color::Yellow, 1)).unwrap();
     let d = f.v.decide(&code, "school", NOW).unwrap();
@@ -365,7 +366,7 @@ fn policy_replaced_only_by_a_newer_version() {
     for version in [8, 3] {
         let line = f.root.policy_event(&reference_policy_json(version));
         let ev = feed_event::parse(line.as_bytes(), Some(&f.root_key)).unwrap();
-        assert!(f.v.apply(ev).is_err());
+        assert!(f.v.apply(ev, NOW).is_err());
     }
     assert_eq!(f.v.policy().unwrap().version(), 8);
     assert_eq!(
@@ -422,15 +423,18 @@ fn card_checks() {
         ["mask", "short_stay"]
     );
     let sub = PseudonymKey::new(&[1; 32]).pseudonym(CardKind::CitizenCard, "3301000012345678");
-    f.v.apply(Event::Status {
-        sub,
-        status: Status {
-            color: Color::Yellow,
-            ver: 1,
-            at: NOW,
+    f.v.apply(
+        Event::Status {
+            sub,
+            status: Status {
+                color: Color::Yellow,
+                ver: 1,
+                at: NOW,
+            },
+            why: None,
         },
-        why: None,
-    })
+        NOW,
+    )
     .unwrap();
     let d =
         f.v.decide_card(CardKind::CitizenCard, "3301000012345678", "bus", NOW)
@@ -739,7 +743,7 @@ fn a_replayed_document_for_the_same_key_cannot_widen_its_window() {
     let restored = fixture(Settings::default());
     for d in &docs {
         let ev = gateway_core::feed_event::key_event(&restored.root_key, d).unwrap();
-        restored.v.apply(ev).unwrap();
+        restored.v.apply(ev, NOW).unwrap();
     }
     assert_eq!(restored.reason(&code, NOW), Reason::KeyNotValidAtIssue);
 }

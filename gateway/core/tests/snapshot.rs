@@ -50,7 +50,7 @@ fn populated() -> (Verifier, Issuer, Issuer) {
     let root = RootSigner::from_seed(&ROOT_SEED);
     let rk = root_key();
     let apply = |line: String| {
-        v.apply(feed_event::parse(line.as_bytes(), Some(&rk)).unwrap())
+        v.apply(feed_event::parse(line.as_bytes(), Some(&rk)).unwrap(), NOW)
             .unwrap();
     };
     apply(root.key_add_event(&es.trust_entry(0, 4_000_000_000)));
@@ -116,7 +116,7 @@ fn round_trip_restores_everything() {
     let h = snapshot::read(&bytes[..], &[], |_| {}).unwrap();
     assert_eq!(h.position, 4242);
     assert_eq!(h.subjects, 5000);
-    snapshot::restore_header(&fresh, &h, &root_key()).unwrap();
+    snapshot::restore_header(&fresh, &h, &root_key(), NOW).unwrap();
     snapshot::read(&bytes[..], &[], |r| snapshot::restore_record(&fresh, r)).unwrap();
     assert_eq!(statuses(&fresh), statuses(&v));
     assert_eq!(revoked(&fresh), revoked(&v));
@@ -201,7 +201,7 @@ fn documents_not_signed_by_the_root_are_refused_before_anything_applies() {
     for forged in [forged_key, forged_policy, unsigned_policy] {
         let fresh = verifier(&[&ed], 7);
         assert!(snapshot::verify_documents(&forged, &root_key()).is_err());
-        assert!(snapshot::restore_header(&fresh, &forged, &root_key()).is_err());
+        assert!(snapshot::restore_header(&fresh, &forged, &root_key(), NOW).is_err());
         assert_eq!(fresh.policy().unwrap().version(), 7, "nothing applied");
         assert!(fresh.trust().get(b"es-1").is_none(), "nothing applied");
     }
@@ -310,7 +310,7 @@ fn restoring_never_lowers_a_version_or_the_policy() {
         },
     );
     let h = snapshot::read(&bytes[..], &[], |_| {}).unwrap();
-    snapshot::restore_header(&newer, &h, &root_key()).unwrap();
+    snapshot::restore_header(&newer, &h, &root_key(), NOW).unwrap();
     snapshot::read(&bytes[..], &[], |r| snapshot::restore_record(&newer, r)).unwrap();
     assert_eq!(newer.policy().unwrap().version(), 12);
     assert_eq!(newer.status().get(&s).unwrap().ver, 99);

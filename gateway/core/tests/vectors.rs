@@ -94,7 +94,7 @@ fn run_verify_case(case: &Value) -> Result<(), String> {
     for line in &lines {
         let ev = feed_event::parse(line.as_bytes(), Some(&root_key))
             .map_err(|e| format!("feed event: {e}"))?;
-        v.apply(ev).map_err(|e| format!("apply: {e}"))?;
+        v.apply(ev, now).map_err(|e| format!("apply: {e}"))?;
     }
     let code = case["code"].as_str().ok_or("code")?;
     let venue = case["venue"].as_str().ok_or("venue")?;

@@ -70,7 +70,9 @@ pub async fn answer(
         };
         match result {
             Ok(d) => {
-                app.metrics.decision(d.holder.reason);
+                if let Ok(req) = item {
+                    app.metrics.decision(&d, &req.venue);
+                }
                 write_decision(&mut out, &d, app);
             }
             Err(e) => out.push_str(&e.json()),

@@ -38,6 +38,6 @@ pub async fn decide_one(
             Err(crate::pool::QueueFull) => return Err(ApiError::Overloaded),
         },
     };
-    app.metrics.decision(d.holder.reason);
+    app.metrics.decision(&d, venue);
     Ok(d)
 }

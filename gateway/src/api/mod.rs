@@ -250,7 +250,7 @@ pub fn decide_card(app: &App, req: &CardRequest<'_>) -> Result<Decision, ApiErro
     let d = app
         .verifier
         .decide_card(kind, &req.number, &req.venue, app.now())?;
-    app.metrics.decision(d.holder.reason);
+    app.metrics.decision(&d, &req.venue);
     Ok(d)
 }
 
@@ -319,15 +319,19 @@ pub fn decision_json(d: &Decision, app: &App) -> String {
 /// The `/healthz` and `/readyz` body.
 pub fn readiness_json(app: &App) -> (bool, String) {
     let reasons = app.not_ready_reasons();
-    let mut s = String::with_capacity(160);
+    let rules = app.verifier.rules();
+    let (pending, shadow) = crate::rollout::json_fields(&rules);
+    let mut s = String::with_capacity(200);
     let _ = write!(
         s,
-        r#"{{"ready":{},"reasons":{},"warnings":{},"feed_seq":{},"policy_version":{},"stale":{},"dev":{},"feed_auth":{},"quick_start":{},"fixed_clock":{},"version":"{}"}}"#,
+        r#"{{"ready":{},"reasons":{},"warnings":{},"feed_seq":{},"policy_version":{},"pending_policy":{},"shadow_policy_version":{},"stale":{},"dev":{},"feed_auth":{},"quick_start":{},"fixed_clock":{},"version":"{}"}}"#,
         reasons.is_empty(),
         serde_json::to_string(&reasons).unwrap_or_else(|_| "[]".into()),
         serde_json::to_string(&app.warnings()).unwrap_or_else(|_| "[]".into()),
         app.feed.position(),
-        app.verifier.policy().map_or(0, |p| p.version()),
+        rules.in_force().map_or(0, |p| p.version()),
+        pending,
+        shadow,
         app.stale(),
         app.dev,
         app.feed_keys.enabled(),

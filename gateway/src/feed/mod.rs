@@ -214,7 +214,7 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
             }
             return;
         }
-        Ok(ev) => match app.verifier.apply(ev) {
+        Ok(ev) => match app.verifier.apply(ev, app.now()) {
             Ok(gateway_core::decide::Applied::KeyKept) => {
                 app.feed.rejected.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("gateway_feed_rejected_total", "kind" => crate::metrics::KEY_OLDER)
@@ -226,9 +226,12 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
                     "key document older than the one held for its kid; not applied"
                 );
             }
-            Ok(_) => {
+            Ok(applied) => {
                 app.feed.applied.fetch_add(1, Ordering::Relaxed);
                 app.metrics.feed_applied.increment(1);
+                if let gateway_core::decide::Applied::Policy(change) = applied {
+                    crate::rollout::changed(app, change);
+                }
             }
             Err(e) => {
                 app.feed.rejected.fetch_add(1, Ordering::Relaxed);

@@ -180,7 +180,10 @@ impl Store {
     /// applying nothing.
     fn check(&self, bytes: &[u8]) -> Result<Checked, snapshot::SnapshotError> {
         let header = snapshot::read(bytes, &self.keys, |_| {})?;
-        let signed = !header.key_docs.is_empty() || header.policy.is_some();
+        let signed = !header.key_docs.is_empty()
+            || header.policy.is_some()
+            || header.pending_policy.is_some()
+            || header.shadow_policy.is_some();
         let docs = match &self.root {
             Some(root) => Some(snapshot::verify_documents(&header, root)?),
             None if signed => {
@@ -203,7 +206,8 @@ impl Store {
     ) {
         if let Some(docs) = docs {
             // A policy not newer than the configured one is left out, as on the feed.
-            let _ = snapshot::restore_documents(&app.verifier, docs);
+            let _ = snapshot::restore_documents(&app.verifier, docs, app.now());
+            crate::rollout::gauges(&app.verifier.rules());
         }
         // A hint, bounded by what the file can hold (34 bytes per status record).
         let most = bytes.len() as u64 / 34;

@@ -17,10 +17,11 @@ pub use read::{Begun, Pending};
 
 use std::sync::Arc;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 
 use crate::decide::reason::Reason;
-use crate::policy::{Conditions, Judgement, Policy, Verdict};
+use crate::policy::rollout::{Change, Rules};
+use crate::policy::{Conditions, Judgement, Policy, PolicyError, Verdict};
 use crate::pseudonym::PseudonymKey;
 use crate::sigcache::SigCache;
 use crate::status::{RevokedTokens, StatusApplied, StatusSet};
@@ -183,11 +184,8 @@ pub enum Applied {
     KeyKept,
     /// An issuer key revoked.
     KeyRevoked,
-    /// A newer policy installed.
-    Policy {
-        /// Its version.
-        version: u64,
-    },
+    /// A newer policy: in force, pending or in shadow (`policy.md` revision 4).
+    Policy(Change),
     /// A heartbeat (nothing to change).
     Heartbeat,
 }
@@ -197,7 +195,10 @@ pub enum Applied {
 pub struct Verifier {
     limits: Limits,
     trust: ArcSwap<TrustList>,
-    policy: ArcSwapOption<Policy>,
+    /// The policy in force, the pending one and the shadow, swapped whole.
+    rules: ArcSwap<Rules>,
+    /// Held by whoever replaces `rules` (the feed, the clock), so a switch happens once.
+    rules_writer: parking_lot::Mutex<()>,
     status: StatusSet,
     revoked: RevokedTokens,
     cache: Option<SigCache>,
@@ -221,7 +222,8 @@ impl Verifier {
         Verifier {
             limits: settings.limits,
             trust: ArcSwap::from_pointee(trust),
-            policy: ArcSwapOption::new(policy.map(Arc::new)),
+            rules: ArcSwap::from_pointee(Rules::new(policy)),
+            rules_writer: parking_lot::Mutex::new(()),
             status: StatusSet::with_capacity(settings.expected_subjects),
             revoked: RevokedTokens::default(),
             cache: (settings.sig_cache_capacity > 0)
@@ -271,7 +273,30 @@ impl Verifier {
 
     /// The policy in force, if any.
     pub fn policy(&self) -> Option<Arc<Policy>> {
-        self.policy.load_full()
+        self.rules.load().in_force_arc()
+    }
+
+    /// The policies held: in force, pending, shadow (`policy.md` revision 4).
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.load_full()
+    }
+
+    /// Offers a verified policy document at `now`: refused unless newer than the ones
+    /// held; else in force, pending or in shadow (see [`Rules::offer`]).
+    pub fn offer_policy(&self, p: Policy, now: u64) -> Result<Change, PolicyError> {
+        let _w = self.rules_writer.lock();
+        let (next, change) = self.rules.load().offer(p, now)?;
+        self.rules.store(Arc::new(next));
+        Ok(change)
+    }
+
+    /// Puts the pending policy in force if its time has come at `now`; `Some` for the one
+    /// call that made the switch.
+    pub fn switch_due(&self, now: u64) -> Option<Change> {
+        let _w = self.rules_writer.lock();
+        let (next, change) = self.rules.load().due(now)?;
+        self.rules.store(Arc::new(next));
+        Some(change)
     }
 
     /// The signature cache, if there is one (`sig_cache_capacity` above 0).

@@ -19,6 +19,7 @@ use ed25519_dalek::VerifyingKey;
 
 use super::{receipt, Authentic, CompanionJudgements, Decision, Limits, RequestError, Verifier};
 use crate::decide::reason::Reason;
+use crate::policy::rollout::Rules;
 use crate::policy::{Judgement, Policy, VenueId, Verdict};
 use crate::pseudonym::CardKind;
 use crate::sigcache::{Digest, SigCache};
@@ -50,8 +51,8 @@ pub enum Begun {
 impl Verifier {
     /// Step one for a scanned code at `venue` at `now` (seconds since the epoch).
     pub fn begin(&self, code: &str, venue: &str, now: u64) -> Result<Begun, RequestError> {
-        let policy = self.policy.load();
-        let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
+        let rules = self.rules.load();
+        let policy = rules.in_force().ok_or(RequestError::NoPolicy)?;
         let venue_id = policy.venue(venue).ok_or(RequestError::UnknownVenue)?;
         let failed = |r, claims| {
             let d = self.stamped(Decision::failed(r, policy.version()), claims, venue, now);
@@ -77,7 +78,7 @@ impl Verifier {
             return Ok(Begun::Pending(Pending::new(bytes, venue, digest)));
         }
         let decision = match self.after_signature(SignatureValid::new(&token, key), now) {
-            Ok(auth) => self.judge(&auth, policy, venue_id),
+            Ok(auth) => self.judge(&auth, &rules, policy, venue_id),
             Err(r) => Decision::failed(r, policy.version()),
         };
         Ok(Begun::Decided(self.stamped(
@@ -96,7 +97,7 @@ impl Verifier {
         begun: Vec<Result<Begun, RequestError>>,
         now: u64,
     ) -> Vec<Result<Decision, RequestError>> {
-        let policy = self.policy.load();
+        let rules = self.rules.load();
         let trust = self.trust.load();
         let tokens: Vec<Option<Token<'_>>> = begun
             .iter()
@@ -119,9 +120,8 @@ impl Verifier {
                 Ok(Begun::Decided(d)) => Ok(*d),
                 Err(e) => Err(*e),
                 Ok(Begun::Pending(p)) => {
-                    let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
                     let checked = token.as_ref().zip(key);
-                    self.finish(policy, p, checked, verdict, now)
+                    self.finish(&rules, p, checked, verdict, now)
                 }
             })
             .collect()
@@ -129,12 +129,11 @@ impl Verifier {
 
     /// One pending code settled alone.
     pub fn settle_one(&self, p: Pending, now: u64) -> Result<Decision, RequestError> {
-        let policy = self.policy.load();
-        let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
+        let rules = self.rules.load();
         let trust = self.trust.load();
         let token = Token::parse(&p.bytes).ok();
         let checked = token.as_ref().map(|t| (t, self.key_for(t, &trust)));
-        self.finish(policy, &p, checked, None, now)
+        self.finish(&rules, &p, checked, None, now)
     }
 
     /// Decides one scanned code: [`begin`](Self::begin), then
@@ -198,12 +197,13 @@ impl Verifier {
     /// (checked now when no batch settled it), steps 5 to 8, then 9 and 10.
     fn finish<'t>(
         &self,
-        policy: &Policy,
+        rules: &Rules,
         p: &Pending,
         checked: Option<(&'t Token<'t>, Result<&'t TrustedKey, Reason>)>,
         verdict: Option<bool>,
         now: u64,
     ) -> Result<Decision, RequestError> {
+        let policy = rules.in_force().ok_or(RequestError::NoPolicy)?;
         let venue = policy.venue(&p.venue).ok_or(RequestError::UnknownVenue)?;
         let failed = |r| Decision::failed(r, policy.version());
         let Some((token, key)) = checked else {
@@ -213,7 +213,7 @@ impl Verifier {
             .and_then(|key| self.settled_signature(token, key, verdict, p.digest))
             .and_then(|sig| self.after_signature(sig, now));
         let d = match authentic {
-            Ok(auth) => self.judge(&auth, policy, venue),
+            Ok(auth) => self.judge(&auth, rules, policy, venue),
             Err(r) => failed(r),
         };
         Ok(self.stamped(d, Some(&token.claims), &p.venue, now))
@@ -326,15 +326,22 @@ impl Verifier {
         verdicts
     }
 
-    /// Steps 9 and 10 for the holder and each companion.
-    pub fn judge(&self, auth: &Authentic<'_>, policy: &Policy, venue: VenueId) -> Decision {
+    /// Steps 9 and 10 for the holder and each companion, by `policy` (the one in force
+    /// in `rules`), and by the shadow too when one is tried.
+    fn judge(
+        &self,
+        auth: &Authentic<'_>,
+        rules: &Rules,
+        policy: &Policy,
+        venue: VenueId,
+    ) -> Decision {
         let c = auth.claims();
-        let holder = self.judge_subject(policy, venue, &c.sub, c.color, c.ver);
+        let holder = self.judge_subject(rules, policy, venue, &c.sub, c.color, c.ver);
         let companions = c.with.map(|with| {
             let mut out = CompanionJudgements::default();
             for m in with.as_slice() {
                 out.items[usize::from(out.len)] =
-                    self.judge_subject(policy, venue, &m.sub, m.color, m.ver);
+                    self.judge_subject(rules, policy, venue, &m.sub, m.color, m.ver);
                 out.len += 1;
             }
             out
@@ -349,6 +356,7 @@ impl Verifier {
     /// Step 9 (status) and 10 (policy) for one subject whose token says `color` at `ver`.
     fn judge_subject(
         &self,
+        rules: &Rules,
         policy: &Policy,
         venue: VenueId,
         sub: &Sub,
@@ -363,6 +371,9 @@ impl Verifier {
         if effective != color && policy.judge(venue, color).verdict != j.verdict {
             j.reason = Reason::StatusChanged;
         }
+        if rules.has_shadow() {
+            j.shadow = rules.shadow_diff(venue, effective);
+        }
         j
     }
 
@@ -375,8 +386,8 @@ impl Verifier {
         venue_name: &str,
         now: u64,
     ) -> Result<Decision, RequestError> {
-        let policy = self.policy.load();
-        let policy = policy.as_deref().ok_or(RequestError::NoPolicy)?;
+        let rules = self.rules.load();
+        let policy = rules.in_force().ok_or(RequestError::NoPolicy)?;
         let venue = policy.venue(venue_name).ok_or(RequestError::UnknownVenue)?;
         let keys = self
             .pseudonyms
@@ -385,6 +396,9 @@ impl Verifier {
         let sub = keys.pseudonym(kind, number);
         let color = self.status.get(&sub).map_or(Color::Green, |s| s.color);
         let mut holder = policy.judge_card(venue, color);
+        if rules.has_shadow() {
+            holder.shadow = rules.shadow_diff(venue, color);
+        }
         if let (Some(k), Verdict::Deny) = (&self.receipts, holder.verdict) {
             let b = k.make(
                 now,

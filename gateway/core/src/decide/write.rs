@@ -1,14 +1,14 @@
 //! The write side: the feed's events applied to the state the read path reads.
 
-use std::sync::Arc;
-
 use super::{Applied, Verifier};
 use crate::feed_event::Event;
-use crate::policy::{Policy, PolicyError};
+use crate::policy::PolicyError;
 
 impl Verifier {
-    /// Applies one feed event. Only a policy that is not newer is refused.
-    pub fn apply(&self, event: Event) -> Result<Applied, PolicyError> {
+    /// Applies one feed event at `now` (seconds since the epoch: when a scheduled policy
+    /// arrives after its time, it takes force at once). Only a policy that is not newer
+    /// is refused.
+    pub fn apply(&self, event: Event, now: u64) -> Result<Applied, PolicyError> {
         Ok(match event {
             Event::Status { sub, status, .. } => Applied::Status(self.status.apply(sub, status)),
             Event::RevokeToken { cti, exp } => {
@@ -43,36 +43,9 @@ impl Verifier {
                 self.keep_key_doc(kid, signed);
                 Applied::KeyRevoked
             }
-            Event::Policy(p) => {
-                let version = p.version();
-                self.install_policy(*p)?;
-                Applied::Policy { version }
-            }
+            Event::Policy(p) => Applied::Policy(self.offer_policy(*p, now)?),
             Event::Heartbeat { .. } => Applied::Heartbeat,
         })
-    }
-
-    /// Replaces the policy if `p` is newer than the one in force (or none is).
-    pub fn install_policy(&self, p: Policy) -> Result<(), PolicyError> {
-        let p = Arc::new(p);
-        let mut refused = None;
-        self.policy.rcu(|cur| match cur {
-            Some(c) if c.version() >= p.version() => {
-                refused = Some(c.version());
-                cur.clone()
-            }
-            _ => {
-                refused = None;
-                Some(p.clone())
-            }
-        });
-        match refused {
-            Some(current) => Err(PolicyError::NotNewer {
-                got: p.version(),
-                current,
-            }),
-            None => Ok(()),
-        }
     }
 
     /// Runs the forgetting rules of `feed.md`; returns (statuses, revoked tokens) dropped.

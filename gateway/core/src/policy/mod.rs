@@ -1,11 +1,15 @@
 //! The province-wide policy (`policy.md`): which venue categories admit which colors, and
 //! the card-check conditions. A policy comes only from a document signed by the root key
 //! (or, in development mode, an unsigned file that the server announces loudly), and is
-//! replaced as a whole: readers never see half of one.
+//! replaced as a whole: readers never see half of one. A document may be scheduled
+//! (`not_before`) or tried in shadow (`shadow`): [`rollout`] holds the policies of a
+//! gateway and the rules between them.
+
+pub mod rollout;
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::decide::reason::Reason;
 use crate::status::Color;
@@ -62,6 +66,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `allow`, `allow_mask` or `deny`, as documents and metrics write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::AllowMask => "allow_mask",
+            Outcome::Deny => "deny",
+        }
+    }
+
     fn from_name(s: &str) -> Option<Outcome> {
         match s {
             "allow" => Some(Outcome::Allow),
@@ -152,6 +165,18 @@ pub struct Judgement {
     pub conditions: Conditions,
     /// On a deny, with a receipt key: the receipt (`api.md` revision 4).
     pub receipt: Option<crate::decide::receipt::Receipt>,
+    /// Where a shadow policy's table says otherwise than the one in force's (`policy.md`
+    /// revision 4): both outcomes, for the gateway to count. Never part of an answer.
+    pub shadow: Option<ShadowDiff>,
+}
+
+/// The table outcomes of the policy in force and of the shadow one, which differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShadowDiff {
+    /// The policy in force's outcome.
+    pub from: Outcome,
+    /// The shadow policy's outcome.
+    pub to: Outcome,
 }
 
 impl Judgement {
@@ -163,6 +188,7 @@ impl Judgement {
             reason,
             conditions: Conditions::NONE,
             receipt: None,
+            shadow: None,
         }
     }
 }
@@ -189,6 +215,16 @@ struct PolicyDoc {
     version: u64,
     venues: BTreeMap<String, VenueRule>,
     card: CardRule,
+    /// RFC 3339; `null` is the wrong type, not an absent field.
+    #[serde(default, deserialize_with = "present")]
+    not_before: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    shadow: Option<bool>,
+}
+
+/// A field that, when present, must have its type (`null` refused).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// Why a policy document is refused (the policy in force stays).
@@ -209,6 +245,15 @@ pub enum PolicyError {
     #[error("policy card short_stay_except names {0:?}, which is not a venue")]
     /// A short-stay venue that is not a venue of the policy.
     ShortStayVenue(String),
+    #[error("policy not_before is not an RFC 3339 time")]
+    /// `not_before` is not an RFC 3339 time.
+    NotBefore,
+    #[error("policy has both not_before and shadow")]
+    /// A document both scheduled and a shadow.
+    ScheduledShadow,
+    #[error("policy is a shadow, and a shadow never decides: the policy a gateway starts on must not be one")]
+    /// A shadow document where one must decide (the policy file a gateway starts on).
+    ShadowOnly,
     #[error("policy has too many venue categories")]
     /// More venues than the limit.
     TooManyVenues,
@@ -229,6 +274,10 @@ pub enum PolicyError {
 #[derive(Debug, Clone)]
 pub struct Policy {
     version: u64,
+    /// When it takes force (seconds since the epoch), if scheduled.
+    not_before: Option<i64>,
+    /// Whether it is a shadow (never decides).
+    shadow: bool,
     venues: HashMap<Box<str>, VenueId>,
     /// Per venue: outcome for green, yellow, red.
     table: Vec<[Outcome; 3]>,
@@ -246,6 +295,13 @@ impl Policy {
     /// Parses and validates a policy document (the JSON payload).
     pub fn from_json(bytes: &[u8]) -> Result<Policy, PolicyError> {
         let doc: PolicyDoc = serde_json::from_slice(bytes)?;
+        if doc.not_before.is_some() && doc.shadow.is_some() {
+            return Err(PolicyError::ScheduledShadow);
+        }
+        let not_before = match &doc.not_before {
+            Some(t) => Some(crate::trust::parse_time(t).ok_or(PolicyError::NotBefore)?),
+            None => None,
+        };
         for v in REQUIRED_VENUES {
             if !doc.venues.contains_key(v) {
                 return Err(PolicyError::MissingVenue(v));
@@ -279,6 +335,8 @@ impl Policy {
         }
         Ok(Policy {
             version: doc.version,
+            not_before,
+            shadow: doc.shadow == Some(true),
             venues,
             table,
             card_conditions,
@@ -318,6 +376,16 @@ impl Policy {
         self.version
     }
 
+    /// When it takes force (seconds since the epoch), if it is scheduled (`not_before`).
+    pub fn not_before(&self) -> Option<i64> {
+        self.not_before
+    }
+
+    /// Whether it is a shadow document (`"shadow": true`): it never decides.
+    pub fn is_shadow(&self) -> bool {
+        self.shadow
+    }
+
     /// The venue category, if the policy has it.
     #[inline]
     pub fn venue(&self, name: &str) -> Option<VenueId> {
@@ -329,9 +397,15 @@ impl Policy {
         self.venues.keys().map(|k| &**k)
     }
 
+    /// What the table says for `color` at `venue` (before card conditions).
+    #[inline]
+    pub fn outcome(&self, venue: VenueId, color: Color) -> Outcome {
+        self.table[usize::from(venue.0)][color as usize]
+    }
+
     /// The table's decision for `color` at `venue`.
     pub fn judge(&self, venue: VenueId, color: Color) -> Judgement {
-        let outcome = self.table[usize::from(venue.0)][color as usize];
+        let outcome = self.outcome(venue, color);
         let (verdict, reason, conditions) = match outcome {
             Outcome::Allow => (Verdict::Allow, Reason::Ok, Conditions::NONE),
             Outcome::AllowMask => (Verdict::Allow, Reason::Ok, Conditions::MASK),
@@ -346,6 +420,7 @@ impl Policy {
             reason,
             conditions,
             receipt: None,
+            shadow: None,
         }
     }
 
