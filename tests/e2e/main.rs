@@ -24,5 +24,6 @@ mod openapi;
 mod ops;
 mod proxy;
 mod receipts;
+mod rollout;
 mod snapshots;
 mod vectors;

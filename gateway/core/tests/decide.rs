@@ -411,6 +411,66 @@ fn companions_each_decided_with_their_own_status() {
     );
 }
 
+/// A shadow policy (`policy.md` revision 4) judges beside the one in force: every
+/// judgement where its table says otherwise carries both outcomes (holder, companions,
+/// card checks; cached and uncached, alone and in batches), and the answer stays the
+/// policy in force's.
+#[test]
+fn a_shadow_judges_everyone_beside_the_policy_in_force() {
+    use gateway_core::policy::{Outcome, ShadowDiff};
+    let f = fixture(Settings::default());
+    let mut shadow: serde_json::Value = serde_json::from_str(&reference_policy_json(8)).unwrap();
+    shadow["venues"]["museum"]["yellow"] = "allow_mask".into();
+    shadow["shadow"] = true.into();
+    let ev = f.root.policy_event(&shadow.to_string());
+    assert!(matches!(
+        f.feed(&ev),
+        Applied::Policy(Change::Shadow { version: 8 })
+    ));
+    assert_eq!(f.v.policy().unwrap().version(), 7, "the one in force stays");
+    let diff = Some(ShadowDiff {
+        from: Outcome::Deny,
+        to: Outcome::AllowMask,
+    });
+    let mut c = claims(Color::Green, 1);
+    c.with = Some(vec![Companion {
+        sub: Sub([0x44; 16]),
+        color: Color::Yellow,
+        ver: 0,
+    }]);
+    let code = f.ed.mint(&c).unwrap();
+    for _ in 0..2 {
+        // Uncached, then cached.
+        let d = f.v.decide(&code, "museum", NOW).unwrap();
+        assert_eq!((d.holder.verdict, d.holder.shadow), (Verdict::Allow, None));
+        let comp = d.companions.unwrap().as_slice()[0];
+        assert_eq!((comp.verdict, comp.shadow), (Verdict::Deny, diff));
+        assert_eq!(d.policy_version, 7);
+    }
+    let yellow = f.ed.mint(&claims(Color::Yellow, 1)).unwrap();
+    let many =
+        f.v.decide_many(&[(&yellow, "museum"), (&yellow, "bus")], NOW);
+    assert_eq!(many[0].as_ref().unwrap().holder.shadow, diff);
+    assert_eq!(
+        many[1].as_ref().unwrap().holder.shadow,
+        None,
+        "same outcome at the bus"
+    );
+    let sub = PseudonymKey::new(&[1; 32]).pseudonym(CardKind::CitizenCard, "3301000012345678");
+    f.feed(&gateway_issuer::events::PLAIN.status(&sub, Color::Yellow, 1, None, NOW as i64));
+    let card =
+        f.v.decide_card(CardKind::CitizenCard, "3301000012345678", "museum", NOW)
+            .unwrap();
+    assert_eq!(
+        (card.holder.verdict, card.holder.shadow),
+        (Verdict::Deny, diff)
+    );
+    // A policy in force ends the shadow.
+    f.feed(&f.root.policy_event(&reference_policy_json(9)));
+    let d = f.v.decide(&yellow, "museum", NOW).unwrap();
+    assert_eq!((d.holder.shadow, d.policy_version), (None, 9));
+}
+
 #[test]
 fn card_checks() {
     let f = fixture(Settings::default());
