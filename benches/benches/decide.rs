@@ -231,5 +231,31 @@ fn receipts(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decisions, batch, caches, many, receipts);
+/// What a shadow policy costs a warm decision (`policy.md` revision 4; issue 26: target
+/// at most 5 %): the same green code at the bus, from the signature cache, by a verifier
+/// without a shadow and by one whose shadow judges every such decision otherwise (a
+/// second table lookup and the difference recorded in the judgement).
+fn shadow(c: &mut Criterion) {
+    let (ed, _) = codes();
+    let plain = verifier(1_000_000);
+    let shadowed = gateway_benches::verifier_with_shadow(1_000_000);
+    let p = plain.decide(&ed, "bus", NOW).expect("venue");
+    let s = shadowed.decide(&ed, "bus", NOW).expect("venue");
+    assert!(p.holder.shadow.is_none());
+    assert!(s.holder.shadow.is_some(), "the shadow judges otherwise");
+    assert_eq!(
+        p.holder.verdict, s.holder.verdict,
+        "the answer is the policy in force's"
+    );
+    let mut g = c.benchmark_group("shadow");
+    g.bench_function("warm_allow_without_shadow", |b| {
+        b.iter(|| plain.decide(black_box(&ed), "bus", NOW))
+    });
+    g.bench_function("warm_allow_with_shadow", |b| {
+        b.iter(|| shadowed.decide(black_box(&ed), "bus", NOW))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decisions, batch, caches, many, receipts, shadow);
 criterion_main!(benches);

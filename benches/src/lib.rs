@@ -61,6 +61,23 @@ pub fn verifier_with_receipts(sig_cache_capacity: usize) -> Verifier {
     Verifier::new(settings, trust, Some(policy), None)
 }
 
+/// [`verifier`] with a shadow policy (`policy.md` revision 4) beside the one in force:
+/// the same table a version up, with green at the bus `allow_mask` instead of `allow`,
+/// so every bus decision of a green code differs and records the difference (the worst
+/// case).
+pub fn verifier_with_shadow(sig_cache_capacity: usize) -> Verifier {
+    let v = verifier(sig_cache_capacity);
+    let mut doc = case("valid.json", "es256_green_bus")["policy"].clone();
+    let version = doc["version"].as_u64().expect("version");
+    doc["version"] = (version + 1).into();
+    doc["venues"]["bus"]["green"] = "allow_mask".into();
+    doc["shadow"] = true.into();
+    let shadow = Policy::from_json(doc.to_string().as_bytes()).expect("shadow policy");
+    v.offer_policy(shadow, NOW)
+        .expect("a shadow above the one in force");
+    v
+}
+
 /// What a bare signature check of `code` takes: the signed bytes (COSE Sig_structure),
 /// the signature, and its trust-list key (from [`verifier`]'s list).
 pub fn signed_parts(code: &str) -> (Vec<u8>, [u8; 64], PublicKey) {

@@ -73,6 +73,12 @@ fn load_verifier(
         },
         Err(e) => return Err(ConfigError::file(&cfg.policy, e)),
     };
+    if policy.is_shadow() {
+        return Err(ConfigError::file(
+            &cfg.policy,
+            gateway_core::policy::PolicyError::ShadowOnly,
+        ));
+    }
     let pseudonyms = cfg
         .pseudonym_key
         .as_deref()

@@ -68,6 +68,19 @@ fn value(text: &str, name: &str, labels: &str) -> Option<f64> {
 #[tokio::test]
 async fn the_rules_and_the_dashboard_name_only_metrics_the_gateway_exports() {
     let gw = Gateway::start(Options::default()).await;
+    // A shadow policy that judges a green bus rider otherwise, so the verification
+    // below makes the shadow's series exist (policy.md revision 4).
+    let mut shadow: serde_json::Value =
+        serde_json::from_str(&gateway_core::policy::reference_policy_json(2)).unwrap();
+    shadow["venues"]["bus"]["green"] = "allow_mask".into();
+    shadow["shadow"] = true.into();
+    let root = gateway_issuer::keys::read_root_signer(&gw.setup.root_seed()).unwrap();
+    gw.append_feed(&format!("{}\n", root.policy_event(&shadow.to_string())));
+    crate::support::eventually("the shadow policy", || async {
+        let s = gw.status().await;
+        (s["shadow_policy_version"] == 2).then_some(())
+    })
+    .await;
     // Traffic that makes the per-caller series exist: a verification and card checks of
     // three distinct numbers (one of them twice, spelled differently).
     let mut c = gw.client(Protocol::H1).await;

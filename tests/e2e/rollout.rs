@@ -284,3 +284,43 @@ async fn a_shadow_counts_what_it_would_change_and_answers_stay() {
     let m = get_plain(gw.admin, "/metrics").await.expect("metrics");
     assert_eq!(counted(&String::from_utf8_lossy(&m.body)), 12);
 }
+
+/// The policy a gateway starts on must decide: a shadow document there is a fatal
+/// configuration error naming the file.
+#[test]
+fn a_shadow_policy_file_is_refused_at_start() {
+    let dir = crate::support::TempDir::new("shadow-boot");
+    let setup = gateway_issuer::DevSetup::new(&dir.0.join("state"));
+    setup.ensure().expect("dev setup");
+    let root = gateway_issuer::keys::read_root_signer(&setup.root_seed()).expect("root");
+    let shadow = yellow_shopping(2, &[("shadow", true.into())]);
+    let file = dir.0.join("shadow-policy.cose");
+    std::fs::write(&file, root.sign_doc(shadow.as_bytes())).expect("write");
+    let path = |p: std::path::PathBuf| p.display().to_string();
+    let (code, err) = crate::support::run_cli(&[
+        "serve",
+        "--trust",
+        &path(setup.trust()),
+        "--root-key",
+        &path(setup.root_pub()),
+        "--policy",
+        &path(file.clone()),
+        "--callers",
+        &path(setup.callers()),
+        "--tls-cert",
+        &path(setup.cert()),
+        "--tls-key",
+        &path(setup.key()),
+        "--state-dir",
+        &path(setup.dir.clone()),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("shadow-policy.cose") && err.contains("shadow"),
+        "{err}"
+    );
+}
