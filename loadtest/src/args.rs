@@ -94,6 +94,15 @@ pub struct Args {
     pub policy: Option<PathBuf>,
     #[arg(long)]
     pub root_key: Option<PathBuf>,
+    /// A shadow policy the gateway is trying (signed, checked with --root-key): the
+    /// `shadow` kind of --mix sends codes its table judges otherwise than the policy in
+    /// force (`policy.md` revision 4).
+    #[arg(long)]
+    pub shadow_policy: Option<PathBuf>,
+    /// The gateway's admin address (HOST:PORT, plain HTTP): the report then shows how
+    /// much `gateway_policy_shadow_total` grew over the run.
+    #[arg(long)]
+    pub admin: Option<std::net::SocketAddr>,
     /// Every request a code never sent before (the gateway verifies every signature).
     #[arg(long)]
     pub cold: bool,

@@ -84,7 +84,21 @@ pub async fn execute(a: args::Args) -> Result<Report, Error> {
         ))),
         _ => None,
     };
+    let health = gateway_health(&setup.target).await;
+    // Receipts are checked when both sides have the feed key (the gateway says so).
+    let receipts = setup
+        .receipts
+        .clone()
+        .filter(|_| health.as_ref().is_some_and(|h| h["feed_auth"] == true))
+        .map(Arc::new);
+    let shadow_before = match setup.admin {
+        Some(a) => Some(shadow_total(a).await.ok_or_else(|| {
+            Error::Gateway(format!("the admin port {a} does not answer /metrics"))
+        })?),
+        None => None,
+    };
     let plan = run::Plan {
+        receipts: receipts.clone(),
         target: setup.target.clone(),
         connections: a.connections,
         model: setup.model,
@@ -95,7 +109,10 @@ pub async fn execute(a: args::Args) -> Result<Report, Error> {
         max_outstanding: a.max_outstanding,
     };
     let mut info = setup.info;
-    info.gateway_version = gateway_version(&setup.target).await;
+    info.gateway_version = health
+        .as_ref()
+        .and_then(|h| h["version"].as_str().map(str::to_owned));
+    info.receipts_checked = receipts.is_some();
     info.started_at = rfc3339_now();
     let outcome = run::run(plan, live.clone()).await;
     info.ended_at = rfc3339_now();
@@ -107,7 +124,17 @@ pub async fn execute(a: args::Args) -> Result<Report, Error> {
         Some(c) => c.await.ok(),
         None => None,
     };
-    Ok(Report::build(info, outcome, propagation, &setup.thresholds))
+    let shadow = match (setup.admin, shadow_before) {
+        (Some(a), Some(before)) => shadow_total(a).await.map(|after| report::ShadowReport {
+            before,
+            after,
+            growth: after.saturating_sub(before),
+        }),
+        _ => None,
+    };
+    let mut report = Report::build(info, outcome, propagation, &setup.thresholds);
+    report.shadow = shadow;
+    Ok(report)
 }
 
 /// Verifies `item` until the gateway denies it (its revocation arrived), up to 30 s.
@@ -207,11 +234,28 @@ fn rfc3339_now() -> String {
 }
 
 /// The gateway's version, as its `/healthz` says (`None` if it does not).
-async fn gateway_version(t: &gateway_client::Target) -> Option<String> {
+/// The gateway's `/healthz` answer (its version, whether it has a feed key).
+async fn gateway_health(t: &gateway_client::Target) -> Option<serde_json::Value> {
     let conn = gateway_client::Conn::connect(t).await.ok()?;
     let a = conn.get(t, "/healthz").await.ok()?;
     if a.status != 200 {
         return None;
     }
-    a.json().ok()?["version"].as_str().map(str::to_owned)
+    a.json().ok()
+}
+
+/// The sum of `gateway_policy_shadow_total` on the admin port (0 before any difference);
+/// `None` when the admin port does not answer.
+async fn shadow_total(admin: std::net::SocketAddr) -> Option<u64> {
+    let a = gateway_client::get_plain(admin, "/metrics").await.ok()?;
+    if a.status != 200 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&a.body);
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("gateway_policy_shadow_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64,
+    )
 }

@@ -15,6 +15,8 @@ use crate::mix::{Item, Kind, Minter, Mix};
 pub struct Minting<'a> {
     pub mix: &'a Mix,
     pub policy: Arc<Policy>,
+    /// The shadow policy, for the `shadow` kind.
+    pub shadow: Option<Arc<Policy>>,
     pub venues: &'a [String],
     pub seed: u64,
     pub now: u64,
@@ -55,6 +57,7 @@ pub fn mint_all(
             pseudonyms.clone(),
             m.mix,
             m.policy.clone(),
+            m.shadow.as_deref(),
             m.venues,
             seed,
             m.now,

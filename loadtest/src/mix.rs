@@ -7,6 +7,7 @@
 use std::str::FromStr;
 
 use bytes::Bytes;
+use gateway_core::decide::receipt::{Receipt, ReceiptKey};
 use gateway_core::policy::VenueId;
 use gateway_core::pseudonym::{CardKind, PseudonymKey};
 use gateway_core::token::{Companion, NewClaims};
@@ -30,10 +31,13 @@ pub enum Kind {
     Malformed,
     Revoked,
     Card,
+    /// A code the shadow policy (`--shadow-policy`) judges otherwise than the one in
+    /// force: the answer is still the policy in force's (`policy.md` revision 4).
+    Shadow,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Green,
         Kind::Yellow,
         Kind::Red,
@@ -44,6 +48,7 @@ impl Kind {
         Kind::Malformed,
         Kind::Revoked,
         Kind::Card,
+        Kind::Shadow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +63,7 @@ impl Kind {
             Kind::Malformed => "malformed",
             Kind::Revoked => "revoked",
             Kind::Card => "card",
+            Kind::Shadow => "shadow",
         }
     }
 
@@ -161,7 +167,13 @@ pub struct Item {
     pub expect: Expect,
     /// The token id, for `revoked` codes (published as revocations before the run).
     pub cti: Option<Vec<u8>>,
+    /// Whose receipt a deny carries: the holder's (16 zero bytes for a code that does
+    /// not decode), or the card's pseudonym.
     pub sub: Sub,
+    /// The companions' subjects, in the token's order (their receipts).
+    pub companions: Vec<Sub>,
+    /// The venue byte a receipt carries (`policy::venue_code`).
+    pub venue_code: u8,
 }
 
 /// What minting needs.
@@ -176,16 +188,21 @@ pub struct Minter {
     /// The gateway's policy: the expected answers at each venue come from it.
     policy: Arc<Policy>,
     venues: Vec<(String, VenueId)>,
+    /// (venue, color) pairs of `venues` where the shadow policy's table says otherwise
+    /// than the one in force's (the `shadow` kind picks among them).
+    shadowed: Vec<(String, VenueId, Color)>,
     now: u64,
     serial: u64,
 }
 
 impl Minter {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         issuer: Issuer,
         pseudonyms: Option<PseudonymKey>,
         mix: &Mix,
         policy: Arc<Policy>,
+        shadow: Option<&Policy>,
         venues: &[String],
         seed: u64,
         now: u64,
@@ -200,6 +217,13 @@ impl Minter {
             .collect::<Result<Vec<_>, _>>()?;
         if venues.is_empty() {
             return Err(Error::flag("venue", "none given"));
+        }
+        let shadowed = shadowed(&policy, shadow, &venues);
+        if mix.weights.iter().any(|(k, _)| *k == Kind::Shadow) && shadowed.is_empty() {
+            return Err(Error::flag(
+                "mix",
+                "the shadow kind needs --shadow-policy with a table that differs from the one in force at a venue of --venues",
+            ));
         }
         let stranger = Issuer {
             kid: b"lt-stranger".to_vec(),
@@ -222,6 +246,7 @@ impl Minter {
             mix: weights,
             policy,
             venues,
+            shadowed,
             now,
             serial: 0,
         })
@@ -271,7 +296,15 @@ impl Minter {
 
     /// A request of the given kind, at a venue of the list.
     pub fn make(&mut self, kind: Kind) -> Result<Item, Error> {
-        let (venue, vid) = self.venues[self.rng.gen_range(0..self.venues.len())].clone();
+        let (mut venue, mut vid) = self.venues[self.rng.gen_range(0..self.venues.len())].clone();
+        let mut shadow_color = Color::Green;
+        if kind == Kind::Shadow {
+            if let Some(n) = std::num::NonZeroUsize::new(self.shadowed.len()) {
+                let (v, id, color) = self.shadowed[self.rng.gen_range(0..n.get())].clone();
+                (venue, vid, shadow_color) = (v, id, color);
+            }
+        }
+        let venue_code = gateway_core::policy::venue_code(&venue);
         let judged = |policy: &Policy, color| {
             let j = policy.judge(vid, color);
             (j.verdict == Verdict::Allow, j.reason.label())
@@ -291,7 +324,12 @@ impl Minter {
             companions: None,
         };
         let mut cti = None;
+        let mut companions = Vec::new();
         let (code, expect, sub) = match kind {
+            Kind::Shadow => {
+                let c = self.claims(shadow_color);
+                (self.code(&self.issuer, &c)?, by_policy(shadow_color), c.sub)
+            }
             Kind::Green | Kind::Revoked => {
                 let c = self.claims(Color::Green);
                 let e = if kind == Kind::Revoked {
@@ -332,6 +370,7 @@ impl Minter {
                         color,
                         ver: 1,
                     });
+                    companions.push(Sub(s));
                 }
                 c.with = Some(with);
                 let mut e = by_policy(Color::Green);
@@ -365,7 +404,8 @@ impl Minter {
                 let code = self.code(&self.issuer, &c)?;
                 // Cut in the middle: Base45 or CBOR fails.
                 let cut = code.len() / 2;
-                (code[..cut].to_owned(), deny("malformed"), c.sub)
+                // It does not decode: its receipt is for 16 zero bytes (api.md).
+                (code[..cut].to_owned(), deny("malformed"), Sub([0; 16]))
             }
             Kind::Card => {
                 let number = format!("3301061980{:08}", self.rng.gen_range(0..100_000_000u32));
@@ -389,6 +429,8 @@ impl Minter {
                     },
                     cti: None,
                     sub,
+                    companions,
+                    venue_code,
                 });
             }
         };
@@ -400,8 +442,33 @@ impl Minter {
             expect,
             cti,
             sub,
+            companions,
+            venue_code,
         })
     }
+}
+
+/// The (venue, color) pairs of `venues` where `shadow` says otherwise than `policy`.
+fn shadowed(
+    policy: &Policy,
+    shadow: Option<&Policy>,
+    venues: &[(String, VenueId)],
+) -> Vec<(String, VenueId, Color)> {
+    let Some(shadow) = shadow else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, id) in venues {
+        let Some(sid) = shadow.venue(name) else {
+            continue;
+        };
+        for color in [Color::Green, Color::Yellow, Color::Red] {
+            if policy.outcome(*id, color) != shadow.outcome(sid, color) {
+                out.push((name.clone(), *id, color));
+            }
+        }
+    }
+    out
 }
 
 /// Puts the COSE signature of `donor` into `code` (both minted by the same key over
@@ -419,8 +486,15 @@ fn splice_signature(code: &str, donor: &str) -> Option<String> {
     Some(token::encode_text(&forged))
 }
 
-/// Checks an answer body against what was expected; `Err` names what differed.
-pub fn check(expect: &Expect, body: &[u8]) -> Result<bool, &'static str> {
+/// Checks an answer body against what was expected; `Err` names what differed. With
+/// the receipt key (the loadtest has the feed key and the gateway uses one), every deny
+/// must carry a receipt genuine for its subject at the item's venue, and no allow one.
+pub fn check(
+    item: &Item,
+    body: &[u8],
+    receipts: Option<&ReceiptKey>,
+) -> Result<bool, &'static str> {
+    let expect = &item.expect;
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| "not_json")?;
     let allowed = match v["decision"].as_str() {
         Some("allow") => true,
@@ -444,7 +518,38 @@ pub fn check(expect: &Expect, body: &[u8]) -> Result<bool, &'static str> {
             return Err("wrong_companions");
         }
     }
+    if let Some(key) = receipts {
+        receipt_ok(key, &v, &item.sub, item.venue_code)?;
+        if let Some(list) = v["companions"].as_array() {
+            for (c, sub) in list.iter().zip(&item.companions) {
+                receipt_ok(key, c, sub, item.venue_code)?;
+            }
+        }
+    }
     Ok(allowed)
+}
+
+/// A judgement object's receipt: present and genuine for `sub` at `venue` on a deny,
+/// absent on an allow.
+fn receipt_ok(
+    key: &ReceiptKey,
+    j: &serde_json::Value,
+    sub: &Sub,
+    venue: u8,
+) -> Result<(), &'static str> {
+    match (j["decision"].as_str(), j["receipt"].as_str()) {
+        (Some("deny"), None) => Err("deny_without_receipt"),
+        (Some("deny"), Some(text)) => {
+            let b = Receipt::decode(text).ok_or("receipt_not_genuine")?;
+            if b[4] == venue && key.check(&b, sub) {
+                Ok(())
+            } else {
+                Err("receipt_not_genuine")
+            }
+        }
+        (_, Some(_)) => Err("receipt_on_allow"),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -93,6 +93,19 @@ pub struct RunInfo {
     pub tool_version: String,
     #[serde(default)]
     pub gateway_version: Option<String>,
+    /// Whether every deny's receipt was checked (the loadtest had the feed key and the
+    /// gateway said it has one: `api.md` revision 4).
+    #[serde(default)]
+    pub receipts_checked: bool,
+}
+
+/// How `gateway_policy_shadow_total` (summed over its series) moved over the run,
+/// warm-up included (`--admin`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShadowReport {
+    pub before: u64,
+    pub after: u64,
+    pub growth: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +133,9 @@ pub struct Report {
     pub distribution: Vec<(f64, u64)>,
     pub thresholds: Vec<ThresholdResult>,
     pub passed: bool,
+    /// The shadow policy's counter over the run, with `--admin`.
+    #[serde(default)]
+    pub shadow: Option<ShadowReport>,
 }
 
 /// The quantiles of the distributions in the report.
@@ -237,6 +253,7 @@ impl Report {
             distribution,
             thresholds: Vec::new(),
             passed: true,
+            shadow: None,
         };
         let errors = (failed + non_200) as f64;
         report.thresholds = thresholds

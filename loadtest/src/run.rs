@@ -33,6 +33,8 @@ pub struct Bounds {
 /// What a run needs.
 pub struct Plan {
     pub target: Target,
+    /// Checks each deny's receipt (`api.md` revision 4) when given.
+    pub receipts: Option<Arc<gateway_core::decide::receipt::ReceiptKey>>,
     pub connections: usize,
     pub model: Model,
     pub bounds: Bounds,
@@ -72,6 +74,7 @@ struct Shared {
     live: Arc<Live>,
     /// The measured part starts here (after the warm-up).
     measure_from: Instant,
+    receipts: Option<Arc<gateway_core::decide::receipt::ReceiptKey>>,
 }
 
 impl Shared {
@@ -159,7 +162,7 @@ impl Shared {
                 if status != 200 {
                     self.live.add(&self.live.errors);
                 } else if !self.target.lean {
-                    if let Err(what) = check(&item.expect, &answer.body) {
+                    if let Err(what) = check(item, &answer.body, self.receipts.as_deref()) {
                         rec.wrong(item.kind, what);
                         self.live.add(&self.live.wrong);
                     }
@@ -198,6 +201,7 @@ pub async fn run(plan: Plan, live: Arc<Live>) -> Outcome {
         stop: AtomicBool::new(false),
         live,
         measure_from,
+        receipts: plan.receipts.clone(),
     });
     // Every connection up front (failures are retried per request).
     for i in 0..shared.conns.len() {

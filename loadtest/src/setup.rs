@@ -41,6 +41,11 @@ pub struct Setup {
     pub thresholds: Vec<Threshold>,
     pub info: RunInfo,
     pub now: u64,
+    /// The receipt key, from the feed key (denies are checked for their receipts when
+    /// the gateway says it has a feed key too).
+    pub receipts: Option<gateway_core::decide::receipt::ReceiptKey>,
+    /// The gateway's admin address (`--admin`).
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 fn read_line(p: &PathBuf) -> Result<String, Error> {
@@ -135,6 +140,21 @@ impl Args {
             None => None,
         };
         let policy = Arc::new(self.load_policy(&dev)?);
+        let shadow = match &self.shadow_policy {
+            Some(path) => {
+                let root = self.root_key.clone().unwrap_or_else(|| dev.root_pub());
+                let root = keys::read_root_key(&root)?;
+                let text = read_line(path)?;
+                Some(Arc::new(
+                    Policy::from_signed(&text, &root).map_err(|e| Error::file(path, e))?,
+                ))
+            }
+            None => None,
+        };
+        let receipts = self
+            .feed_key
+            .load(&self.state_dir)?
+            .map(|k| gateway_core::decide::receipt::ReceiptKey::derive(&k));
         let mut mix = self.parsed_mix()?;
         if feed.is_none() {
             mix.weights.retain(|(k, _)| *k != Kind::Revoked);
@@ -178,6 +198,7 @@ impl Args {
         let minting = Minting {
             mix: &mix,
             policy,
+            shadow,
             venues: &self.venues,
             seed: self.seed,
             now,
@@ -220,6 +241,7 @@ impl Args {
             ended_at: String::new(),
             tool_version: env!("CARGO_PKG_VERSION").into(),
             gateway_version: None,
+            receipts_checked: false,
         };
         Ok(Setup {
             target: Target {
@@ -246,6 +268,8 @@ impl Args {
             thresholds,
             info,
             now,
+            receipts,
+            admin: self.admin,
         })
     }
 }

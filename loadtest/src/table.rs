@@ -62,6 +62,22 @@ impl Report {
             let parts: Vec<String> = m.iter().map(|(w, n)| format!("{w} {n}")).collect();
             let _ = writeln!(s, "    {k:<14} {}", parts.join(", "));
         }
+        let _ = writeln!(
+            s,
+            "  receipts        {}",
+            if self.run.receipts_checked {
+                "every deny's checked for its subject"
+            } else {
+                "not checked (no feed key here, or the gateway has none)"
+            }
+        );
+        if let Some(sh) = &self.shadow {
+            let _ = writeln!(
+                s,
+                "  shadow policy   {} judgements counted otherwise ({} -> {})",
+                sh.growth, sh.before, sh.after
+            );
+        }
         if let Some(p) = &self.propagation {
             let _ = writeln!(
                 s,

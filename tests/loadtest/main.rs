@@ -704,3 +704,106 @@ fn the_gateway_stopped_midway_gives_errors_and_a_clean_exit() {
     assert_eq!(r["wrong"]["total"], 0);
     schema_check(&r);
 }
+
+/// Issue 26 item 5: every deny the run gets carries a receipt genuine for the subject the
+/// loadtest minted (it has the quick start's feed key, and the gateway uses it), and the
+/// `shadow` kind sends codes a shadow policy judges otherwise, whose counter the report
+/// shows growing while every answer stays the policy in force's.
+#[test]
+fn receipts_are_checked_and_a_shadow_policy_is_counted() {
+    let gw = Gateway::start();
+    let state = gw.state();
+    // A shadow of the quick start's policy: yellow riders refused on buses.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&gateway_core::policy::reference_policy_json(2)).unwrap();
+    doc["venues"]["bus"]["yellow"] = "deny".into();
+    doc["shadow"] = true.into();
+    let doc_path = gw.dir.0.join("shadow.json");
+    std::fs::write(&doc_path, doc.to_string()).unwrap();
+    let seed = format!("{state}/root.seed");
+    let sign = |extra: &[&str]| {
+        let out = Command::new(gateway_bin())
+            .args(["sign", "--root-seed", &seed, "policy"])
+            .arg(&doc_path)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    };
+    let signed = gw.dir.0.join("shadow.cose");
+    std::fs::write(&signed, sign(&[])).unwrap();
+    let events = gw.dir.0.join("shadow-event.jsonl");
+    std::fs::write(&events, sign(&["--event"])).unwrap();
+    let published = Command::new(gateway_bin())
+        .args(["publish", "--state-dir", &state, "--events"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(published.status.success(), "{published:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gw.status().is_none_or(|s| s["shadow_policy_version"] != 2) {
+        assert!(Instant::now() < deadline, "the shadow policy never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (out, r) = loadtest(
+        &gw,
+        &[
+            "--target",
+            &gw.listen.to_string(),
+            "--protocol",
+            "h2",
+            "--duration",
+            "1",
+            "--mix",
+            "green=20,yellow=10,red=10,companions=10,expired=5,forged=2,unknown_key=5,malformed=5,revoked=5,card=5,shadow=20",
+            "--shadow-policy",
+            &signed.display().to_string(),
+            "--admin",
+            &gw.admin.to_string(),
+        ],
+    );
+    assert_clean(&out, &r, "receipts and shadow");
+    assert_eq!(r["run"]["receipts_checked"], true, "{r}");
+    let shadow_sent = r["sent_by_kind"]["shadow"].as_u64().unwrap();
+    let yellow_sent = r["sent_by_kind"]["yellow"].as_u64().unwrap();
+    assert!(shadow_sent > 0, "{r}");
+    // Every shadow code and every yellow rider is judged otherwise by the shadow (the
+    // warm-up's too, so at least as many as were measured).
+    let growth = r["shadow"]["growth"].as_u64().unwrap();
+    assert!(
+        growth >= shadow_sent + yellow_sent,
+        "{growth} < {shadow_sent} + {yellow_sent}: {r}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shadow"));
+    // The oracle is real: with another feed key, every receipt fails it.
+    let other = gw.dir.0.join("other.key");
+    std::fs::write(&other, "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (out, r) = loadtest(
+        &gw,
+        &[
+            "--target",
+            &gw.listen.to_string(),
+            "--duration",
+            "0.5",
+            "--mix",
+            "red=1",
+            "--feed-key",
+            &other.display().to_string(),
+            "--fail-if",
+            "wrong>0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{r}");
+    assert!(
+        r["wrong"]["by_kind"]["red"]["receipt_not_genuine"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{r}"
+    );
+}
