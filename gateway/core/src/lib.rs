@@ -14,6 +14,7 @@
 
 pub mod decide;
 pub mod feed;
+pub mod offline;
 pub mod policy;
 pub mod snapshot;
 pub mod status;

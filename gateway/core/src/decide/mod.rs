@@ -8,7 +8,7 @@
 //! policy steps take `&Authentic`. This module holds the state those steps read, and
 //! the feed writes into it through [`Verifier::apply`].
 
-mod read;
+pub(crate) mod read;
 pub(crate) mod reason;
 pub mod receipt;
 mod write;
@@ -100,6 +100,14 @@ impl CompanionJudgements {
     /// The companions' judgements, in the order of the token's `with`.
     pub fn as_slice(&self) -> &[Judgement] {
         &self.items[..usize::from(self.len)]
+    }
+
+    /// Appends one (a token has at most [`MAX_COMPANIONS`]; more are dropped).
+    pub(crate) fn push(&mut self, j: Judgement) {
+        if let Some(slot) = self.items.get_mut(usize::from(self.len)) {
+            *slot = j;
+            self.len += 1;
+        }
     }
 }
 

@@ -367,10 +367,7 @@ impl Verifier {
             Some(s) if s.ver > ver => s.color,
             _ => color,
         };
-        let mut j = policy.judge(venue, effective);
-        if effective != color && policy.judge(venue, color).verdict != j.verdict {
-            j.reason = Reason::StatusChanged;
-        }
+        let mut j = judge_color(policy, venue, color, effective);
         if rules.has_shadow() {
             j.shadow = rules.shadow_diff(venue, effective);
         }
@@ -445,6 +442,22 @@ impl Verifier {
         }
         d
     }
+}
+
+/// Step 10 for a subject whose token says `color` and whose effective color (step 9)
+/// is `effective`: the table's judgement, `status_changed` when the change of color
+/// turned an allow into a deny or back. Shared by the online and offline decisions.
+pub(crate) fn judge_color(
+    policy: &Policy,
+    venue: VenueId,
+    color: Color,
+    effective: Color,
+) -> Judgement {
+    let mut j = policy.judge(venue, effective);
+    if effective != color && policy.judge(venue, color).verdict != j.verdict {
+        j.reason = Reason::StatusChanged;
+    }
+    j
 }
 
 impl Pending {
