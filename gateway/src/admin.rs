@@ -44,6 +44,7 @@ fn status_json(app: &App) -> String {
         "feed_auth": app.feed_keys.enabled(),
         "quick_start": app.quick_start,
         "status_set_size": app.verifier.status().len(),
+        "status_lists": app.verifier.lists().entries().len(),
         "revoked_tokens": app.verifier.revoked_tokens().len(),
         "trust_keys": trust.len(),
         "revoked_keys": trust.revoked().count(),
@@ -62,6 +63,7 @@ pub fn route<B>(app: &App, req: &Request<B>) -> Response<RespBody> {
         "/metrics" => {
             let m = &app.metrics;
             m.status_set_size.set(app.verifier.status().len() as f64);
+            m.status_lists(&app.verifier.lists(), app.now());
             m.feed_position.set(app.feed.position() as f64);
             m.feed_head.set(app.feed.head() as f64);
             m.feed_lag_messages.set(app.feed.lag() as f64);

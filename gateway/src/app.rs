@@ -206,7 +206,14 @@ pub struct App {
     pub feed_keys: gateway_core::feed_auth::FeedKeys,
     /// Where `/v1/auth` finds the code and the venue.
     pub auth_headers: crate::config::AuthHeaders,
+    /// The offline bundle as last made, and the state it was made of (feed position,
+    /// lists held, policies in force and pending): every request until the state changes
+    /// shares it, so a thousand validators fetching it hold one copy.
+    pub bundle_cache: parking_lot::Mutex<Option<(BundleState, bytes::Bytes)>>,
 }
+
+/// What the offline bundle is made of, to know when to make it again.
+pub type BundleState = (u64, usize, u64, u64);
 
 impl crate::pool::Decides for App {
     fn verifier(&self) -> &Verifier {
@@ -223,6 +230,27 @@ impl crate::pool::Decides for App {
 }
 
 impl App {
+    /// The offline bundle (`api.md` revision 4), made again only when the state changed.
+    pub fn bundle(&self) -> bytes::Bytes {
+        let rules = self.verifier.rules();
+        let version = |p: Option<&gateway_core::Policy>| p.map_or(0, |p| p.version());
+        let state = (
+            self.feed.position(),
+            self.verifier.lists().entries().len(),
+            version(rules.in_force()),
+            version(rules.pending()),
+        );
+        let mut cache = self.bundle_cache.lock();
+        match &*cache {
+            Some((s, b)) if *s == state => b.clone(),
+            _ => {
+                let b = crate::api::offline::make_bundle(self);
+                *cache = Some((state, b.clone()));
+                b
+            }
+        }
+    }
+
     /// Seconds since the epoch.
     pub fn now(&self) -> u64 {
         if let Some(t) = self.fixed_now {

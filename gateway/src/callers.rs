@@ -32,6 +32,9 @@ struct CallerEntry {
     /// Card checks per second (api.md "Card checks"); absent or 0: none allowed.
     #[serde(default)]
     card_rate_per_s: u32,
+    /// May fetch status lists and the offline bundle (`offline.md`).
+    #[serde(default)]
+    offline: bool,
 }
 
 /// One caller.
@@ -45,6 +48,8 @@ pub struct Caller {
     rate: f64,
     /// Its card checks; `None` when it may make none.
     cards: Option<Cards>,
+    /// May fetch status lists and the offline bundle.
+    pub offline: bool,
     /// `gateway_caller_requests_total{caller}`, registered when the file is loaded.
     pub requests: metrics::Counter,
     /// This caller's share of the requests in flight (`--caller-max-in-flight`).
@@ -337,6 +342,7 @@ impl Callers {
                 }),
                 rate,
                 cards,
+                offline: c.offline,
             }));
         }
         Ok(Callers { list })

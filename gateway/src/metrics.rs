@@ -40,11 +40,13 @@ pub enum Route {
     Auth,
     Health,
     Ready,
+    /// `/v1/status-lists/…` and `/v1/offline/bundle` (`offline.md`).
+    Offline,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 9] = [
         Route::Verify,
         Route::Batch,
         Route::Stream,
@@ -52,6 +54,7 @@ impl Route {
         Route::Auth,
         Route::Health,
         Route::Ready,
+        Route::Offline,
         Route::Other,
     ];
 
@@ -63,6 +66,7 @@ impl Route {
             Route::Card => "card",
             Route::Auth => "auth",
             Route::Health => "healthz",
+            Route::Offline => "offline",
             Route::Ready => "readyz",
             Route::Other => "other",
         }
@@ -230,6 +234,7 @@ impl Metrics {
             metrics::counter!("gateway_feed_heartbeats_ignored_total", "why" => why).absolute(0);
         }
         metrics::counter!("gateway_snapshots_written_total").absolute(0);
+        metrics::counter!("gateway_offline_bytes_served_total").absolute(0);
         metrics::counter!("gateway_log_suppressed_total").absolute(0);
         for g in [
             "gateway_snapshot_position",
@@ -316,6 +321,22 @@ impl Metrics {
             Some(s) => self.requests[p][r][s].increment(1),
             None => metrics::counter!("gateway_requests_total", "protocol" => proto.label(), "route" => route.label(), "status" => status.to_string()).increment(1),
         }
+    }
+
+    /// Bytes of status lists, updates or bundles served.
+    pub fn offline_bytes(&self, n: usize) {
+        metrics::counter!("gateway_offline_bytes_served_total").increment(n as u64);
+    }
+
+    /// The status lists held, for the gauges: how many, updates held, the oldest's age.
+    pub fn status_lists(&self, store: &gateway_core::offline::store::Store, now: u64) {
+        let e = store.entries();
+        metrics::gauge!("gateway_status_lists").set(e.len() as f64);
+        metrics::gauge!("gateway_status_list_updates")
+            .set(e.iter().map(|e| e.update_count()).sum::<usize>() as f64);
+        let oldest = e.iter().map(|e| e.held().time()).min();
+        metrics::gauge!("gateway_status_list_age_seconds")
+            .set(oldest.map_or(0.0, |t| now.saturating_sub(t) as f64));
     }
 
     /// A snapshot was loaded at boot.

@@ -198,6 +198,7 @@ fn build_app(
         nats_insecure: cfg.nats_insecure,
         feed_keys,
         auth_headers: cfg.auth_headers.clone(),
+        bundle_cache: parking_lot::Mutex::new(None),
     };
     Ok((Arc::new(app), root))
 }

@@ -74,6 +74,8 @@ fn route_of(path: &str) -> Route {
         "/readyz" => Route::Ready,
         "/v1/auth" => Route::Auth,
         p if p.starts_with("/v1/auth/") => Route::Auth,
+        "/v1/offline/bundle" => Route::Offline,
+        p if p.starts_with("/v1/status-lists/") => Route::Offline,
         _ => Route::Other,
     }
 }
@@ -158,9 +160,10 @@ where
         (Route::Other, _, _) => return Err((ApiError::NotFound, None)),
         // Proxies forward the door's own method.
         (Route::Auth, _, _) => {}
-        (Route::Health | Route::Ready, false, _) => {
+        (Route::Health | Route::Ready | Route::Offline, false, _) => {
             return Err((ApiError::MethodNotAllowed("GET"), None))
         }
+        (Route::Offline, true, _) => {}
         (_, _, false) => return Err((ApiError::MethodNotAllowed("POST"), None)),
         _ => {}
     }
@@ -236,7 +239,7 @@ where
 {
     let (head, body) = req.into_parts();
     let body = match route {
-        Route::Auth => Bytes::new(),
+        Route::Auth | Route::Offline => Bytes::new(),
         Route::Batch => read_body(app, body, BATCH_BODY_LIMIT).await?,
         _ => read_body(app, body, VERIFY_BODY_LIMIT).await?,
     };
@@ -246,6 +249,7 @@ where
         Route::Batch => api::batch::answer(app, caller, &body).await,
         Route::Card => api::card::answer(app, caller, &body),
         Route::Auth => api::auth::answer(app, caller, &head).await,
+        Route::Offline => api::offline::answer(app, caller, &head),
         _ => Err(ApiError::NotFound),
     }
 }

@@ -57,7 +57,7 @@ async fn nothing_but_a_fresh_heartbeat_is_a_sign_of_life() {
     let sub = Sub([0x61; 16]);
     let long = format!(
         "{{\"type\":\"status\",\"pad\":\"{}\"}}",
-        "x".repeat(1 << 20)
+        "x".repeat(4 << 20)
     );
     let kinds: Vec<(&str, Lines)> = vec![
         ("empty lines", Box::new(|| "\n   \n".to_owned())),
@@ -293,7 +293,7 @@ async fn a_poisoned_feed_cannot_flood_the_log() {
     let policy = root.policy_event(&reference_policy_json(1));
     let forged = Writer::new(Some(&FeedKey::new(&[1; 32]))).heartbeat(now(), None);
     let old = Writer::new(Some(&key)).heartbeat(now() - 3600, None);
-    let long = "x".repeat((1 << 20) + 10);
+    let long = "x".repeat((4 << 20) + 10);
     let mut lines = String::new();
     for _ in 0..500 {
         for l in [&policy, &forged, &old] {

@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod mtls;
 mod observability;
+mod offline;
 mod openapi;
 mod ops;
 mod proxy;

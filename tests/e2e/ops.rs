@@ -311,8 +311,8 @@ async fn stream_over_http3_answers_before_the_body_ends() {
 #[tokio::test]
 async fn an_endless_feed_line_is_skipped_without_holding_it_in_memory() {
     let gw = Gateway::start(Options::default()).await;
-    // 3 MiB without a newline, then its end, then a good event.
-    let junk = "x".repeat(3 << 20);
+    // 5 MiB without a newline, then its end, then a good event.
+    let junk = "x".repeat(5 << 20);
     gw.append_feed(&junk);
     gw.append_feed("tail of the long line\n");
     let now = gateway_core::trust::format_time(gateway_issuer::unix_now() as i64);

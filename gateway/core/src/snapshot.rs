@@ -173,6 +173,9 @@ pub enum SnapshotError {
     #[error("policy refused: {0}")]
     /// The policy it carries is refused.
     Policy(#[from] PolicyError),
+    #[error("document refused: {0}")]
+    /// A document it carries is refused when applied.
+    Apply(#[from] crate::decide::ApplyError),
 }
 
 /// A writer that hashes what passes through it.

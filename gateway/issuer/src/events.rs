@@ -51,6 +51,16 @@ impl<'k> Writer<'k> {
         v.to_string()
     }
 
+    /// A `status_list` event (`offline.md`): signed by an issuer key, no `mac`.
+    pub fn status_list(&self, signed: &[u8]) -> String {
+        serde_json::json!({"type": "status_list", "signed": b64::encode(signed)}).to_string()
+    }
+
+    /// A `status_list_update` event.
+    pub fn status_list_update(&self, signed: &[u8]) -> String {
+        serde_json::json!({"type": "status_list_update", "signed": b64::encode(signed)}).to_string()
+    }
+
     /// A `revoke_token` event: the token `cti` is denied until `exp`.
     pub fn revoke(&self, cti: &[u8], exp: u64) -> String {
         let cti = b64::encode(cti);

@@ -134,6 +134,42 @@ pub struct Issuer {
 }
 
 impl Issuer {
+    /// Signs a status list (`offline.md`): the COSE bytes as a feed event carries them.
+    pub fn sign_status_list(
+        &self,
+        list: &gateway_core::offline::list::NewList<'_>,
+    ) -> Result<Vec<u8>, MintError> {
+        self.sign_typed(gateway_core::offline::list::TYP_LIST, &list.encode(6))
+    }
+
+    /// Signs a status list update.
+    pub fn sign_status_list_update(
+        &self,
+        update: &gateway_core::offline::list::NewUpdate<'_>,
+    ) -> Result<Vec<u8>, MintError> {
+        self.sign_typed(gateway_core::offline::list::TYP_UPDATE, &update.encode(6))
+    }
+
+    fn sign_typed(&self, typ: &str, payload: &[u8]) -> Result<Vec<u8>, MintError> {
+        let mut err = None;
+        let bytes = gateway_core::offline::list::build_signed(
+            self.key.alg(),
+            &self.kid,
+            typ,
+            payload,
+            |m| {
+                self.key.sign(m).unwrap_or_else(|e| {
+                    err = Some(e);
+                    [0; 64]
+                })
+            },
+        );
+        match err {
+            Some(e) => Err(e),
+            None => Ok(bytes),
+        }
+    }
+
     /// Mints a code's text form.
     pub fn mint(&self, claims: &NewClaims) -> Result<String, MintError> {
         Ok(encode_text(&self.key.sign1(&self.kid, &claims.encode())?))

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod batch;
 pub mod card;
 pub mod decide;
+pub mod offline;
 pub mod stream;
 pub mod verify;
 
@@ -36,6 +37,12 @@ pub enum ApiError {
     ForbiddenVenue,
     /// The caller has no `card_rate_per_s`.
     ForbiddenCard,
+    /// The caller's entry lacks `"offline": true` (status lists, the bundle).
+    ForbiddenOffline,
+    /// No status list of that NAME is held.
+    UnknownStatusList,
+    /// `base` is not the held list's `iat`: the list was replaced.
+    StatusListReplaced,
     RateLimited {
         retry_after_s: u64,
     },
@@ -57,7 +64,11 @@ impl ApiError {
             | ApiError::UnknownVenue
             | ApiError::UnknownCardKind
             | ApiError::BatchTooLarge => StatusCode::BAD_REQUEST,
-            ApiError::ForbiddenVenue | ApiError::ForbiddenCard => StatusCode::FORBIDDEN,
+            ApiError::ForbiddenVenue | ApiError::ForbiddenCard | ApiError::ForbiddenOffline => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::UnknownStatusList => StatusCode::NOT_FOUND,
+            ApiError::StatusListReplaced => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -76,6 +87,9 @@ impl ApiError {
             ApiError::BatchTooLarge => "batch_too_large",
             ApiError::ForbiddenVenue => "forbidden_venue",
             ApiError::ForbiddenCard => "forbidden_card",
+            ApiError::ForbiddenOffline => "forbidden_offline",
+            ApiError::UnknownStatusList => "unknown_status_list",
+            ApiError::StatusListReplaced => "status_list_replaced",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded => "overloaded",
             ApiError::NotFound => "not_found",
@@ -97,6 +111,11 @@ impl ApiError {
             ApiError::BatchTooLarge => "a batch holds at most 1000 requests",
             ApiError::ForbiddenVenue => "venue outside this caller's scope",
             ApiError::ForbiddenCard => "this caller may not make card checks",
+            ApiError::ForbiddenOffline => "this caller may not fetch status lists",
+            ApiError::UnknownStatusList => "no status list of that name is held",
+            ApiError::StatusListReplaced => {
+                "the status list was replaced: fetch it again, then its updates"
+            }
             ApiError::RateLimited { .. } => "over this caller's request rate",
             ApiError::Overloaded => "gateway over its concurrency limit",
             ApiError::NotFound => "no such route",

@@ -55,7 +55,7 @@ fn is_text_plain(head: &Parts) -> bool {
         })
 }
 
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+pub(crate) fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?.split('&').find_map(|kv| match kv.split_once('=') {
         Some((k, v)) if k == name => Some(v),
         _ => None,

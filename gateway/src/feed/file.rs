@@ -16,8 +16,11 @@ static READ_FAILED: crate::logs::Throttle = crate::logs::Throttle::new();
 
 /// How often the file is checked for new lines once the end is reached.
 const POLL: Duration = Duration::from_millis(50);
-/// Longest line kept; a longer one is skipped whole (it still takes its position).
-const MAX_LINE: usize = 1 << 20;
+/// Longest line kept (`offline.md`: feed messages may be up to 4 MiB, for status
+/// lists); a longer one is skipped whole (it still takes its position).
+const MAX_LINE: usize = 4 << 20;
+/// How much of a first line without its end the file's identity hashes.
+const IDENTITY_PREFIX: usize = 4 << 20;
 
 /// Lines in the file that are complete (end in a newline): the feed's head.
 pub fn complete_lines(path: &std::path::Path) -> std::io::Result<u64> {
@@ -46,7 +49,7 @@ pub fn identity(path: &std::path::Path) -> std::io::Result<String> {
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 1 << 16];
     let (mut read, mut line) = (0usize, false);
-    while read < 4 * MAX_LINE {
+    while read < IDENTITY_PREFIX {
         let n = f.read(&mut buf)?;
         if n == 0 {
             break;
@@ -59,7 +62,7 @@ pub fn identity(path: &std::path::Path) -> std::io::Result<String> {
         digest.update(&buf[..n]);
         read += n;
     }
-    let first = if line || read >= 4 * MAX_LINE {
+    let first = if line || read >= IDENTITY_PREFIX {
         digest
             .finish()
             .as_ref()

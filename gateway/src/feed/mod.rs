@@ -151,6 +151,8 @@ async fn forgetting(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         let (s, r) = app.verifier.forget(app.now());
+        // Lists past their `exp` go with their updates (offline.md).
+        app.verifier.drop_expired_lists(app.now());
         tracing::debug!(statuses = s, revocations = r, "forgetting rules ran");
     }
 }
@@ -235,9 +237,9 @@ pub fn process(app: &App, root: Option<&RootKey>, position: u64, msg: &[u8]) {
             }
             Err(e) => {
                 app.feed.rejected.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("gateway_feed_rejected_total", "kind" => crate::metrics::POLICY_VERSION)
-                    .increment(1);
-                crate::warn_throttled!(SKIPPED, position, kind = crate::metrics::POLICY_VERSION, error = %e, "feed message refused");
+                let kind = e.kind();
+                metrics::counter!("gateway_feed_rejected_total", "kind" => kind).increment(1);
+                crate::warn_throttled!(SKIPPED, position, kind = kind, error = %e, "feed message refused");
             }
         },
         Err(e) => {

@@ -50,6 +50,10 @@ pub const LIMITED_KEY: &str = "limited-caller-key";
 #[allow(dead_code)] // used by the card-permission test only
 pub const CARDS_KEY: &str = "cards-caller-key";
 
+/// The API key of the caller allowed to fetch status lists and the bundle (`offline`).
+#[allow(dead_code)] // used by some suites only
+pub const GATES_KEY: &str = "offline-gates-caller-key";
+
 /// A change to the development setup's files before the gateway starts.
 pub type Prepare = Box<dyn FnOnce(&DevSetup) + Send>;
 
@@ -124,6 +128,7 @@ impl Gateway {
                 {"name": "dev", "api_key_sha256": sha256_hex(api_key.as_bytes()), "venues": ["*"], "rate_per_s": 1_000_000, "card_rate_per_s": 1_000_000},
                 {"name": "limited", "api_key_sha256": sha256_hex(LIMITED_KEY.as_bytes()), "venues": ["bus", "metro"], "rate_per_s": 3},
                 {"name": "cards", "api_key_sha256": sha256_hex(CARDS_KEY.as_bytes()), "venues": ["*"], "rate_per_s": 1000, "card_rate_per_s": 2},
+                {"name": "gates", "api_key_sha256": sha256_hex(GATES_KEY.as_bytes()), "venues": ["*"], "rate_per_s": 1000, "offline": true},
             ]});
             gateway_issuer::owner_only::write(&setup.callers(), callers.to_string().as_bytes())
                 .expect("callers");

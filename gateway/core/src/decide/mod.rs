@@ -14,6 +14,7 @@ pub mod receipt;
 mod write;
 
 pub use read::{Begun, Pending};
+pub use write::ApplyError;
 
 use std::sync::Arc;
 
@@ -194,6 +195,10 @@ pub enum Applied {
     KeyRevoked,
     /// A newer policy: in force, pending or in shadow (`policy.md` revision 4).
     Policy(Change),
+    /// A status list kept (`offline.md`).
+    StatusList,
+    /// A status list update applied or held aside.
+    StatusListUpdate,
     /// A heartbeat (nothing to change).
     Heartbeat,
 }
@@ -217,6 +222,8 @@ pub struct Verifier {
     /// revocation replaces its kid's add), in the order their kids first came, so a
     /// snapshot can carry them and a restore verify them again and reach the same state.
     key_docs: parking_lot::Mutex<Vec<(Kid, String)>>,
+    /// The status lists relayed to offline gates (`offline.md`).
+    lists: parking_lot::RwLock<crate::offline::store::Store>,
 }
 
 impl Verifier {
@@ -239,6 +246,7 @@ impl Verifier {
             pseudonyms,
             receipts: settings.receipt_key.map(receipt::ReceiptKey::from_bytes),
             key_docs: parking_lot::Mutex::new(Vec::new()),
+            lists: parking_lot::RwLock::new(Default::default()),
         }
     }
 
@@ -257,6 +265,16 @@ impl Verifier {
             Some(held) => held.1 = signed,
             None => docs.push((kid, signed)),
         }
+    }
+
+    /// The status lists held (read them briefly: the feed writes under the same lock).
+    pub fn lists(&self) -> parking_lot::RwLockReadGuard<'_, crate::offline::store::Store> {
+        self.lists.read()
+    }
+
+    /// Drops the status lists whose `exp` has passed at `now`; how many.
+    pub fn drop_expired_lists(&self, now: u64) -> usize {
+        self.lists.write().drop_expired(now)
     }
 
     /// The time limits of step 7.

@@ -2,13 +2,40 @@
 
 use super::{Applied, Verifier};
 use crate::feed_event::Event;
+use crate::offline::list::{ListError, ListUpdate, StatusList};
+use crate::offline::store::StoreError;
 use crate::policy::PolicyError;
+
+/// Why a feed event that parsed is not applied (nothing changes).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A policy not newer than the ones held.
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    /// A status list or update that fails its checks.
+    #[error("status list: {0}")]
+    List(#[from] ListError),
+    /// A status list or update not kept.
+    #[error("status list: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ApplyError {
+    /// The label of `gateway_feed_rejected_total{kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApplyError::Policy(_) => "policy_version",
+            ApplyError::List(_) => "status_list",
+            ApplyError::Store(e) => e.kind(),
+        }
+    }
+}
 
 impl Verifier {
     /// Applies one feed event at `now` (seconds since the epoch: when a scheduled policy
     /// arrives after its time, it takes force at once). Only a policy that is not newer
     /// is refused.
-    pub fn apply(&self, event: Event, now: u64) -> Result<Applied, PolicyError> {
+    pub fn apply(&self, event: Event, now: u64) -> Result<Applied, ApplyError> {
         Ok(match event {
             Event::Status { sub, status, .. } => Applied::Status(self.status.apply(sub, status)),
             Event::RevokeToken { cti, exp } => {
@@ -44,6 +71,16 @@ impl Verifier {
                 Applied::KeyRevoked
             }
             Event::Policy(p) => Applied::Policy(self.offer_policy(*p, now)?),
+            Event::StatusList(bytes) => {
+                let list = StatusList::open(&bytes, &self.trust.load(), now, self.limits.skew)?;
+                self.lists.write().offer_list(bytes, list, now)?;
+                Applied::StatusList
+            }
+            Event::StatusListUpdate(bytes) => {
+                let u = ListUpdate::open(&bytes, &self.trust.load(), now, self.limits.skew)?;
+                self.lists.write().offer_update(bytes, u)?;
+                Applied::StatusListUpdate
+            }
             Event::Heartbeat { .. } => Applied::Heartbeat,
         })
     }

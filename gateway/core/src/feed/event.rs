@@ -50,6 +50,11 @@ pub enum Event {
     },
     /// A new policy (root signature verified; the version is checked on apply).
     Policy(Box<Policy>),
+    /// A status list token (`offline.md`): the COSE bytes as signed, checked against the
+    /// trust list when applied.
+    StatusList(bytes::Bytes),
+    /// A status list update, likewise.
+    StatusListUpdate(bytes::Bytes),
     /// The stream is alive (a sign of life only under the rules of `feed.md` revision
     /// 4, which the gateway applies: see its feed module).
     Heartbeat {
@@ -244,6 +249,18 @@ fn event(raw: RawEvent<'_>, root: Option<&RootKey>, keys: &FeedKeys) -> Result<E
         "key" => {
             let root = root.ok_or(FeedError::NoRootKey)?;
             key_event(root, &field(raw.signed, "signed")?)
+        }
+        "status_list" | "status_list_update" => {
+            let signed = field(raw.signed.as_deref(), "signed")?;
+            let bytes = b64::decode(signed)
+                .filter(|b| !b.is_empty())
+                .ok_or(FeedError::Field("signed"))?;
+            let bytes = bytes::Bytes::from(bytes);
+            Ok(if &*raw.ty == "status_list" {
+                Event::StatusList(bytes)
+            } else {
+                Event::StatusListUpdate(bytes)
+            })
         }
         "policy" => {
             let root = root.ok_or(FeedError::NoRootKey)?;

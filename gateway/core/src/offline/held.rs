@@ -88,6 +88,11 @@ impl HeldList {
         self.aside.len()
     }
 
+    /// Whether update `n` waits for a gap to fill.
+    pub fn is_aside(&self, n: u64) -> bool {
+        self.aside.contains_key(&n)
+    }
+
     /// The value at `idx`, `None` beyond the list.
     pub fn value(&self, idx: u32) -> Option<u8> {
         self.list.bits.get(idx as usize)

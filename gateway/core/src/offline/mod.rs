@@ -8,10 +8,12 @@
 //! - [`decide`]: the offline decision, on the online pipeline's steps;
 //! - [`held`]: one list with its updates applied in order (early ones held aside);
 //! - [`list`]: status list tokens and updates, parsed, verified against the trust list,
-//!   held to this profile.
+//!   held to this profile;
+//! - [`store`]: the lists a gateway keeps and relays, within the spec's bounds.
 
 pub mod bits;
 pub mod decide;
 pub mod held;
 pub mod inflate;
 pub mod list;
+pub mod store;
