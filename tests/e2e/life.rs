@@ -59,9 +59,22 @@ async fn nothing_but_a_fresh_heartbeat_is_a_sign_of_life() {
         "{{\"type\":\"status\",\"pad\":\"{}\"}}",
         "x".repeat(4 << 20)
     );
+    let last_long =
+        std::cell::Cell::new(std::time::Instant::now() - std::time::Duration::from_secs(1));
+    let last_long = &last_long;
     let kinds: Vec<(&str, Lines)> = vec![
         ("empty lines", Box::new(|| "\n   \n".to_owned())),
-        ("an over-long line", Box::new(move || format!("{long}\n"))),
+        (
+            "an over-long line",
+            // One every quarter second at most (each is 4 MiB: the feed stays small).
+            Box::new(move || {
+                if last_long.get().elapsed() < std::time::Duration::from_millis(250) {
+                    return String::new();
+                }
+                last_long.set(std::time::Instant::now());
+                format!("{long}\n")
+            }),
+        ),
         (
             "the policy in force",
             Box::new(|| format!("{}\n", root.policy_event(&reference_policy_json(1)))),

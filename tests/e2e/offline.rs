@@ -232,3 +232,214 @@ async fn lists_and_updates_are_kept_and_served_as_published() {
     );
     wait_status(&gw, "status_lists", 1).await;
 }
+
+/// The validator binary of the same build (built here when the test runs alone).
+fn validator_bin() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_gateway"))
+        .parent()
+        .expect("target dir")
+        .to_path_buf();
+    let bin = dir.join("validator");
+    if !bin.exists() {
+        let mut c = std::process::Command::new(env!("CARGO"));
+        c.args(["build", "-p", "validator", "--bin", "validator"]);
+        if dir.ends_with("release") {
+            c.arg("--release");
+        }
+        assert!(
+            c.status().expect("cargo").success(),
+            "building the validator"
+        );
+    }
+    bin
+}
+
+fn validator(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(validator_bin())
+        .args(args)
+        .output()
+        .expect("validator runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A code of the development issuer for `sub` with its place `idx` in the list.
+fn code_at(gw: &Gateway, sub: u8, color: gateway_core::Color, iat: u64, idx: u32) -> String {
+    gw.issuer()
+        .mint(&gateway_core::token::NewClaims {
+            iss: "CN-33".into(),
+            sub: gateway_core::Sub([sub; 16]),
+            iat,
+            exp: iat + 3600,
+            cti: vec![sub; 12],
+            color,
+            ver: 1,
+            why: None,
+            kind: None,
+            with: None,
+            status: Some((idx, URI.into())),
+        })
+        .expect("mint")
+}
+
+/// The validator syncs over each protocol, keeps what it accepted owner-only, and
+/// decides from the list with the gateway stopped.
+#[tokio::test]
+async fn the_validator_syncs_and_decides_with_the_gateway_stopped() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut gw = Gateway::start(Options::default()).await;
+    let root = gateway_issuer::keys::read_root_signer(&gw.setup.root_seed()).expect("root");
+    let t = now();
+    let key_doc = root.key_add_event_seq(
+        &gw.issuer()
+            .trust_entry(t as i64 - 86_400, t as i64 + 86_400),
+        Some(1),
+    );
+    let list_time = t - 100;
+    let mut bits = TwoBits::zeros(64);
+    bits.set(3, 1); // red
+    let w = Writer::new(None);
+    let u1 = update(&gw, list_time, 1, list_time + 10, &[(4, 2)]); // yellow
+    gw.append_feed(&format!(
+        "{key_doc}\n{}\n{}\n",
+        w.status_list(&list(&gw, list_time, &bits)),
+        w.status_list_update(&u1)
+    ));
+    gw.wait_stat("feed_seq", 3).await;
+    let dir = crate::support::TempDir::new("validator");
+    let key_file = dir.0.join("api.key");
+    std::fs::write(&key_file, GATES_KEY).expect("key");
+    let state = dir.0.join("gate");
+    let from = format!("https://{}", gw.listen);
+    let s = |p: &std::path::Path| p.display().to_string();
+    for proto in ["h1", "h2", "h3"] {
+        let (code, _, err) = validator(&[
+            "sync",
+            "--from",
+            &from,
+            "--api-key-file",
+            &s(&key_file),
+            "--root-key",
+            &s(&gw.setup.root_pub()),
+            "--dir",
+            &s(&state),
+            "--ca",
+            &s(&gw.setup.cert()),
+            "--server-name",
+            "localhost",
+            "--protocol",
+            proto,
+        ]);
+        assert_eq!(code, 0, "{proto}: {err}");
+        assert!(
+            err.contains("kept 4 lines") && err.contains("0 refused"),
+            "{proto}: {err}"
+        );
+    }
+    let mode =
+        |p: std::path::PathBuf| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
+    assert_eq!(mode(state.join("bundle.ndjson")), 0o600);
+    assert_eq!(mode(state.clone()), 0o700);
+    // The dev caller may not: 403, and nothing of DIR changes.
+    let dev_key = dir.0.join("dev.key");
+    std::fs::write(&dev_key, &gw.api_key).expect("key");
+    let before = std::fs::read(state.join("bundle.ndjson")).expect("bundle");
+    let (code, _, err) = validator(&[
+        "sync",
+        "--from",
+        &from,
+        "--api-key-file",
+        &s(&dev_key),
+        "--root-key",
+        &s(&gw.setup.root_pub()),
+        "--dir",
+        &s(&state),
+        "--ca",
+        &s(&gw.setup.cert()),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("403"), "{err}");
+    assert_eq!(
+        std::fs::read(state.join("bundle.ndjson")).expect("bundle"),
+        before
+    );
+    // The gateway goes away; the gate decides on.
+    gw.terminate();
+    gw.wait_exit().await;
+    let check = |code: &str, venue: &str| {
+        let (exit, out, err) = validator(&["check", "--dir", &s(&state), "--venue", venue, code]);
+        assert_eq!(exit, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(out.trim()).expect("one JSON line")
+    };
+    let green = gateway_core::Color::Green;
+    let red_since = check(&code_at(&gw, 1, green, list_time - 50, 3), "school");
+    assert_eq!(
+        (
+            red_since["decision"].as_str(),
+            red_since["reason"].as_str(),
+            red_since["status_checked"].as_bool()
+        ),
+        (Some("deny"), Some("status_changed"), Some(true)),
+        "{red_since}"
+    );
+    assert_eq!(red_since["offline"], true);
+    assert!(
+        red_since["list_age_s"]
+            .as_u64()
+            .is_some_and(|a| (80..=200).contains(&a)),
+        "{red_since}"
+    );
+    assert!(red_since.get("feed_seq").is_none() && red_since.get("stale").is_none());
+    let yellow_since = check(&code_at(&gw, 2, green, list_time - 50, 4), "bus");
+    assert_eq!(
+        (
+            yellow_since["decision"].as_str(),
+            yellow_since["conditions"][0].as_str()
+        ),
+        (Some("allow"), Some("mask")),
+        "{yellow_since}"
+    );
+    let fine = check(&code_at(&gw, 3, green, list_time - 50, 5), "school");
+    assert_eq!(
+        (fine["decision"].as_str(), fine["status_checked"].as_bool()),
+        (Some("allow"), Some(true))
+    );
+    let newer = check(&code_at(&gw, 4, green, t, 3), "school");
+    assert_eq!(
+        (
+            newer["decision"].as_str(),
+            newer["status_checked"].as_bool(),
+            newer["list_age_s"].is_null()
+        ),
+        (Some("allow"), Some(false), true)
+    );
+    let beyond = check(&code_at(&gw, 5, green, list_time - 50, 64), "school");
+    assert_eq!(beyond["reason"], "malformed");
+    // Standard input, and a DIR with no bundle.
+    let mut child = std::process::Command::new(validator_bin())
+        .args(["check", "--dir", &s(&state), "--venue", "school", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("validator");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "  {}  ", code_at(&gw, 1, green, list_time - 50, 3)).expect("write");
+    }
+    let out = child.wait_with_output().expect("exit");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("status_changed"));
+    let (exit, _, err) = validator(&[
+        "check",
+        "--dir",
+        &s(&dir.0.join("empty")),
+        "--venue",
+        "school",
+        "x",
+    ]);
+    assert_eq!(exit, 2);
+    assert!(err.contains("holds no bundle"), "{err}");
+}

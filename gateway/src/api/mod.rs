@@ -14,7 +14,6 @@ pub mod verify;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use gateway_core::policy::Judgement;
 use gateway_core::pseudonym::CardKind;
 use gateway_core::{Decision, RequestError};
 use http::StatusCode;
@@ -273,56 +272,13 @@ pub fn decide_card(app: &App, req: &CardRequest<'_>) -> Result<Decision, ApiErro
     Ok(d)
 }
 
-fn write_judgement(out: &mut String, j: &Judgement) {
-    out.push_str(r#"{"decision":""#);
-    out.push_str(j.verdict.label());
-    out.push_str(r#"","color":"#);
-    match j.color {
-        Some(c) => {
-            out.push('"');
-            out.push_str(c.name());
-            out.push('"');
-        }
-        None => out.push_str("null"),
-    }
-    out.push_str(r#","reason":""#);
-    out.push_str(j.reason.label());
-    out.push_str(r#"","conditions":["#);
-    for (i, c) in j.conditions.names().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        out.push_str(c);
-        out.push('"');
-    }
-    out.push(']');
-    if let Some(r) = &j.receipt {
-        out.push_str(r#","receipt":""#);
-        out.push_str(r.as_str());
-        out.push('"');
-    }
-}
-
-/// Appends a decision as the API writes it. Built by hand: every string is one of the
-/// closed labels, so nothing needs escaping, and this is on every request's path.
+/// Appends a decision as the API writes it: the core's shape of a decision (shared with
+/// the offline validator), then the gateway's own fields.
 pub fn write_decision(out: &mut String, d: &Decision, app: &App) {
-    write_judgement(out, &d.holder);
-    if let Some(c) = &d.companions {
-        out.push_str(r#","companions":["#);
-        for (i, j) in c.as_slice().iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_judgement(out, j);
-            out.push('}');
-        }
-        out.push(']');
-    }
+    gateway_core::decide::answer::write_decision(out, d);
     let _ = write!(
         out,
-        r#","policy_version":{},"feed_seq":{},"stale":{}}}"#,
-        d.policy_version,
+        r#","feed_seq":{},"stale":{}}}"#,
         app.feed.position(),
         app.stale()
     );

@@ -5,7 +5,6 @@
 //! brought, shared, not copied per request; the bundle is made once per state of the
 //! feed and shared by every request until the state changes.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -107,38 +106,9 @@ fn updates(app: &App, name: &str, query: Option<&str>) -> Result<Response<RespBo
     ))
 }
 
-/// The bundle (`offline.md`): one feed event a line, key documents in force, the policy
-/// in force and the pending one, then each list and its updates in order.
+/// The bundle (`offline.md`) of what the gateway holds (see [`App::bundle`]).
 pub fn make_bundle(app: &App) -> Bytes {
-    let mut out = String::new();
-    let event = |out: &mut String, ty: &str, signed: &str| {
-        let _ = writeln!(out, "{}", serde_json::json!({"type": ty, "signed": signed}));
-    };
-    for doc in app.verifier.key_docs() {
-        event(&mut out, "key", &doc);
-    }
-    let rules = app.verifier.rules();
-    for p in [rules.in_force(), rules.pending()].into_iter().flatten() {
-        if let Some(signed) = p.signed() {
-            event(&mut out, "policy", signed);
-        }
-    }
-    let lists = app.verifier.lists();
-    for e in lists.entries() {
-        event(
-            &mut out,
-            "status_list",
-            &gateway_core::b64::encode(e.list_bytes()),
-        );
-        for u in e.updates_after(0) {
-            event(
-                &mut out,
-                "status_list_update",
-                &gateway_core::b64::encode(u),
-            );
-        }
-    }
-    Bytes::from(out)
+    Bytes::from(gateway_core::offline::bundle::write(&app.verifier))
 }
 
 fn respond(status: StatusCode, ctype: &'static str, body: Bytes) -> Response<RespBody> {

@@ -8,6 +8,7 @@
 //! policy steps take `&Authentic`. This module holds the state those steps read, and
 //! the feed writes into it through [`Verifier::apply`].
 
+pub mod answer;
 pub(crate) mod read;
 pub(crate) mod reason;
 pub mod receipt;

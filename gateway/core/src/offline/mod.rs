@@ -5,6 +5,7 @@
 //!
 //! - [`inflate`]: zlib with a bound (a bomb is refused at the bound);
 //! - [`bits`]: the two-bit array, index 0 in the low bits of byte 0;
+//! - [`bundle`]: what a verifier holds as the feed-shaped bundle;
 //! - [`decide`]: the offline decision, on the online pipeline's steps;
 //! - [`held`]: one list with its updates applied in order (early ones held aside);
 //! - [`list`]: status list tokens and updates, parsed, verified against the trust list,
@@ -12,6 +13,7 @@
 //! - [`store`]: the lists a gateway keeps and relays, within the spec's bounds.
 
 pub mod bits;
+pub mod bundle;
 pub mod decide;
 pub mod held;
 pub mod inflate;

@@ -221,3 +221,13 @@ impl Store {
         n - self.entries.len()
     }
 }
+
+impl crate::offline::decide::Lists for Store {
+    fn list(&self, uri: &str) -> Option<&HeldList> {
+        self.by_uri(uri).map(Entry::held)
+    }
+
+    fn revoked(&self, cti: &crate::status::Cti, now: u64) -> bool {
+        self.entries.iter().any(|e| e.held.is_revoked(cti, now))
+    }
+}
