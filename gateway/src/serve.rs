@@ -153,6 +153,10 @@ fn configure(args: ServeArgs) -> Result<(ServeConfig, Option<DevSetup>), ConfigE
         }
     }
     let made = dev_setup.ensure()?;
+    // Only when the quick start follows its own feed file.
+    if args.feed.is_none() {
+        dev_setup.publish_offline()?;
+    }
     args.use_dev_setup(&dev_setup);
     if made {
         tracing::warn!(dir = %state_dir.display(), "no keys given: generated a development setup (root key, issuer key, signed policy, API key, self-signed certificate)");
@@ -502,10 +506,17 @@ fn print_quick_start(
          --data '{code}' 'https://{host}/v1/verify?venue=bus'\n\n\
          Mint more:   gateway mint --state-dir {} --card-kind id_card --number - --color yellow   (the number on stdin)\n\
          Turn red:    gateway feed --state-dir {} status --card-kind id_card --number @FILE --color red --ver 2   (the number in FILE)\n\
-         Status:      curl http://{admin}/v1/status\n",
+         Status:      curl http://{admin}/v1/status\n\n\
+         Try a gate offline: fetch the signed bundle once, then decide with no network:\n\n  \
+         validator sync --from https://{host} --api-key-file {} --root-key {} --ca {} --dir gate\n  \
+         validator check --dir gate --venue bus '{code}'\n\n\
+         (`cargo run --release -p validator --` in place of `validator` from a checkout.)\n",
         cert.display(),
         dev.dir.display(),
         dev.dir.display(),
+        dev.api_key().display(),
+        dev.root_pub().display(),
+        cert.display(),
     );
     Ok(())
 }

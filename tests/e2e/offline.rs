@@ -9,7 +9,7 @@ use gateway_issuer::events::Writer;
 use http::Method;
 
 use crate::support::client::{get_plain, Client, Protocol};
-use crate::support::{eventually, Gateway, Options, GATES_KEY};
+use crate::support::{eventually, Gateway, Options, GATES_KEY, LIMITED_KEY};
 
 const URI: &str = "https://health.example/status-lists/CN-33-1";
 
@@ -136,13 +136,13 @@ async fn lists_and_updates_are_kept_and_served_as_published() {
             ),
             (
                 "/v1/status-lists/CN-33-1",
-                gw.api_key.as_str(),
+                LIMITED_KEY,
                 403,
                 "forbidden_offline",
             ),
             (
                 "/v1/offline/bundle",
-                gw.api_key.as_str(),
+                LIMITED_KEY,
                 403,
                 "forbidden_offline",
             ),
@@ -343,9 +343,9 @@ async fn the_validator_syncs_and_decides_with_the_gateway_stopped() {
         |p: std::path::PathBuf| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
     assert_eq!(mode(state.join("bundle.ndjson")), 0o600);
     assert_eq!(mode(state.clone()), 0o700);
-    // The dev caller may not: 403, and nothing of DIR changes.
-    let dev_key = dir.0.join("dev.key");
-    std::fs::write(&dev_key, &gw.api_key).expect("key");
+    // A caller without the permission: 403, and nothing of DIR changes.
+    let dev_key = dir.0.join("limited.key");
+    std::fs::write(&dev_key, LIMITED_KEY).expect("key");
     let before = std::fs::read(state.join("bundle.ndjson")).expect("bundle");
     let (code, _, err) = validator(&[
         "sync",
@@ -442,4 +442,42 @@ async fn the_validator_syncs_and_decides_with_the_gateway_stopped() {
     ]);
     assert_eq!(exit, 2);
     assert!(err.contains("holds no bundle"), "{err}");
+}
+
+/// Lists are part of snapshots (`feed.md` revision 4): a gateway restarted from its
+/// snapshot serves the same list and updates without reading the feed again.
+#[tokio::test]
+async fn lists_survive_a_restart_from_the_snapshot() {
+    let mut gw = Gateway::start(Options::default()).await;
+    let w = Writer::new(None);
+    let base = now() - 100;
+    let first = list(&gw, base, &TwoBits::zeros(256));
+    let u1 = update(&gw, base, 1, base + 10, &[(9, 1)]);
+    gw.append_feed(&format!(
+        "{}\n{}\n",
+        w.status_list(&first),
+        w.status_list_update(&u1)
+    ));
+    gw.wait_stat("feed_seq", 2).await;
+    let dir = gw.dir.clone();
+    gw.terminate();
+    gw.wait_exit().await;
+    drop(gw);
+    let gw = Gateway::start(Options {
+        reuse: Some(dir),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(gw.stat("feed_resumed_from").await, 2, "from the snapshot");
+    assert_eq!(gw.stat("feed_applied").await, 0);
+    assert_eq!(gw.stat("status_lists").await, 1);
+    let mut c = gw.client(Protocol::H1).await;
+    assert_eq!(
+        &get(&mut c, "/v1/status-lists/CN-33-1", GATES_KEY, &[])
+            .await
+            .body[..],
+        &first[..]
+    );
+    let path = format!("/v1/status-lists/CN-33-1/updates?base={base}&after=0");
+    assert_eq!(&get(&mut c, &path, GATES_KEY, &[]).await.body[..], &u1[..]);
 }

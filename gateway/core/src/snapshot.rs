@@ -43,8 +43,9 @@ use crate::trust::{KeyError, RootKey};
 
 /// The first eight bytes of every snapshot (the last one is the format version).
 pub const MAGIC: &[u8; 8] = b"JKMSNAP2";
-/// Largest header accepted (keys and a policy: kilobytes in practice).
-const MAX_HEADER: u32 = 16 << 20;
+/// Largest header accepted (keys and policies: kilobytes; status lists: about a
+/// megabyte each for a province, at most 16 of them).
+const MAX_HEADER: u32 = 64 << 20;
 const TAG_END: u8 = 0;
 const TAG_STATUS: u8 = 1;
 const TAG_REVOKED: u8 = 2;
@@ -75,6 +76,10 @@ pub struct Header {
     /// The root-signed shadow policy, if one is tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow_policy: Option<String>,
+    /// The status lists held for offline gates (`offline.md`), each with its applied
+    /// updates, as published (base64url).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status_lists: Vec<SnapshotList>,
     /// The identity of the stream this state came from (`feed.md` revision 4): for
     /// NATS its name and creation time, for a file feed its device, inode and the
     /// SHA-256 of its first line. A snapshot of another stream, or of one recreated
@@ -82,6 +87,17 @@ pub struct Header {
     /// are therefore not used either.
     #[serde(default)]
     pub stream: Option<String>,
+}
+
+/// One status list of a snapshot: the list and its applied updates in order, each the
+/// COSE bytes as published (base64url).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotList {
+    /// The list.
+    pub list: String,
+    /// Its updates, `n` = 1, 2, …
+    pub updates: Vec<String>,
 }
 
 /// The key a snapshot is authenticated with, derived from a feed key (feed.md: a
@@ -215,6 +231,19 @@ pub fn header_of(
         policy: signed(rules.in_force()),
         pending_policy: signed(rules.pending()),
         shadow_policy: signed(rules.shadow()),
+        status_lists: v
+            .lists()
+            .entries()
+            .iter()
+            .map(|e| SnapshotList {
+                list: crate::b64::encode(e.list_bytes()),
+                updates: e
+                    .updates_after(0)
+                    .iter()
+                    .map(|u| crate::b64::encode(u))
+                    .collect(),
+            })
+            .collect(),
         stream: stream.map(str::to_owned),
     }
 }
@@ -416,6 +445,9 @@ pub struct Documents {
     events: Vec<crate::feed_event::Event>,
     /// In force, pending, shadow: offered in that order.
     policies: Vec<Policy>,
+    /// Status lists and their updates, shape-checked (their issuers' signatures are
+    /// checked when applied, against the trust list the key documents make).
+    lists: Vec<crate::feed_event::Event>,
 }
 
 /// Verifies every root-signed document of the header against `root`, applying nothing.
@@ -432,7 +464,27 @@ pub fn verify_documents(h: &Header, root: &RootKey) -> Result<Documents, Snapsho
     {
         policies.push(Policy::from_signed(doc, root)?);
     }
-    Ok(Documents { events, policies })
+    let mut lists = Vec::new();
+    for l in &h.status_lists {
+        let bad = |what: &str| SnapshotError::Signed(format!("status list: {what}"));
+        let decode = |text: &str| {
+            let b = crate::b64::decode(text).ok_or_else(|| bad("not base64url"))?;
+            crate::offline::list::Envelope::parse(&b).map_err(|e| bad(&e.to_string()))?;
+            Ok::<_, SnapshotError>(bytes::Bytes::from(b))
+        };
+        if l.updates.len() > crate::offline::store::MAX_UPDATES {
+            return Err(bad("too many updates"));
+        }
+        lists.push(crate::feed_event::Event::StatusList(decode(&l.list)?));
+        for u in &l.updates {
+            lists.push(crate::feed_event::Event::StatusListUpdate(decode(u)?));
+        }
+    }
+    Ok(Documents {
+        events,
+        policies,
+        lists,
+    })
 }
 
 /// Puts verified documents into `v` at `now` (a policy not newer than the ones held is
@@ -444,6 +496,10 @@ pub fn restore_documents(v: &Verifier, docs: Documents, now: u64) -> Result<(), 
     for p in docs.policies {
         // Not newer than the configured one: the configured one stays, as on the feed.
         let _ = v.offer_policy(p, now);
+    }
+    for e in docs.lists {
+        // A list past its `exp` (or whose key has gone) is dropped, not a failure.
+        let _ = v.apply(e, now);
     }
     Ok(())
 }

@@ -144,6 +144,7 @@ impl DevSetup {
             let callers = serde_json::json!({"callers": [{
                 "name": "dev", "api_key_sha256": sha256_hex(key.as_bytes()),
                 "venues": ["*"], "rate_per_s": 1_000_000, "card_rate_per_s": 10_000,
+                "offline": true,
             }]});
             write(
                 &self.callers(),
@@ -172,6 +173,54 @@ impl DevSetup {
             owner_only::narrow(&f).map_err(|e| err(&f, e))?;
         }
         Ok(made)
+    }
+
+    /// The URI of the quick start's status list (`offline.md`): its NAME begins with the
+    /// development issuer's `iss`.
+    pub const STATUS_LIST_URI: &'static str = "https://localhost/status-lists/CN-33-dev";
+
+    /// Indices in the quick start's status list.
+    pub const STATUS_LIST_SIZE: usize = 4096;
+
+    /// Offline gates for the quick start (`offline.md`): appends to the development feed
+    /// the root-signed document of the development issuer's key (once: validators trust
+    /// only root-signed keys, and the trust file travels in no bundle) and a fresh status
+    /// list of that issuer, every index green, so `validator sync` and `validator check`
+    /// work at once.
+    pub fn publish_offline(&self) -> Result<(), IssueError> {
+        use std::io::Write;
+        let feed = self.feed();
+        let text = fs::read_to_string(&feed).map_err(|e| IssueError::file(&feed, e))?;
+        let issuer = self.issuer()?;
+        let mut lines = String::new();
+        if !text.contains("\"type\":\"key\"") {
+            let root = keys::read_root_signer(&self.root_seed())?;
+            let now = crate::unix_now() as i64;
+            let entry = issuer.trust_entry(now - 86_400, now + 365 * 86_400);
+            lines.push_str(&root.key_add_event_seq(&entry, Some(1)));
+            lines.push('\n');
+        }
+        let now = crate::unix_now();
+        let bits = gateway_core::offline::bits::TwoBits::zeros(Self::STATUS_LIST_SIZE);
+        let list = issuer
+            .sign_status_list(&gateway_core::offline::list::NewList {
+                iss: &issuer.issuer,
+                uri: Self::STATUS_LIST_URI,
+                iat: now,
+                exp: Some(now + 7 * 86_400),
+                ttl: Some(300),
+                bits: &bits,
+                revoked: &[],
+            })
+            .map_err(|e| IssueError::key("status list", e))?;
+        lines.push_str(&crate::events::Writer::new(None).status_list(&list));
+        lines.push('\n');
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&feed)
+            .map_err(|e| IssueError::file(&feed, e))?;
+        f.write_all(lines.as_bytes())
+            .map_err(|e| IssueError::file(&feed, e))
     }
 
     /// Every file of the development state.

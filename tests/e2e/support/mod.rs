@@ -125,7 +125,7 @@ impl Gateway {
         let api_key = setup.read_api_key().expect("api key");
         if !reused {
             let callers = serde_json::json!({"callers": [
-                {"name": "dev", "api_key_sha256": sha256_hex(api_key.as_bytes()), "venues": ["*"], "rate_per_s": 1_000_000, "card_rate_per_s": 1_000_000},
+                {"name": "dev", "api_key_sha256": sha256_hex(api_key.as_bytes()), "venues": ["*"], "rate_per_s": 1_000_000, "card_rate_per_s": 1_000_000, "offline": true},
                 {"name": "limited", "api_key_sha256": sha256_hex(LIMITED_KEY.as_bytes()), "venues": ["bus", "metro"], "rate_per_s": 3},
                 {"name": "cards", "api_key_sha256": sha256_hex(CARDS_KEY.as_bytes()), "venues": ["*"], "rate_per_s": 1000, "card_rate_per_s": 2},
                 {"name": "gates", "api_key_sha256": sha256_hex(GATES_KEY.as_bytes()), "venues": ["*"], "rate_per_s": 1000, "offline": true},
