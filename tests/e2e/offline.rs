@@ -476,3 +476,253 @@ async fn lists_survive_a_restart_from_the_snapshot() {
     let path = format!("/v1/status-lists/CN-33-1/updates?base={base}&after=0");
     assert_eq!(&get(&mut c, &path, GATES_KEY, &[]).await.body[..], &u1[..]);
 }
+
+/// The equivalence of `offline.md`: the test plays the authority (subjects with random
+/// indices, status changes with rising versions, revocations, codes issued at random
+/// times with the version current at their `iat`), feeds the same history to a real
+/// gateway (status and revocation events) and to a real validator (a list, then updates,
+/// through the gateway), and for every code issued before the list time the validator's
+/// decision equals the gateway's, field by field; the validator decides with the gateway
+/// stopped.
+#[tokio::test]
+async fn offline_decisions_equal_the_gateways() {
+    use gateway_core::offline::list::Revoked;
+    use gateway_core::{Color, Sub};
+    use rand::{Rng, SeedableRng};
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x0ff1);
+    let mut gw = Gateway::start(Options::default()).await;
+    let w = Writer::new(None);
+    let root = gateway_issuer::keys::read_root_signer(&gw.setup.root_seed()).expect("root");
+    let t_now = now();
+    let mut feed = root.key_add_event_seq(
+        &gw.issuer()
+            .trust_entry(t_now as i64 - 86_400, t_now as i64 + 86_400),
+        Some(1),
+    );
+    feed.push('\n');
+    // The history: [start, list time T), a full list at T1, updates up to T.
+    let start = t_now - 3_000;
+    let t1 = t_now - 1_000;
+    let t = t_now - 20;
+    const SUBJECTS: usize = 400;
+    const SIZE: usize = 4096;
+    let mut free: Vec<u32> = (0..SIZE as u32).collect();
+    let subjects: Vec<(Sub, u32)> = (0..SUBJECTS)
+        .map(|i| {
+            let mut s = [0u8; 16];
+            rng.fill(&mut s[..]);
+            s[0] = i as u8;
+            let idx = free.swap_remove(rng.gen_range(0..free.len()));
+            (Sub(s), idx)
+        })
+        .collect();
+    // Per subject: (time, color, ver) changes, in time order.
+    let colors = [Color::Green, Color::Yellow, Color::Red];
+    let mut history: Vec<Vec<(u64, Color, u64)>> = Vec::new();
+    let mut events: Vec<(u64, String)> = Vec::new();
+    for (sub, _) in &subjects {
+        let mut h = vec![(start, Color::Green, 0)];
+        let mut at = start;
+        for ver in 1..=rng.gen_range(0..4u64) {
+            at += rng.gen_range(1..900);
+            if at >= t {
+                break;
+            }
+            let c = colors[rng.gen_range(0..3)];
+            h.push((at, c, ver));
+            events.push((at, w.status(sub, c, ver, None, at as i64)));
+        }
+        history.push(h);
+    }
+    let state_at = |h: &[(u64, Color, u64)], time: u64| -> (Color, u64) {
+        let (_, c, v) = h
+            .iter()
+            .rev()
+            .find(|(a, _, _)| *a <= time)
+            .copied()
+            .unwrap_or((start, Color::Green, 0));
+        (c, v)
+    };
+    // Codes issued at random times before T with the state current then.
+    let venues = ["school", "bus", "supermarket", "public"];
+    let mut codes = Vec::new();
+    let mut revoked = Vec::new();
+    for n in 0..1000usize {
+        let s = rng.gen_range(0..SUBJECTS);
+        let (sub, idx) = subjects[s];
+        let iat = rng.gen_range(start..t);
+        let (color, ver) = state_at(&history[s], iat);
+        let mut cti = vec![0u8; 12];
+        rng.fill(&mut cti[..]);
+        cti[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        let exp = t_now + 3_600;
+        let code = gw
+            .issuer()
+            .mint(&gateway_core::token::NewClaims {
+                iss: "CN-33".into(),
+                sub,
+                iat,
+                exp,
+                cti: cti.clone(),
+                color,
+                ver,
+                why: None,
+                kind: None,
+                with: None,
+                status: Some((idx, URI.into())),
+            })
+            .expect("mint");
+        if rng.gen_range(0..20) == 0 {
+            let at = rng.gen_range(iat..t);
+            events.push((at, w.revoke(&cti, exp)));
+            revoked.push((at, cti.clone(), exp));
+        }
+        codes.push((code, venues[rng.gen_range(0..venues.len())]));
+    }
+    // The gateway's feed: the history in time order.
+    events.sort_by_key(|(at, _)| *at);
+    for (_, e) in &events {
+        feed.push_str(e);
+        feed.push('\n');
+    }
+    // The lists: the full list at T1, then updates of what changed in (T1, T] in steps.
+    let bits_at = |time: u64| {
+        let mut b = TwoBits::zeros(SIZE);
+        for ((_, idx), h) in subjects.iter().zip(&history) {
+            b.set(
+                *idx as usize,
+                gateway_core::offline::bits::value_of(state_at(h, time).0),
+            );
+        }
+        b
+    };
+    let revoked_by = |from: u64, to: u64| -> Vec<Revoked> {
+        revoked
+            .iter()
+            .filter(|(at, _, _)| *at >= from && *at < to)
+            .map(|(_, cti, exp)| Revoked {
+                cti: gateway_core::status::Cti::new(cti).expect("cti"),
+                exp: *exp,
+            })
+            .collect()
+    };
+    let full = gw
+        .issuer()
+        .sign_status_list(&NewList {
+            iss: "CN-33",
+            uri: URI,
+            iat: t1,
+            exp: Some(t_now + 86_400),
+            ttl: Some(60),
+            bits: &bits_at(t1 - 1),
+            revoked: &revoked_by(0, t1),
+        })
+        .expect("list");
+    feed.push_str(&w.status_list(&full));
+    feed.push('\n');
+    let steps = [t1 + 300, t1 + 650, t];
+    let mut prev_time = t1;
+    let mut prev_bits = bits_at(t1 - 1);
+    for (n, &step) in steps.iter().enumerate() {
+        let now_bits = bits_at(step - 1);
+        let changes: Vec<(u32, u8)> = (0..SIZE)
+            .filter(|i| now_bits.get(*i) != prev_bits.get(*i))
+            .map(|i| (i as u32, now_bits.get(i).unwrap_or(0)))
+            .collect();
+        let u = gw
+            .issuer()
+            .sign_status_list_update(&NewUpdate {
+                iss: "CN-33",
+                uri: URI,
+                iat: step,
+                base: t1,
+                n: n as u64 + 1,
+                changes: &changes,
+                revoked: &revoked_by(prev_time, step),
+            })
+            .expect("update");
+        feed.push_str(&w.status_list_update(&u));
+        feed.push('\n');
+        prev_time = step;
+        prev_bits = now_bits;
+    }
+    let lines = feed.lines().count() as u64;
+    gw.append_feed(&feed);
+    gw.wait_stat("feed_seq", lines).await;
+    assert_eq!(gw.stat("feed_rejected").await, 0);
+    // The gateway's decisions, in batches.
+    let mut online = Vec::new();
+    let mut c = gw.client(Protocol::H2).await;
+    for chunk in codes.chunks(500) {
+        let batch: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|(code, venue)| serde_json::json!({"code": code, "venue": venue}))
+            .collect();
+        let a = c
+            .post(
+                "/v1/verify/batch",
+                &gw.api_key,
+                serde_json::Value::from(batch).to_string(),
+            )
+            .await;
+        assert_eq!(a.status, 200);
+        online.extend(a.json().as_array().expect("array").clone());
+    }
+    // The validator syncs through the gateway, then the gateway stops.
+    let dir = crate::support::TempDir::new("equivalence");
+    let key_file = dir.0.join("api.key");
+    std::fs::write(&key_file, GATES_KEY).expect("key");
+    let state = dir.0.join("gate");
+    let s = |p: &std::path::Path| p.display().to_string();
+    let (code, _, err) = validator(&[
+        "sync",
+        "--from",
+        &format!("https://{}", gw.listen),
+        "--api-key-file",
+        &s(&key_file),
+        "--root-key",
+        &s(&gw.setup.root_pub()),
+        "--dir",
+        &s(&state),
+        "--ca",
+        &s(&gw.setup.cert()),
+        "--server-name",
+        "localhost",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 refused"), "{err}");
+    gw.terminate();
+    gw.wait_exit().await;
+    let decided_at = now().to_string();
+    let (mut checked, mut changed) = (0, 0);
+    for ((code, venue), on) in codes.iter().zip(&online) {
+        let (exit, out, err) = validator(&[
+            "check",
+            "--dir",
+            &s(&state),
+            "--venue",
+            venue,
+            "--now",
+            &decided_at,
+            code,
+        ]);
+        assert_eq!(exit, 0, "{err}");
+        let off: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+        for field in [
+            "decision",
+            "color",
+            "reason",
+            "conditions",
+            "policy_version",
+        ] {
+            assert_eq!(off[field], on[field], "{field}: offline {off} online {on}");
+        }
+        checked += 1;
+        if on["reason"] == "status_changed" {
+            changed += 1;
+        }
+    }
+    println!("{checked} codes: offline equals online, {changed} of them status_changed");
+    assert!(changed > 20, "the history moved colors ({changed})");
+}
