@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pool;
 pub mod probe;
 pub mod publish;
+pub mod publish_list;
 pub mod purge;
 pub mod receipt;
 pub mod rollout;

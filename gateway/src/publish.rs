@@ -58,9 +58,20 @@ pub struct PublishArgs {
     /// gateway never needs it, and it is personal data (confirmed, close contact, …).
     #[arg(long)]
     pub with_why: bool,
-    /// One event from the command line (instead of --events or --facts).
+    /// One event from the command line (instead of --events or --facts), or the status
+    /// list.
     #[command(subcommand)]
-    pub event: Option<FeedEvent>,
+    pub event: Option<PublishCommand>,
+}
+
+/// What `gateway publish` sends from its command line.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum PublishCommand {
+    #[command(flatten)]
+    Event(FeedEvent),
+    /// The status list (`offline.md`) built from the state directory's places and the
+    /// registry's colors, signed with an issuer key; with --every, its updates
+    StatusList(crate::publish_list::StatusListArgs),
 }
 
 /// One line of a facts file.
@@ -129,9 +140,14 @@ fn from_facts(
 
 /// Runs `gateway publish`.
 pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
+    let event = match &a.event {
+        Some(PublishCommand::StatusList(s)) => return crate::publish_list::run(a, s),
+        Some(PublishCommand::Event(e)) => Some(e),
+        None => None,
+    };
     let root = a.root_key.as_deref().map(keys::read_root_key).transpose()?;
     let key = a.key.load(&a.state_dir)?;
-    let lines = match (&a.events, &a.facts, &a.event) {
+    let lines = match (&a.events, &a.facts, event) {
         (Some(p), None, None) => {
             let mut lines = read_lines(p)?;
             for (i, l) in lines.iter_mut().enumerate() {
@@ -173,7 +189,7 @@ pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
     };
     // A heartbeat given on the command line carries `prev` (feed.md revision 4), which
     // only the publisher can know.
-    let heartbeat = matches!(a.event, Some(crate::issue::FeedEvent::Heartbeat));
+    let heartbeat = matches!(event, Some(crate::issue::FeedEvent::Heartbeat));
     rt.block_on(async {
         let publisher = Publisher::open(&target, &a.nats.auth(), prefix, a.replicas).await?;
         let sent = if heartbeat {

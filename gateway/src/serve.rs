@@ -493,6 +493,9 @@ fn print_quick_start(
         kid: None,
         iss: None,
         state_dir: dev.dir.clone(),
+        // The quick start's list (`DevSetup::publish_offline`): its codes carry their place.
+        status_list_uri: Some(DevSetup::STATUS_LIST_URI.into()),
+        status_list_size: DevSetup::STATUS_LIST_SIZE as u32,
     })?;
     let host = if local.ip().is_loopback() || local.ip().is_unspecified() {
         format!("localhost:{}", local.port())

@@ -726,3 +726,155 @@ async fn offline_decisions_equal_the_gateways() {
     println!("{checked} codes: offline equals online, {changed} of them status_changed");
     assert!(changed > 20, "the history moved colors ({changed})");
 }
+
+/// The issuing side (`cli.md` revision 4): `gateway mint --status-list-uri` gives each
+/// subject a stable random place and writes the claim; `gateway publish status-list`
+/// builds the list from the places and the registry's colors, signs it and publishes it,
+/// then with `--every` an update of what changed; the gateway keeps both.
+#[tokio::test]
+async fn the_authority_places_subjects_and_publishes_its_list() {
+    use gateway_core::offline::list::{ListUpdate, StatusList};
+    let gw = Gateway::start(Options::default()).await;
+    let state = gw.setup.dir.display().to_string();
+    let uri = "https://health.example/status-lists/CN-33-pub";
+    let sub = |b: u8| gateway_core::b64::encode(&[b; 16]);
+    let mint = |s: &str, extra: &[&str]| {
+        let mut args = vec!["mint", "--state-dir", &state, "--sub", s];
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(&args)
+            .output()
+            .expect("mint");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let place_of = |code: &str| {
+        let bytes = gateway_core::token::decode_text(code).expect("decodes");
+        let t = gateway_core::token::Token::parse(&bytes).expect("parses");
+        let st = t.claims.status.expect("a status claim");
+        assert_eq!(st.uri, uri);
+        st.idx
+    };
+    let a = place_of(&mint(
+        &sub(1),
+        &["--status-list-uri", uri, "--status-list-size", "64"],
+    ));
+    assert_eq!(place_of(&mint(&sub(1), &[])), a, "the place is kept");
+    let b = place_of(&mint(&sub(2), &[]));
+    assert_ne!(a, b);
+    // Subject 1 turns red through the color rules (the registry).
+    let facts = gw.dir.0.join("facts.jsonl");
+    std::fs::write(
+        &facts,
+        format!(
+            "{}\n",
+            serde_json::json!({"sub": sub(1), "fact": "diagnosed", "case": "confirmed"})
+        ),
+    )
+    .expect("facts");
+    let (code, err) = crate::support::run_cli(&[
+        "publish",
+        "--state-dir",
+        &state,
+        "--facts",
+        &facts.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = crate::support::run_cli(&["publish", "--state-dir", &state, "status-list"]);
+    assert_eq!(code, 0, "{err}");
+    eventually("the list held", || async {
+        let s = get_plain(gw.admin, "/v1/status").await?.json();
+        (s["status_lists"] == 1).then_some(())
+    })
+    .await;
+    let mut c = gw.client(Protocol::H1).await;
+    let bytes = get(&mut c, "/v1/status-lists/CN-33-pub", GATES_KEY, &[])
+        .await
+        .body
+        .clone();
+    let trust =
+        gateway_core::trust::TrustList::from_json(&std::fs::read(gw.setup.trust()).expect("trust"))
+            .expect("trust")
+            .0;
+    let list = StatusList::open(&bytes, &trust, now(), 30).expect("a good list");
+    assert_eq!(list.bits.len(), 64);
+    assert_eq!(
+        (list.bits.get(a as usize), list.bits.get(b as usize)),
+        (Some(1), Some(0)),
+        "red, green"
+    );
+    // The publisher follows (a fresh list first); subject 2 turns red meanwhile; its
+    // next interval sends an update of that change.
+    let first_etag = get(&mut c, "/v1/status-lists/CN-33-pub", GATES_KEY, &[])
+        .await
+        .headers["etag"]
+        .clone();
+    // A list's iat must rise: the follower's comes a second after the first at least.
+    let first_iat: u64 = first_etag
+        .to_str()
+        .expect("ascii")
+        .trim_matches('"')
+        .parse()
+        .expect("iat");
+    eventually("the next second", || async {
+        (now() > first_iat).then_some(())
+    })
+    .await;
+    let follower = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args([
+            "publish",
+            "--state-dir",
+            &state,
+            "status-list",
+            "--every",
+            "2",
+            "--rounds",
+            "1",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("publisher");
+    eventually("the follower's fresh list", || async {
+        let mut c = gw.client(Protocol::H1).await;
+        let a = get(&mut c, "/v1/status-lists/CN-33-pub", GATES_KEY, &[]).await;
+        (a.headers["etag"] != first_etag).then_some(())
+    })
+    .await;
+    std::fs::write(
+        &facts,
+        format!(
+            "{}\n",
+            serde_json::json!({"sub": sub(2), "fact": "diagnosed", "case": "confirmed"})
+        ),
+    )
+    .expect("facts");
+    let (code, err) = crate::support::run_cli(&[
+        "publish",
+        "--state-dir",
+        &state,
+        "--facts",
+        &facts.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let done = tokio::task::spawn_blocking(move || follower.wait_with_output())
+        .await
+        .expect("join")
+        .expect("exit");
+    assert!(done.status.success(), "{done:?}");
+    let bytes = eventually("the update held", || async {
+        let mut c = gw.client(Protocol::H1).await;
+        let list = get(&mut c, "/v1/status-lists/CN-33-pub", GATES_KEY, &[]).await;
+        let iat: u64 = list.headers["etag"]
+            .to_str()
+            .ok()?
+            .trim_matches('"')
+            .parse()
+            .ok()?;
+        let path = format!("/v1/status-lists/CN-33-pub/updates?base={iat}&after=0");
+        let a = get(&mut c, &path, GATES_KEY, &[]).await;
+        (!a.body.is_empty()).then(|| a.body.clone())
+    })
+    .await;
+    let u = ListUpdate::open(&bytes, &trust, now(), 30).expect("a good update");
+    assert_eq!((u.n, u.changes.as_slice()), (1, &[(b, 1u8)][..]));
+}

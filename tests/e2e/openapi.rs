@@ -12,7 +12,7 @@ use gateway_core::{Color, Sub};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{Gateway, Options, CARDS_KEY, LIMITED_KEY};
+use crate::support::{Gateway, Options, CARDS_KEY, LIMITED_KEY, SLOW_GATES_KEY};
 
 /// One raw HTTP/1.1 answer.
 struct Raw {
@@ -148,7 +148,9 @@ impl Spec {
     fn validator(&self, pointer: &str) -> jsonschema::Validator {
         let mut root = self.doc.clone();
         root["$schema"] = "https://json-schema.org/draft/2020-12/schema".into();
-        root["$ref"] = format!("#{pointer}").into();
+        // A URI fragment: the braces of a path template percent-encoded.
+        let fragment = pointer.replace('{', "%7B").replace('}', "%7D");
+        root["$ref"] = format!("#{fragment}").into();
         jsonschema::validator_for(&root).unwrap_or_else(|e| panic!("{pointer}: {e}"))
     }
 
@@ -173,6 +175,10 @@ impl Spec {
             content.get(ctype).is_some(),
             "{method} {path} {status}: content type {ctype:?} not documented"
         );
+        // Signed bytes (a status list, a CBOR sequence of updates): the type is the check.
+        if ctype != "application/json" && ctype != "application/x-ndjson" {
+            return;
+        }
         let v = self.validator(&format!(
             "{resp}/content/{}/schema",
             ctype.replace('/', "~1")
@@ -539,6 +545,188 @@ async fn every_route_and_error_matches_the_openapi_document() {
     })
     .await;
     spec.check("/readyz", "get", &a);
+
+    // The offline routes (offline.md): a list and an update in the feed first.
+    let base = gateway_issuer::unix_now() - 60;
+    let bits = gateway_core::offline::bits::TwoBits::zeros(64);
+    let list = gw
+        .issuer()
+        .sign_status_list(&gateway_core::offline::list::NewList {
+            iss: "CN-33",
+            uri: "https://h.example/status-lists/CN-33-1",
+            iat: base,
+            exp: None,
+            ttl: None,
+            bits: &bits,
+            revoked: &[],
+        })
+        .unwrap();
+    let update = gw
+        .issuer()
+        .sign_status_list_update(&gateway_core::offline::list::NewUpdate {
+            iss: "CN-33",
+            uri: "https://h.example/status-lists/CN-33-1",
+            iat: base + 1,
+            base,
+            n: 1,
+            changes: &[(1, 1)],
+            revoked: &[],
+        })
+        .unwrap();
+    let w = gateway_issuer::events::Writer::new(None);
+    gw.append_feed(&format!(
+        "{}\n{}\n",
+        w.status_list(&list),
+        w.status_list_update(&update)
+    ));
+    let admin = gw.admin;
+    crate::support::eventually("the list held", || async move {
+        let s = crate::support::client::get_plain(admin, "/v1/status")
+            .await?
+            .json();
+        (s["status_lists"] == 1).then_some(())
+    })
+    .await;
+    let get = |path: &str, key: Option<&str>, extra: &str| {
+        let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+        format!("GET {path} HTTP/1.1\r\nHost: gw\r\n{auth}{extra}Connection: close\r\n\r\n")
+    };
+    let list_path = "/v1/status-lists/CN-33-1";
+    let updates = format!("/v1/status-lists/CN-33-1/updates?base={base}&after=0");
+    let etag = format!("If-None-Match: \"{base}\"\r\n");
+    let cases: Vec<(&str, String, Option<&str>, &str, u16)> = vec![
+        (
+            "/v1/offline/bundle",
+            "/v1/offline/bundle".into(),
+            k,
+            "",
+            200,
+        ),
+        (
+            "/v1/offline/bundle",
+            "/v1/offline/bundle".into(),
+            None,
+            "",
+            401,
+        ),
+        (
+            "/v1/offline/bundle",
+            "/v1/offline/bundle".into(),
+            Some(LIMITED_KEY),
+            "",
+            403,
+        ),
+        ("/v1/status-lists/{name}", list_path.into(), k, "", 200),
+        ("/v1/status-lists/{name}", list_path.into(), k, &etag, 304),
+        ("/v1/status-lists/{name}", list_path.into(), None, "", 401),
+        (
+            "/v1/status-lists/{name}",
+            list_path.into(),
+            Some(LIMITED_KEY),
+            "",
+            403,
+        ),
+        (
+            "/v1/status-lists/{name}",
+            "/v1/status-lists/CN-33-9".into(),
+            k,
+            "",
+            404,
+        ),
+        (
+            "/v1/status-lists/{name}/updates",
+            updates.clone(),
+            k,
+            "",
+            200,
+        ),
+        (
+            "/v1/status-lists/{name}/updates",
+            "/v1/status-lists/CN-33-1/updates?after=0".into(),
+            k,
+            "",
+            400,
+        ),
+        (
+            "/v1/status-lists/{name}/updates",
+            updates.clone(),
+            None,
+            "",
+            401,
+        ),
+        (
+            "/v1/status-lists/{name}/updates",
+            updates.clone(),
+            Some(LIMITED_KEY),
+            "",
+            403,
+        ),
+        (
+            "/v1/status-lists/{name}/updates",
+            "/v1/status-lists/CN-33-9/updates?base=1&after=0".into(),
+            k,
+            "",
+            404,
+        ),
+        (
+            "/v1/status-lists/{name}/updates",
+            "/v1/status-lists/CN-33-1/updates?base=1&after=0".into(),
+            k,
+            "",
+            409,
+        ),
+    ];
+    for (doc_path, path, key, extra, want) in &cases {
+        let a = raw(addr, &get(path, *key, extra), b"").await;
+        assert_eq!(
+            a.status,
+            *want,
+            "{path}: {}",
+            String::from_utf8_lossy(&a.body)
+        );
+        spec.check(doc_path, "get", &a);
+    }
+    for (doc_path, path) in [
+        ("/v1/offline/bundle", "/v1/offline/bundle".to_string()),
+        ("/v1/status-lists/{name}", list_path.to_string()),
+        ("/v1/status-lists/{name}/updates", updates.clone()),
+    ] {
+        // 405: only GET.
+        let a = raw(addr, &request("POST", &path, k, json, b""), b"").await;
+        assert_eq!(a.status, 405);
+        spec.check(doc_path, "get", &a);
+        // 429: the slow offline caller may make 3 a second.
+        let mut got = None;
+        for _ in 0..8 {
+            let a = raw(addr, &get(&path, Some(SLOW_GATES_KEY), ""), b"").await;
+            if a.status == 429 {
+                got = Some(a);
+                break;
+            }
+        }
+        spec.check(doc_path, "get", &got.expect("a 429"));
+        // 503: the caller's one in-flight slot held by a body that never comes.
+        let deadline = std::time::Instant::now() + crate::support::DEADLINE;
+        let refused = loop {
+            let mut held = TcpStream::connect(addr).await.unwrap();
+            held.write_all(
+                format!("POST /v1/verify HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n[").as_bytes(),
+            )
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let a = raw(addr, &get(&path, k, ""), b"").await;
+            drop(held);
+            if a.status == 503 {
+                break a;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no 503 while a slot was held"
+            );
+        };
+        spec.check(doc_path, "get", &refused);
+    }
     spec.all_seen();
 }
 

@@ -19,6 +19,7 @@ pub mod nats;
 pub mod owner_only;
 pub mod publish;
 pub mod registry;
+pub mod status_index;
 mod target;
 
 pub use dev::{DevSetup, DEV_ISSUER, DEV_KID};

@@ -99,6 +99,13 @@ impl Registry {
         Some((c.color, c.ver, why))
     }
 
+    /// The color last published for the subject named `name` (green when it has none).
+    pub fn color_of(&self, name: &str) -> Color {
+        self.subjects
+            .get(name)
+            .map_or(Color::Green, |r| r.subject.color)
+    }
+
     /// Writes the registry to `path` (a temporary file renamed over it, owner-only); the
     /// kind of a case is written only when `with_why`.
     pub fn save(&self, path: &Path, with_why: bool) -> Result<(), IssueError> {

@@ -44,6 +44,53 @@ pub struct MintArgs {
     pub iss: Option<String>,
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+    /// Configure the state directory's status list (`offline.md`) at this URI (once;
+    /// `…/status-lists/NAME`, NAME beginning with the issuer's iss and '-'): codes then
+    /// carry the subject's place in it. Without it, the configured list is used if any.
+    #[arg(long)]
+    pub status_list_uri: Option<String>,
+    /// Indices in a list configured by --status-list-uri.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub status_list_size: u32,
+}
+
+/// The issuer of `--issuer-key`, `--kid`, `--iss`, else the state directory's
+/// development issuer.
+pub fn issuer_of(
+    issuer_key: Option<&std::path::Path>,
+    kid: Option<&str>,
+    iss: Option<&str>,
+    state_dir: &std::path::Path,
+) -> Result<Issuer, ConfigError> {
+    Ok(match issuer_key {
+        Some(p) => Issuer {
+            kid: kid.unwrap_or(DEV_KID).as_bytes().to_vec(),
+            issuer: iss.unwrap_or(DEV_ISSUER).to_owned(),
+            key: keys::read_issuer_key(p)?,
+        },
+        None => DevSetup::new(state_dir).issuer()?,
+    })
+}
+
+/// The subject's place in the state directory's status list: configured by
+/// `uri` the first time, else as configured; `None` when no list is configured.
+fn status_place(a: &MintArgs, sub: &Sub) -> Result<Option<(u32, String)>, ConfigError> {
+    use gateway_issuer::status_index::{StatusIndex, FILE};
+    let path = a.state_dir.join(FILE);
+    let mut index = match (StatusIndex::load(&path)?, &a.status_list_uri) {
+        (Some(x), Some(uri)) if &x.uri != uri => {
+            return Err(ConfigError::flag(
+                "status-list-uri",
+                format!("the state directory's list is {}", x.uri),
+            ))
+        }
+        (Some(x), _) => x,
+        (None, Some(uri)) => StatusIndex::new(uri, a.status_list_size)?,
+        (None, None) => return Ok(None),
+    };
+    let idx = index.place(sub)?;
+    index.save(&path)?;
+    Ok(Some((idx, index.uri.clone())))
 }
 
 fn companion(s: &str) -> Result<Companion, ConfigError> {
@@ -69,14 +116,12 @@ fn new_cti() -> Vec<u8> {
 }
 
 pub fn mint(a: &MintArgs) -> Result<String, ConfigError> {
-    let issuer = match &a.issuer_key {
-        Some(p) => Issuer {
-            kid: a.kid.clone().unwrap_or_else(|| DEV_KID.into()).into_bytes(),
-            issuer: a.iss.clone().unwrap_or_else(|| DEV_ISSUER.into()),
-            key: keys::read_issuer_key(p)?,
-        },
-        None => DevSetup::new(&a.state_dir).issuer()?,
-    };
+    let issuer = issuer_of(
+        a.issuer_key.as_deref(),
+        a.kid.as_deref(),
+        a.iss.as_deref(),
+        &a.state_dir,
+    )?;
     let kind = match a.kind {
         None => None,
         Some(0) => Some(Kind::ResidentId),
@@ -98,9 +143,11 @@ pub fn mint(a: &MintArgs) -> Result<String, ConfigError> {
         )
     };
     let now = crate::unix_now();
+    let sub = a.subject.resolve(&a.state_dir)?;
+    let status = status_place(a, &sub)?;
     let claims = NewClaims {
         iss: issuer.issuer.clone(),
-        sub: a.subject.resolve(&a.state_dir)?,
+        sub,
         iat: now,
         exp: now + a.validity.max(1),
         cti: new_cti(),
@@ -109,7 +156,7 @@ pub fn mint(a: &MintArgs) -> Result<String, ConfigError> {
         why: a.why,
         kind,
         with,
-        status: None,
+        status,
     };
     issuer
         .mint(&claims)

@@ -54,6 +54,10 @@ pub const CARDS_KEY: &str = "cards-caller-key";
 #[allow(dead_code)] // used by some suites only
 pub const GATES_KEY: &str = "offline-gates-caller-key";
 
+/// An offline caller allowed 3 requests a second (its 429).
+#[allow(dead_code)] // used by some suites only
+pub const SLOW_GATES_KEY: &str = "slow-offline-gates-caller-key";
+
 /// A change to the development setup's files before the gateway starts.
 pub type Prepare = Box<dyn FnOnce(&DevSetup) + Send>;
 
@@ -129,6 +133,7 @@ impl Gateway {
                 {"name": "limited", "api_key_sha256": sha256_hex(LIMITED_KEY.as_bytes()), "venues": ["bus", "metro"], "rate_per_s": 3},
                 {"name": "cards", "api_key_sha256": sha256_hex(CARDS_KEY.as_bytes()), "venues": ["*"], "rate_per_s": 1000, "card_rate_per_s": 2},
                 {"name": "gates", "api_key_sha256": sha256_hex(GATES_KEY.as_bytes()), "venues": ["*"], "rate_per_s": 1000, "offline": true},
+                {"name": "slow-gates", "api_key_sha256": sha256_hex(SLOW_GATES_KEY.as_bytes()), "venues": ["*"], "rate_per_s": 3, "offline": true},
             ]});
             gateway_issuer::owner_only::write(&setup.callers(), callers.to_string().as_bytes())
                 .expect("callers");
