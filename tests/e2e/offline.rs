@@ -228,25 +228,28 @@ async fn lists_and_updates_are_kept_and_served_as_published() {
     wait_status(&gw, "status_lists", 1).await;
 }
 
-/// The validator binary of the same build (built here when the test runs alone).
+/// The validator binary of the same build: built (or found fresh) once per test run, so
+/// a binary left by an earlier build is never the one tested.
 fn validator_bin() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_gateway"))
-        .parent()
-        .expect("target dir")
-        .to_path_buf();
-    let bin = dir.join("validator");
-    if !bin.exists() {
-        let mut c = std::process::Command::new(env!("CARGO"));
-        c.args(["build", "-p", "validator", "--bin", "validator"]);
-        if dir.ends_with("release") {
-            c.arg("--release");
-        }
-        assert!(
-            c.status().expect("cargo").success(),
-            "building the validator"
-        );
-    }
-    bin
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = std::path::Path::new(env!("CARGO_BIN_EXE_gateway"))
+                .parent()
+                .expect("target dir")
+                .to_path_buf();
+            let mut c = std::process::Command::new(env!("CARGO"));
+            c.args(["build", "-q", "-p", "validator", "--bin", "validator"]);
+            if dir.ends_with("release") {
+                c.arg("--release");
+            }
+            assert!(
+                c.status().expect("cargo").success(),
+                "building the validator"
+            );
+            dir.join("validator")
+        })
+        .clone()
 }
 
 fn validator(args: &[&str]) -> (i32, String, String) {
@@ -361,6 +364,67 @@ async fn the_validator_syncs_and_decides_with_the_gateway_stopped() {
         std::fs::read(state.join("bundle.ndjson")).expect("bundle"),
         before
     );
+    // Following: once its first sync is done, update 2 turns index 6 red; the next
+    // round fetches it from /updates.
+    let mut follower = std::process::Command::new(validator_bin())
+        .args([
+            "sync",
+            "--from",
+            &from,
+            "--api-key-file",
+            &s(&key_file),
+            "--root-key",
+            &s(&gw.setup.root_pub()),
+            "--dir",
+            &s(&state),
+            "--ca",
+            &s(&gw.setup.cert()),
+            "--server-name",
+            "localhost",
+            "--follow",
+            "1",
+            "--rounds",
+            "2",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("validator");
+    let stderr = follower.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let u2 = update(&gw, list_time, 2, list_time + 20, &[(6, 1)]);
+    // Appended only once the first sync is done (its "kept" line is the sign).
+    let first = tokio::task::spawn_blocking(move || {
+        let first = rx.recv_timeout(crate::support::DEADLINE);
+        (first, rx)
+    })
+    .await
+    .expect("join");
+    let (first_line, rx) = (first.0.expect("the first sync's line"), first.1);
+    assert!(first_line.contains("kept 4 lines"), "{first_line}");
+    gw.append_feed(&format!("{}\n", w.status_list_update(&u2)));
+    let done = tokio::task::spawn_blocking(move || follower.wait())
+        .await
+        .expect("join")
+        .expect("exit");
+    assert!(done.success());
+    let _ = reader.join();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().all(|l| !l.contains("refused")), "{rest:?}");
+    let held = std::fs::read_to_string(state.join("bundle.ndjson")).expect("bundle");
+    assert_eq!(
+        held.lines().count(),
+        5,
+        "the update fetched by following: {rest:?}"
+    );
     // The gateway goes away; the gate decides on.
     gw.terminate();
     gw.wait_exit().await;
@@ -384,7 +448,7 @@ async fn the_validator_syncs_and_decides_with_the_gateway_stopped() {
     assert!(
         red_since["list_age_s"]
             .as_u64()
-            .is_some_and(|a| (90..=now() - (list_time + 10) + 2).contains(&a)),
+            .is_some_and(|a| (70..=now() - (list_time + 20) + 2).contains(&a)),
         "{red_since}"
     );
     assert!(red_since.get("feed_seq").is_none() && red_since.get("stale").is_none());
@@ -398,6 +462,8 @@ async fn the_validator_syncs_and_decides_with_the_gateway_stopped() {
         "{yellow_since}"
     );
     let fine = check(&code_at(&gw, 3, green, list_time - 50, 5), "school");
+    let followed = check(&code_at(&gw, 6, green, list_time - 50, 6), "school");
+    assert_eq!(followed["reason"], "status_changed", "{followed}");
     assert_eq!(
         (fine["decision"].as_str(), fine["status_checked"].as_bool()),
         (Some("allow"), Some(true))

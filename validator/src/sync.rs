@@ -177,14 +177,19 @@ async fn follow_updates(a: &SyncArgs, t: &Target) -> Result<bool, Error> {
     Ok(replaced)
 }
 
-/// The items of an RFC 8742 CBOR sequence, each as its bytes; stops at the first that
-/// is not well-formed.
+/// The items of an RFC 8742 CBOR sequence, each as its bytes (each may carry one tag);
+/// stops at the first that is not well-formed.
 pub fn cbor_seq(body: &Bytes) -> Vec<Bytes> {
     let mut out = Vec::new();
     let mut start = 0usize;
     while start < body.len() {
         let mut r = gateway_core::cbor::Reader::new(&body[start..]);
         let before = r.remaining();
+        // Each item is a COSE_Sign1_Tagged: its tag, then the array (the reader skips
+        // untagged items only).
+        if r.peek_major() == Ok(gateway_core::cbor::TAG) && r.head().is_err() {
+            break;
+        }
         if r.skip(1).is_err() {
             break;
         }
@@ -193,4 +198,19 @@ pub fn cbor_seq(body: &Bytes) -> Vec<Bytes> {
         start += len;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cbor_sequence_splits_into_its_tagged_items() {
+        // Two tagged arrays, then half of a third.
+        let body =
+            Bytes::from_static(&[0xd2, 0x82, 0x01, 0x02, 0xd2, 0x81, 0x40, 0xd2, 0x82, 0x01]);
+        let items = cbor_seq(&body);
+        assert_eq!(items, [&body[..4], &body[4..7]]);
+        assert!(cbor_seq(&Bytes::new()).is_empty());
+    }
 }
