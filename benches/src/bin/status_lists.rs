@@ -66,7 +66,53 @@ fn sign_list(i: &Issuer, bits: &TwoBits) -> Vec<u8> {
     .expect("signs")
 }
 
+/// `status_lists feed STATE_DIR`: prints feed lines of a 10 M-subject list (1 % flagged)
+/// and three updates signed by that development state's issuer (`bundle_fanout.sh`).
+fn feed(dir: &str) {
+    let i = gateway_issuer::DevSetup::new(std::path::Path::new(dir))
+        .issuer()
+        .expect("the state directory's issuer");
+    let now = gateway_issuer::unix_now();
+    let uri = "https://localhost/status-lists/CN-33-big";
+    let bits = flagged(10_000_000, 0.01, 5);
+    let w = gateway_issuer::events::Writer::new(None);
+    let list = i
+        .sign_status_list(&NewList {
+            iss: "CN-33",
+            uri,
+            iat: now - 100,
+            exp: Some(now + 86_400),
+            ttl: Some(300),
+            bits: &bits,
+            revoked: &[],
+        })
+        .expect("signs");
+    println!("{}", w.status_list(&list));
+    for n in 1..=3u64 {
+        let u = i
+            .sign_status_list_update(&NewUpdate {
+                iss: "CN-33",
+                uri,
+                iat: now - 100 + n,
+                base: now - 100,
+                n,
+                changes: &[(n as u32, 1)],
+                revoked: &[],
+            })
+            .expect("signs");
+        println!("{}", w.status_list_update(&u));
+    }
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("feed") {
+        feed(
+            &std::env::args()
+                .nth(2)
+                .unwrap_or_else(|| "gateway-state".into()),
+        );
+        return;
+    }
     let quick = std::env::args().nth(1).as_deref() == Some("quick");
     let i = issuer();
     let t = trust(&i);
