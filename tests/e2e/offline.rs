@@ -828,24 +828,17 @@ async fn the_authority_places_subjects_and_publishes_its_list() {
     assert_eq!(place_of(&mint(&sub(1), &[])), a, "the place is kept");
     let b = place_of(&mint(&sub(2), &[]));
     assert_ne!(a, b);
-    // Subject 1 turns red through the color rules (the registry).
+    // A subject turns red through the color rules (the registry).
     let facts = gw.dir.0.join("facts.jsonl");
-    std::fs::write(
-        &facts,
-        format!(
-            "{}\n",
-            serde_json::json!({"sub": sub(1), "fact": "diagnosed", "case": "confirmed"})
-        ),
-    )
-    .expect("facts");
-    let (code, err) = crate::support::run_cli(&[
-        "publish",
-        "--state-dir",
-        &state,
-        "--facts",
-        &facts.display().to_string(),
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let turn_red = |s: String| {
+        let fact = serde_json::json!({"sub": s, "fact": "diagnosed", "case": "confirmed"});
+        std::fs::write(&facts, format!("{fact}\n")).expect("facts");
+        let path = facts.display().to_string();
+        let (code, err) =
+            crate::support::run_cli(&["publish", "--state-dir", &state, "--facts", &path]);
+        assert_eq!(code, 0, "{err}");
+    };
+    turn_red(sub(1));
     let (code, err) = crate::support::run_cli(&["publish", "--state-dir", &state, "status-list"]);
     assert_eq!(code, 0, "{err}");
     eventually("the list held", || async {
@@ -906,22 +899,7 @@ async fn the_authority_places_subjects_and_publishes_its_list() {
         (a.headers["etag"] != first_etag).then_some(())
     })
     .await;
-    std::fs::write(
-        &facts,
-        format!(
-            "{}\n",
-            serde_json::json!({"sub": sub(2), "fact": "diagnosed", "case": "confirmed"})
-        ),
-    )
-    .expect("facts");
-    let (code, err) = crate::support::run_cli(&[
-        "publish",
-        "--state-dir",
-        &state,
-        "--facts",
-        &facts.display().to_string(),
-    ]);
-    assert_eq!(code, 0, "{err}");
+    turn_red(sub(2));
     let done = tokio::task::spawn_blocking(move || follower.wait_with_output())
         .await
         .expect("join")

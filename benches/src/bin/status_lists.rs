@@ -34,12 +34,19 @@ fn issuer() -> Issuer {
 }
 
 fn trust(i: &Issuer) -> TrustList {
-    let e = i.trust_entry(NOW as i64 - 86_400, NOW as i64 + 86_400);
-    let json = serde_json::json!({"keys": [{"kid": e.kid, "issuer": e.issuer, "alg": e.alg,
-        "public_key": e.public_key, "not_before": e.not_before, "not_after": e.not_after}]});
-    TrustList::from_json(json.to_string().as_bytes())
-        .expect("trust")
-        .0
+    i.trust_list(NOW as i64 - 86_400, NOW as i64 + 86_400)
+}
+
+/// A verifier trusting `i`, on the reference policy, with this signature cache.
+fn verifier(i: &Issuer, sig_cache_capacity: usize) -> Verifier {
+    let policy =
+        gateway_core::Policy::from_json(gateway_core::policy::reference_policy_json(1).as_bytes())
+            .expect("policy");
+    let settings = Settings {
+        sig_cache_capacity,
+        ..Settings::default()
+    };
+    Verifier::new(settings, trust(i), Some(policy), None)
 }
 
 fn flagged(n: usize, share: f64, seed: u64) -> TwoBits {
@@ -201,19 +208,8 @@ fn main() {
         .expect("signs");
     let _ = held.offer(ListUpdate::open(&up, &t, NOW, 30).expect("update"));
     let lists = One(held);
-    let policy =
-        gateway_core::Policy::from_json(gateway_core::policy::reference_policy_json(1).as_bytes())
-            .expect("policy");
     // As the validator runs: no signature cache (each code decided once).
-    let v = Verifier::new(
-        Settings {
-            sig_cache_capacity: 0,
-            ..Settings::default()
-        },
-        t,
-        Some(policy),
-        None,
-    );
+    let v = verifier(&i, 0);
     let code = i
         .mint(&NewClaims {
             iss: "CN-33".into(),
@@ -243,36 +239,13 @@ fn main() {
         );
     }
     let offline = started.elapsed().as_secs_f64() / offline_rounds as f64;
-    let online = Verifier::new(
-        Settings::default(),
-        trust(&i),
-        Some(
-            gateway_core::Policy::from_json(
-                gateway_core::policy::reference_policy_json(1).as_bytes(),
-            )
-            .expect("policy"),
-        ),
-        None,
-    );
+    let online = verifier(&i, 1_000_000);
     let started = Instant::now();
     for _ in 0..rounds {
         std::hint::black_box(online.decide(std::hint::black_box(&code), "bus", NOW).ok());
     }
     let online_warm = started.elapsed().as_secs_f64() / rounds as f64;
-    let cold = Verifier::new(
-        Settings {
-            sig_cache_capacity: 0,
-            ..Settings::default()
-        },
-        trust(&i),
-        Some(
-            gateway_core::Policy::from_json(
-                gateway_core::policy::reference_policy_json(1).as_bytes(),
-            )
-            .expect("policy"),
-        ),
-        None,
-    );
+    let cold = verifier(&i, 0);
     let started = Instant::now();
     let cold_rounds = 20_000;
     for _ in 0..cold_rounds {

@@ -109,8 +109,19 @@ impl SigningKey {
 
     /// A COSE_Sign1 over `payload` under `kid`.
     pub fn sign1(&self, kid: &[u8], payload: &[u8]) -> Result<Vec<u8>, MintError> {
+        self.sign1_typed(kid, None, payload)
+    }
+
+    /// A COSE_Sign1 over `payload` under `kid`, with `typ` in its protected header when
+    /// given.
+    pub fn sign1_typed(
+        &self,
+        kid: &[u8],
+        typ: Option<&str>,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, MintError> {
         let mut err = None;
-        let bytes = build_sign1(self.alg(), kid, payload, |m| {
+        let bytes = gateway_core::cose::build_sign1_typed(self.alg(), kid, typ, payload, |m| {
             self.sign(m).unwrap_or_else(|e| {
                 err = Some(e);
                 [0; 64]
@@ -151,28 +162,23 @@ impl Issuer {
     }
 
     fn sign_typed(&self, typ: &str, payload: &[u8]) -> Result<Vec<u8>, MintError> {
-        let mut err = None;
-        let bytes = gateway_core::offline::list::build_signed(
-            self.key.alg(),
-            &self.kid,
-            typ,
-            payload,
-            |m| {
-                self.key.sign(m).unwrap_or_else(|e| {
-                    err = Some(e);
-                    [0; 64]
-                })
-            },
-        );
-        match err {
-            Some(e) => Err(e),
-            None => Ok(bytes),
-        }
+        self.key.sign1_typed(&self.kid, Some(typ), payload)
     }
 
     /// Mints a code's text form.
     pub fn mint(&self, claims: &NewClaims) -> Result<String, MintError> {
         Ok(encode_text(&self.key.sign1(&self.kid, &claims.encode())?))
+    }
+
+    /// A trust list holding only this key, valid for `not_before..=not_after` (tests,
+    /// benchmarks).
+    pub fn trust_list(&self, not_before: i64, not_after: i64) -> gateway_core::trust::TrustList {
+        let e = self.trust_entry(not_before, not_after);
+        let json = serde_json::json!({"keys": [{"kid": e.kid, "issuer": e.issuer, "alg": e.alg,
+            "public_key": e.public_key, "not_before": e.not_before, "not_after": e.not_after}]});
+        gateway_core::trust::TrustList::from_json(json.to_string().as_bytes())
+            .map(|(t, _)| t)
+            .unwrap_or_default()
     }
 
     /// This key's trust-list entry, valid for tokens issued in `not_before..=not_after`.

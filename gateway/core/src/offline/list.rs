@@ -513,20 +513,11 @@ impl NewList<'_> {
             + usize::from(self.ttl.is_some())
             + usize::from(!self.revoked.is_empty());
         let mut out = Vec::with_capacity(lst.len() + 128 + self.revoked.len() * 24);
-        cbor::write_head(&mut out, cbor::MAP, n as u64);
-        write_label(&mut out, label::ISS);
-        cbor::write_text(&mut out, self.iss);
-        write_label(&mut out, label::SUB);
-        cbor::write_text(&mut out, self.uri);
-        write_label(&mut out, label::IAT);
-        cbor::write_head(&mut out, cbor::UINT, self.iat);
-        if let Some(exp) = self.exp {
-            write_label(&mut out, label::EXP);
-            cbor::write_head(&mut out, cbor::UINT, exp);
-        }
-        if let Some(ttl) = self.ttl {
-            write_label(&mut out, label::TTL);
-            cbor::write_head(&mut out, cbor::UINT, ttl);
+        write_common(&mut out, n, self.iss, self.uri, self.iat);
+        for (l, v) in [(label::EXP, self.exp), (label::TTL, self.ttl)] {
+            if let Some(v) = v {
+                write_uint(&mut out, l, v);
+            }
         }
         write_label(&mut out, label::STATUS_LIST);
         cbor::write_head(&mut out, cbor::MAP, 2);
@@ -570,17 +561,9 @@ impl NewUpdate<'_> {
         let z = miniz_oxide::deflate::compress_to_vec_zlib(&raw, level);
         let n = 6 + usize::from(!self.revoked.is_empty());
         let mut out = Vec::with_capacity(z.len() + 128 + self.revoked.len() * 24);
-        cbor::write_head(&mut out, cbor::MAP, n as u64);
-        write_label(&mut out, label::ISS);
-        cbor::write_text(&mut out, self.iss);
-        write_label(&mut out, label::SUB);
-        cbor::write_text(&mut out, self.uri);
-        write_label(&mut out, label::IAT);
-        cbor::write_head(&mut out, cbor::UINT, self.iat);
-        write_label(&mut out, label::BASE);
-        cbor::write_head(&mut out, cbor::UINT, self.base);
-        write_label(&mut out, label::N);
-        cbor::write_head(&mut out, cbor::UINT, self.n);
+        write_common(&mut out, n, self.iss, self.uri, self.iat);
+        write_uint(&mut out, label::BASE, self.base);
+        write_uint(&mut out, label::N, self.n);
         write_label(&mut out, label::CHANGES);
         cbor::write_bytes(&mut out, &z);
         write_revoked(&mut out, self.revoked);
@@ -598,6 +581,21 @@ fn signed_bytes(alg: Alg, kid: &[u8], protected: &[u8], payload: &[u8]) -> Vec<u
         signature: &[0; SIGNATURE_LEN],
     }
     .signed_bytes()
+}
+
+/// The claims map's head for `n` claims, then `iss`, `sub` and `iat`.
+fn write_common(out: &mut Vec<u8>, n: usize, iss: &str, uri: &str, iat: u64) {
+    cbor::write_head(out, cbor::MAP, n as u64);
+    write_label(out, label::ISS);
+    cbor::write_text(out, iss);
+    write_label(out, label::SUB);
+    cbor::write_text(out, uri);
+    write_uint(out, label::IAT, iat);
+}
+
+fn write_uint(out: &mut Vec<u8>, l: i128, v: u64) {
+    write_label(out, l);
+    cbor::write_head(out, cbor::UINT, v);
 }
 
 fn write_label(out: &mut Vec<u8>, l: i128) {
@@ -629,21 +627,5 @@ pub fn build_signed(
     payload: &[u8],
     sign: impl FnOnce(&[u8]) -> [u8; SIGNATURE_LEN],
 ) -> Vec<u8> {
-    let mut protected = Vec::with_capacity(kid.len() + typ.len() + 8);
-    cbor::write_head(&mut protected, cbor::MAP, 3);
-    cbor::write_int(&mut protected, 1);
-    cbor::write_int(&mut protected, alg.cose_id());
-    cbor::write_int(&mut protected, 16);
-    cbor::write_text(&mut protected, typ);
-    cbor::write_int(&mut protected, 4);
-    cbor::write_bytes(&mut protected, kid);
-    let signature = sign(&signed_bytes(alg, kid, &protected, payload));
-    let mut out = Vec::with_capacity(protected.len() + payload.len() + 80);
-    cbor::write_head(&mut out, cbor::TAG, TAG_SIGN1);
-    out.push(0x84);
-    cbor::write_bytes(&mut out, &protected);
-    out.push(0xa0);
-    cbor::write_bytes(&mut out, payload);
-    cbor::write_bytes(&mut out, &signature);
-    out
+    crate::cose::build_sign1_typed(alg, kid, Some(typ), payload, sign)
 }

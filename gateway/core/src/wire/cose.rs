@@ -196,10 +196,26 @@ pub fn build_sign1(
     payload: &[u8],
     sign: impl FnOnce(&[u8]) -> [u8; SIGNATURE_LEN],
 ) -> Vec<u8> {
-    let mut protected = Vec::with_capacity(kid.len() + 4);
-    protected.push(0xa2);
+    build_sign1_typed(alg, kid, None, payload, sign)
+}
+
+/// [`build_sign1`] with a `typ` (label 16) in the protected header when given: `{1: alg,
+/// 16: typ, 4: kid}` (status lists and their updates, `offline.md`).
+pub fn build_sign1_typed(
+    alg: Alg,
+    kid: &[u8],
+    typ: Option<&str>,
+    payload: &[u8],
+    sign: impl FnOnce(&[u8]) -> [u8; SIGNATURE_LEN],
+) -> Vec<u8> {
+    let mut protected = Vec::with_capacity(kid.len() + typ.map_or(0, str::len) + 8);
+    cbor::write_head(&mut protected, cbor::MAP, 2 + u64::from(typ.is_some()));
     cbor::write_int(&mut protected, 1);
     cbor::write_int(&mut protected, alg.cose_id());
+    if let Some(t) = typ {
+        cbor::write_int(&mut protected, 16);
+        cbor::write_text(&mut protected, t);
+    }
     cbor::write_int(&mut protected, 4);
     cbor::write_bytes(&mut protected, kid);
     let unsigned = Sign1 {
