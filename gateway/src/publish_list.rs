@@ -4,7 +4,6 @@
 //! an update of what changed at each interval and a fresh full list every
 //! `--full-every`, until stopped.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -22,14 +21,9 @@ use crate::publish::PublishArgs;
 /// The status list's flags.
 #[derive(Debug, Clone, Args)]
 pub struct StatusListArgs {
-    /// Issuer private key file (default: the state directory's development issuer); its
-    /// `iss` must begin the list's NAME.
-    #[arg(long)]
-    pub issuer_key: Option<PathBuf>,
-    #[arg(long)]
-    pub kid: Option<String>,
-    #[arg(long)]
-    pub iss: Option<String>,
+    /// The issuer (its `iss` must begin the list's NAME).
+    #[command(flatten)]
+    pub issuer: crate::issue::IssuerArgs,
     /// Publish an update of what changed every SECONDS, until stopped.
     #[arg(long)]
     pub every: Option<u64>,
@@ -62,12 +56,7 @@ pub fn run(a: &PublishArgs, s: &StatusListArgs) -> Result<String, ConfigError> {
     let index = StatusIndex::load(&index_path)?.ok_or(ConfigError::Usage(
         "no status list configured: `gateway mint --status-list-uri URI` once",
     ))?;
-    let issuer = crate::issue::issuer_of(
-        s.issuer_key.as_deref(),
-        s.kid.as_deref(),
-        s.iss.as_deref(),
-        &a.state_dir,
-    )?;
+    let issuer = s.issuer.issuer(&a.state_dir)?;
     let registry_path = a
         .registry
         .clone()

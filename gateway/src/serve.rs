@@ -489,9 +489,7 @@ fn print_quick_start(
         kind: None,
         validity: 3600,
         companions: vec![],
-        issuer_key: None,
-        kid: None,
-        iss: None,
+        issuer: crate::issue::IssuerArgs::default(),
         state_dir: dev.dir.clone(),
         // The quick start's list (`DevSetup::publish_offline`): its codes carry their place.
         status_list_uri: Some(DevSetup::STATUS_LIST_URI.into()),

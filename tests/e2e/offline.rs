@@ -264,6 +264,36 @@ fn validator(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `validator sync` from `gw` with the API key in `key_file` into `dir`, then `extra`.
+fn sync_args(
+    gw: &Gateway,
+    key_file: &std::path::Path,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> Vec<String> {
+    let s = |p: &std::path::Path| p.display().to_string();
+    let mut args: Vec<String> = [
+        "sync",
+        "--from",
+        &format!("https://{}", gw.listen),
+        "--api-key-file",
+        &s(key_file),
+        "--root-key",
+        &s(&gw.setup.root_pub()),
+        "--dir",
+        &s(dir),
+        "--ca",
+        &s(&gw.setup.cert()),
+        "--server-name",
+        "localhost",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
 /// A code of the development issuer for `sub` with its place `idx` in the list.
 fn code_at(gw: &Gateway, sub: u8, color: gateway_core::Color, iat: u64, idx: u32) -> String {
     gw.issuer()
@@ -311,26 +341,10 @@ async fn the_validator_syncs_and_decides_with_the_gateway_stopped() {
     let key_file = dir.0.join("api.key");
     std::fs::write(&key_file, GATES_KEY).expect("key");
     let state = dir.0.join("gate");
-    let from = format!("https://{}", gw.listen);
     let s = |p: &std::path::Path| p.display().to_string();
     for proto in ["h1", "h2", "h3"] {
-        let (code, _, err) = validator(&[
-            "sync",
-            "--from",
-            &from,
-            "--api-key-file",
-            &s(&key_file),
-            "--root-key",
-            &s(&gw.setup.root_pub()),
-            "--dir",
-            &s(&state),
-            "--ca",
-            &s(&gw.setup.cert()),
-            "--server-name",
-            "localhost",
-            "--protocol",
-            proto,
-        ]);
+        let args = sync_args(&gw, &key_file, &state, &["--protocol", proto]);
+        let (code, _, err) = validator(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(code, 0, "{proto}: {err}");
         assert!(
             err.contains("kept 4 lines") && err.contains("0 refused"),
@@ -345,19 +359,8 @@ async fn the_validator_syncs_and_decides_with_the_gateway_stopped() {
     let dev_key = dir.0.join("limited.key");
     std::fs::write(&dev_key, LIMITED_KEY).expect("key");
     let before = std::fs::read(state.join("bundle.ndjson")).expect("bundle");
-    let (code, _, err) = validator(&[
-        "sync",
-        "--from",
-        &from,
-        "--api-key-file",
-        &s(&dev_key),
-        "--root-key",
-        &s(&gw.setup.root_pub()),
-        "--dir",
-        &s(&state),
-        "--ca",
-        &s(&gw.setup.cert()),
-    ]);
+    let args = sync_args(&gw, &dev_key, &state, &[]);
+    let (code, _, err) = validator(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 2);
     assert!(err.contains("403"), "{err}");
     assert_eq!(
@@ -367,25 +370,12 @@ async fn the_validator_syncs_and_decides_with_the_gateway_stopped() {
     // Following: once its first sync is done, update 2 turns index 6 red; the next
     // round fetches it from /updates.
     let mut follower = std::process::Command::new(validator_bin())
-        .args([
-            "sync",
-            "--from",
-            &from,
-            "--api-key-file",
-            &s(&key_file),
-            "--root-key",
-            &s(&gw.setup.root_pub()),
-            "--dir",
-            &s(&state),
-            "--ca",
-            &s(&gw.setup.cert()),
-            "--server-name",
-            "localhost",
-            "--follow",
-            "1",
-            "--rounds",
-            "2",
-        ])
+        .args(sync_args(
+            &gw,
+            &key_file,
+            &state,
+            &["--follow", "1", "--rounds", "2"],
+        ))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("validator");
@@ -741,21 +731,8 @@ async fn offline_decisions_equal_the_gateways() {
     std::fs::write(&key_file, GATES_KEY).expect("key");
     let state = dir.0.join("gate");
     let s = |p: &std::path::Path| p.display().to_string();
-    let (code, _, err) = validator(&[
-        "sync",
-        "--from",
-        &format!("https://{}", gw.listen),
-        "--api-key-file",
-        &s(&key_file),
-        "--root-key",
-        &s(&gw.setup.root_pub()),
-        "--dir",
-        &s(&state),
-        "--ca",
-        &s(&gw.setup.cert()),
-        "--server-name",
-        "localhost",
-    ]);
+    let args = sync_args(&gw, &key_file, &state, &[]);
+    let (code, _, err) = validator(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("0 refused"), "{err}");
     gw.terminate();

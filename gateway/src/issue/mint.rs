@@ -34,14 +34,8 @@ pub struct MintArgs {
     /// A companion, `SUB:COLOR:VER` (SUB base64url); repeat for more (at most 8).
     #[arg(long = "companion")]
     pub companions: Vec<String>,
-    /// Issuer private key file, as `gateway keygen` writes it (default: the development
-    /// issuer of the state directory).
-    #[arg(long)]
-    pub issuer_key: Option<PathBuf>,
-    #[arg(long)]
-    pub kid: Option<String>,
-    #[arg(long)]
-    pub iss: Option<String>,
+    #[command(flatten)]
+    pub issuer: IssuerArgs,
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// Configure the state directory's status list (`offline.md`) at this URI (once;
@@ -54,22 +48,32 @@ pub struct MintArgs {
     pub status_list_size: u32,
 }
 
-/// The issuer of `--issuer-key`, `--kid`, `--iss`, else the state directory's
-/// development issuer.
-pub fn issuer_of(
-    issuer_key: Option<&std::path::Path>,
-    kid: Option<&str>,
-    iss: Option<&str>,
-    state_dir: &std::path::Path,
-) -> Result<Issuer, ConfigError> {
-    Ok(match issuer_key {
-        Some(p) => Issuer {
-            kid: kid.unwrap_or(DEV_KID).as_bytes().to_vec(),
-            issuer: iss.unwrap_or(DEV_ISSUER).to_owned(),
-            key: keys::read_issuer_key(p)?,
-        },
-        None => DevSetup::new(state_dir).issuer()?,
-    })
+/// Which issuer signs (`gateway mint`, `gateway publish status-list`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct IssuerArgs {
+    /// Issuer private key file, as `gateway keygen` writes it (default: the development
+    /// issuer of the state directory).
+    #[arg(long)]
+    pub issuer_key: Option<PathBuf>,
+    #[arg(long)]
+    pub kid: Option<String>,
+    #[arg(long)]
+    pub iss: Option<String>,
+}
+
+impl IssuerArgs {
+    /// The issuer of `--issuer-key`, `--kid`, `--iss`, else the state directory's
+    /// development issuer.
+    pub fn issuer(&self, state_dir: &std::path::Path) -> Result<Issuer, ConfigError> {
+        Ok(match &self.issuer_key {
+            Some(p) => Issuer {
+                kid: self.kid.as_deref().unwrap_or(DEV_KID).as_bytes().to_vec(),
+                issuer: self.iss.as_deref().unwrap_or(DEV_ISSUER).to_owned(),
+                key: keys::read_issuer_key(p)?,
+            },
+            None => DevSetup::new(state_dir).issuer()?,
+        })
+    }
 }
 
 /// The subject's place in the state directory's status list: configured by
@@ -116,12 +120,7 @@ fn new_cti() -> Vec<u8> {
 }
 
 pub fn mint(a: &MintArgs) -> Result<String, ConfigError> {
-    let issuer = issuer_of(
-        a.issuer_key.as_deref(),
-        a.kid.as_deref(),
-        a.iss.as_deref(),
-        &a.state_dir,
-    )?;
+    let issuer = a.issuer.issuer(&a.state_dir)?;
     let kind = match a.kind {
         None => None,
         Some(0) => Some(Kind::ResidentId),

@@ -26,7 +26,7 @@ pub use keygen::{
     check_nkey_seed, keygen, nats_keygen, root_keygen, AlgArg, KeygenArgs, NatsKeygenArgs,
     RootKeygenArgs,
 };
-pub use mint::{issuer_of, mint, pseudonym, MintArgs, PseudonymArgs};
+pub use mint::{mint, pseudonym, IssuerArgs, MintArgs, PseudonymArgs};
 pub use sign::{sign, SignArgs, SignWhat};
 
 use crate::config::ConfigError;
