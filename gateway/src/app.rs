@@ -244,7 +244,7 @@ impl App {
         match &*cache {
             Some((s, b)) if *s == state => b.clone(),
             _ => {
-                let b = crate::api::offline::make_bundle(self);
+                let b = bytes::Bytes::from(gateway_core::offline::bundle::write(&self.verifier));
                 *cache = Some((state, b.clone()));
                 b
             }

@@ -141,7 +141,16 @@ fn from_facts(
 /// Runs `gateway publish`.
 pub fn publish(a: &PublishArgs) -> Result<String, ConfigError> {
     let event = match &a.event {
-        Some(PublishCommand::StatusList(s)) => return crate::publish_list::run(a, s),
+        Some(PublishCommand::StatusList(s)) => {
+            let to = crate::publish_list::Destination {
+                state_dir: &a.state_dir,
+                registry: a.registry.as_deref(),
+                to: a.to.as_deref(),
+                nats: &a.nats,
+                replicas: a.replicas,
+            };
+            return crate::publish_list::run(&to, s);
+        }
         Some(PublishCommand::Event(e)) => Some(e),
         None => None,
     };

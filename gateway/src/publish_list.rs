@@ -16,7 +16,20 @@ use gateway_issuer::status_index::{StatusIndex, FILE};
 use gateway_issuer::{DevSetup, FeedSource, Issuer};
 
 use crate::config::ConfigError;
-use crate::publish::PublishArgs;
+
+/// Where the list goes and what it is built from (`gateway publish`'s own flags).
+pub struct Destination<'a> {
+    /// The state directory (`status-list.json`, the issuer, the feed file).
+    pub state_dir: &'a std::path::Path,
+    /// The registry (default: the state directory's `registry.json`).
+    pub registry: Option<&'a std::path::Path>,
+    /// `--to` (default: the state directory's feed file).
+    pub to: Option<&'a str>,
+    /// The broker's flags.
+    pub nats: &'a gateway_issuer::flags::NatsArgs,
+    /// Replicas of a stream this creates.
+    pub replicas: usize,
+}
 
 /// The status list's flags.
 #[derive(Debug, Clone, Args)]
@@ -51,19 +64,18 @@ fn values(index: &StatusIndex, registry: &Registry) -> TwoBits {
 }
 
 /// Runs it; what was published.
-pub fn run(a: &PublishArgs, s: &StatusListArgs) -> Result<String, ConfigError> {
+pub fn run(a: &Destination<'_>, s: &StatusListArgs) -> Result<String, ConfigError> {
     let index_path = a.state_dir.join(FILE);
     let index = StatusIndex::load(&index_path)?.ok_or(ConfigError::Usage(
         "no status list configured: `gateway mint --status-list-uri URI` once",
     ))?;
-    let issuer = s.issuer.issuer(&a.state_dir)?;
+    let issuer = s.issuer.issuer(a.state_dir)?;
     let registry_path = a
         .registry
-        .clone()
-        .unwrap_or_else(|| a.state_dir.join("registry.json"));
-    let target = match &a.to {
+        .map_or_else(|| a.state_dir.join("registry.json"), ToOwned::to_owned);
+    let target = match a.to {
         Some(t) => FeedSource::parse(t, "to")?,
-        None => FeedSource::File(DevSetup::new(&a.state_dir).feed()),
+        None => FeedSource::File(DevSetup::new(a.state_dir).feed()),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

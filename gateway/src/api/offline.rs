@@ -106,11 +106,6 @@ fn updates(app: &App, name: &str, query: Option<&str>) -> Result<Response<RespBo
     ))
 }
 
-/// The bundle (`offline.md`) of what the gateway holds (see [`App::bundle`]).
-pub fn make_bundle(app: &App) -> Bytes {
-    Bytes::from(gateway_core::offline::bundle::write(&app.verifier))
-}
-
 fn respond(status: StatusCode, ctype: &'static str, body: Bytes) -> Response<RespBody> {
     let mut r = Response::new(Full::new(body).boxed_unsync());
     *r.status_mut() = status;

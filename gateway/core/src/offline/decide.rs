@@ -8,19 +8,12 @@
 use crate::decide::read::judge_color;
 use crate::decide::{CompanionJudgements, Decision, RequestError, Verifier};
 use crate::offline::bits::color_of;
-use crate::offline::held::HeldList;
 use crate::policy::Judgement;
 use crate::status::Cti;
 use crate::token::{self, Token};
 use crate::Reason;
 
-/// What the validator holds, as the decision asks it.
-pub trait Lists {
-    /// The list held for `uri`, if any (with its updates applied).
-    fn list(&self, uri: &str) -> Option<&HeldList>;
-    /// Whether a held list or an applied update revoked `cti`, its `exp` not past.
-    fn revoked(&self, cti: &Cti, now: u64) -> bool;
-}
+pub use crate::offline::held::Lists;
 
 /// An offline answer: the decision and how step 9 went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,15 @@ use std::collections::{BTreeMap, HashMap};
 use crate::offline::list::{ListUpdate, Revoked, StatusList};
 use crate::status::Cti;
 
+/// The lists a holder keeps, as the offline decision asks them
+/// ([`crate::Verifier::decide_offline`]).
+pub trait Lists {
+    /// The list held for `uri`, if any (with its updates applied).
+    fn list(&self, uri: &str) -> Option<&HeldList>;
+    /// Whether a held list or an applied update revoked `cti`, its `exp` not past.
+    fn revoked(&self, cti: &Cti, now: u64) -> bool;
+}
+
 /// Updates that came before their predecessor, held per list.
 pub const MAX_ASIDE: usize = 64;
 

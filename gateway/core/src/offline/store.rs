@@ -222,7 +222,7 @@ impl Store {
     }
 }
 
-impl crate::offline::decide::Lists for Store {
+impl crate::offline::held::Lists for Store {
     fn list(&self, uri: &str) -> Option<&HeldList> {
         self.by_uri(uri).map(Entry::held)
     }
