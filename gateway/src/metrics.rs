@@ -337,6 +337,18 @@ impl Metrics {
         let oldest = e.iter().map(|e| e.held().time()).min();
         metrics::gauge!("gateway_status_list_age_seconds")
             .set(oldest.map_or(0.0, |t| now.saturating_sub(t) as f64));
+        // How far the most overdue list is past its `ttl` (60 s without one): a gate that
+        // caches a list for its ttl finds nothing newer after that.
+        let overdue = e
+            .iter()
+            .map(|e| {
+                let l = e.held().list();
+                now.saturating_sub(e.held().time())
+                    .saturating_sub(l.ttl.unwrap_or(60))
+            })
+            .max()
+            .unwrap_or(0);
+        metrics::gauge!("gateway_status_list_overdue_seconds").set(overdue as f64);
     }
 
     /// A snapshot was loaded at boot.

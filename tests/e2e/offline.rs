@@ -899,3 +899,49 @@ async fn the_authority_places_subjects_and_publishes_its_list() {
     let u = ListUpdate::open(&bytes, &trust, now(), 30).expect("a good update");
     assert_eq!((u.n, u.changes.as_slice()), (1, &[(b, 1u8)][..]));
 }
+
+/// `gateway publish status-list` over NATS JetStream: the list reaches a gateway that
+/// follows the stream (skipped, loudly, without nats-server).
+#[tokio::test]
+async fn status_lists_travel_over_nats() {
+    let Some(nats) = crate::support::nats::NatsServer::start() else {
+        return;
+    };
+    let now_s = gateway_core::trust::format_time(now() as i64);
+    nats.publish(vec![
+        serde_json::json!({"type": "heartbeat", "at": now_s}).to_string()
+    ])
+    .await;
+    let gw = Gateway::start(Options {
+        feed_source: Some(nats.feed()),
+        ..Options::default()
+    })
+    .await;
+    let state = gw.setup.dir.display().to_string();
+    let sub = gateway_core::b64::encode(&[7; 16]);
+    let uri = "https://health.example/status-lists/CN-33-nats";
+    let (code, err) = crate::support::run_cli(&[
+        "mint",
+        "--state-dir",
+        &state,
+        "--sub",
+        &sub,
+        "--status-list-uri",
+        uri,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = crate::support::run_cli(&[
+        "publish",
+        "--state-dir",
+        &state,
+        "--to",
+        &nats.feed(),
+        "status-list",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    gw.wait_stat("status_lists", 1).await;
+    let mut c = gw.client(Protocol::H3).await;
+    let a = get(&mut c, "/v1/status-lists/CN-33-nats", GATES_KEY, &[]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.headers["content-type"], "application/statuslist+cwt");
+}
