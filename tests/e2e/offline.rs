@@ -604,7 +604,7 @@ async fn offline_decisions_equal_the_gateways() {
     let venues = ["school", "bus", "supermarket", "public"];
     let mut codes = Vec::new();
     let mut revoked = Vec::new();
-    for n in 0..1000usize {
+    for n in 0..2000usize {
         let s = rng.gen_range(0..SUBJECTS);
         let (sub, idx) = subjects[s];
         let iat = rng.gen_range(start..t);
