@@ -59,9 +59,10 @@ pub enum ListError {
     /// unprotected), or an alg that is neither -8 nor -7, or a kid not 1 to 16 bytes.
     #[error("protected header must hold alg, typ and kid")]
     Header,
-    /// The `typ` is not the one expected here.
-    #[error("typ is {0:?}, not the expected one")]
-    Typ(String),
+    /// The `typ` is not the one expected here (errors are logged: the value, which
+    /// the sender chose, is not repeated).
+    #[error("typ is not the expected one")]
+    Typ,
     /// `bits` other than 2 (this profile uses two bits only).
     #[error("bits is {0}: this profile uses 2 only")]
     Bits(u64),
@@ -215,7 +216,7 @@ impl<'a> Envelope<'a> {
         if self.typ == typ {
             Ok(())
         } else {
-            Err(ListError::Typ(self.typ.to_owned()))
+            Err(ListError::Typ)
         }
     }
 
