@@ -201,6 +201,9 @@ impl Conn {
                 let mut out = Vec::new();
                 while let Some(mut chunk) = stream.recv_data().await.at(Phase::Body)? {
                     let n = chunk.remaining();
+                    if out.len() + n > MAX_ANSWER {
+                        return Err(ClientError::new(Phase::Body, "answer over its limit"));
+                    }
                     out.extend_from_slice(&chunk.copy_to_bytes(n));
                 }
                 let (parts, ()) = resp.into_parts();
@@ -287,9 +290,17 @@ where
 }
 
 /// Reads an HTTP/1.1 or HTTP/2 answer to its end.
+/// The longest answer body read (the offline bundle of a province's lists is tens of
+/// megabytes at most): a server that sends more gets an error, not the memory.
+pub const MAX_ANSWER: usize = 256 << 20;
+
 pub(crate) async fn read(resp: Response<Incoming>) -> Result<Answer, ClientError> {
     let (parts, body) = resp.into_parts();
-    let body = body.collect().await.at(Phase::Body)?.to_bytes();
+    let body = http_body_util::Limited::new(body, MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| ClientError::new(Phase::Body, e))?
+        .to_bytes();
     Ok(Answer {
         status: parts.status,
         headers: parts.headers,

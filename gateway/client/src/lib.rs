@@ -20,7 +20,7 @@ mod target;
 mod tls;
 
 pub use answer::Answer;
-pub use conn::{full, Conn, ReqBody, ResponseFuture};
+pub use conn::{full, Conn, ReqBody, ResponseFuture, MAX_ANSWER};
 pub use error::{ClientError, Phase};
 pub use plain::get_plain;
 pub use raw_h2::{OnAnswer, RawH2};
